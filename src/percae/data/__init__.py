@@ -1,0 +1,154 @@
+"""Image collections as uint8 arrays (memory-mapped where they are big), their labels,
+and the leak-free splits the study uses.
+
+An `ImageSet` never holds a float copy of its images: batches are gathered by index
+as uint8 and converted on the device (`to_float_batch`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+Task = Literal["position", "classification"]
+
+
+class DataError(ValueError):
+    """A dataset is missing, malformed or inconsistent; the message names the file and the fix."""
+
+
+@dataclass
+class ImageSet:
+    """Images (N, H, W, 3) uint8 (possibly a memmap), optional targets and split groups.
+
+    `indices` selects a subset without copying the images; `tile` > 1 repeats each
+    image in a tile x tile grid when a batch is converted (SVHN's 2x2 grid).
+    """
+
+    images: np.ndarray
+    targets: np.ndarray | None = None
+    groups: np.ndarray | None = None
+    indices: np.ndarray | None = None
+    tile: int = 1
+    num_classes: int | None = None
+    name: str = ""
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.images.ndim != 4 or self.images.shape[-1] != 3 or self.images.dtype != np.uint8:
+            raise DataError(
+                f"{self.name or 'images'}: expected a uint8 array of shape (N, H, W, 3), "
+                f"got {self.images.dtype} {tuple(self.images.shape)}"
+            )
+        if self.indices is None:
+            self.indices = np.arange(len(self.images), dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @property
+    def image_size(self) -> int:
+        return self.images.shape[1] * self.tile
+
+    @property
+    def nbytes(self) -> int:
+        """Size of the selected images as uint8 (before tiling)."""
+        return len(self) * int(np.prod(self.images.shape[1:]))
+
+    def subset(self, positions: np.ndarray) -> "ImageSet":
+        """The images at `positions` (0..len-1) of this set, sharing storage."""
+        return ImageSet(
+            images=self.images,
+            targets=self.targets,
+            groups=self.groups,
+            indices=self.indices[np.asarray(positions, dtype=np.int64)],
+            tile=self.tile,
+            num_classes=self.num_classes,
+            name=self.name,
+        )
+
+    def gather(self, positions: np.ndarray | slice) -> np.ndarray:
+        """uint8 images (B, H, W, 3) at `positions`; sorted reads keep memmaps fast."""
+        idx = self.indices[positions]
+        if isinstance(self.images, np.memmap) or not self.images.flags.c_contiguous:
+            order = np.argsort(idx, kind="stable")
+            out = np.empty((len(idx),) + self.images.shape[1:], dtype=np.uint8)
+            out[order] = self.images[idx[order]]
+            return out
+        return self.images[idx]
+
+    def materialize(self) -> np.ndarray:
+        """All selected images as one contiguous uint8 array (uint8, never float)."""
+        return self.gather(slice(None))
+
+    def selected_targets(self) -> np.ndarray:
+        if self.targets is None:
+            raise DataError(f"{self.name or 'this image set'} has no labels")
+        return self.targets[self.indices]
+
+    def selected_groups(self) -> np.ndarray:
+        if self.groups is None:
+            return self.indices.copy()
+        return self.groups[self.indices]
+
+
+def split_by_group(
+    groups: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of a (1 - fraction, fraction) split in which no group is on both sides.
+
+    Frames of one LunarLander rollout are near-copies of each other: splitting frames
+    rather than rollouts would leak and make validation meaningless.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"split fraction must be in (0, 1), got {fraction}")
+    unique = np.unique(groups)
+    if len(unique) < 2:
+        raise DataError(
+            f"cannot split {len(unique)} group(s) in two; use more rollouts/images"
+        )
+    rng = np.random.default_rng(seed)
+    shuffled = rng.permutation(unique)
+    n_second = min(max(1, int(round(fraction * len(unique)))), len(unique) - 1)
+    second = np.isin(groups, shuffled[:n_second])
+    return np.flatnonzero(~second), np.flatnonzero(second)
+
+
+def split(image_set: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
+    """Split an image set (by group where it has groups) into (1 - fraction, fraction)."""
+    first, second = split_by_group(image_set.selected_groups(), fraction, seed)
+    return image_set.subset(first), image_set.subset(second)
+
+
+@dataclass
+class StudyData:
+    """The three parts of Table I: autoencoder, predictor and test images."""
+
+    dataset: str
+    task: Task
+    autoencoder: ImageSet
+    predictor: ImageSet
+    test: ImageSet
+    num_classes: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+# Dataset name -> "module:function" returning StudyData(root, seed); imported on use.
+DATASETS: dict[str, str] = {
+    "lunarlander": "percae.data.lunarlander:lunarlander_study_data",
+    "stl10": "percae.data.stl10:stl10_study_data",
+    "svhn": "percae.data.svhn:svhn_study_data",
+    "folder": "percae.data.folder:folder_study_data",
+}
+
+
+def load_study_data(dataset: str, root, seed: int = 0) -> StudyData:
+    """The Table I parts of a dataset by name (`lunarlander`, `stl10`, `svhn`, `folder`)."""
+    import importlib
+
+    if dataset not in DATASETS:
+        raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    module, function = DATASETS[dataset].split(":")
+    return getattr(importlib.import_module(module), function)(root, seed=seed)

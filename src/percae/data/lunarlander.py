@@ -1,0 +1,235 @@
+"""The LunarLander collection: random-policy rollouts of gymnasium's LunarLander-v3,
+frames resized to H x W, each labelled with the lander's centre in pixels.
+
+Layout of a collection directory:
+    images.npy    uint8 (N, H, W, 3)
+    positions.npy float32 (N, 2), (x, y) in pixels of the stored image, x right, y down
+    rollouts.npy  int32 (N,), rollout index of each frame
+    meta.json     every generation setting, the seed, versions, the filter's count
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..config import JsonConfig, atomic_write_json
+from . import DataError, ImageSet, StudyData, split_by_group
+
+# gymnasium's LunarLander draws a 600 x 400 viewport at SCALE = 30 pixels per metre.
+SCALE = 30.0
+VIEWPORT_W = 600
+VIEWPORT_H = 400
+
+
+@dataclass
+class LunarLanderConfig(JsonConfig):
+    rollouts: int = 1400
+    steps: int = 150
+    image_size: int = 64
+    seed: int = 0
+    workers: int = 0  # 0: one per CPU core, at most 8
+
+    def validate(self) -> None:
+        if self.rollouts < 4:
+            raise DataError(f"--rollouts must be at least 4 (two per half), got {self.rollouts}")
+        if self.steps < 1:
+            raise DataError(f"--steps must be at least 1, got {self.steps}")
+        if self.image_size < 8:
+            raise DataError(f"--image-size must be at least 8, got {self.image_size}")
+
+
+def lander_pixel_position(world_x: float, world_y: float, height: int, width: int) -> tuple[float, float]:
+    """Lander centre in pixels of an H x W frame (x right, y down) from Box2D metres."""
+    x = world_x * SCALE / VIEWPORT_W * width
+    y = height - world_y * SCALE / VIEWPORT_H * height
+    return x, y
+
+
+def _rollout_seed(seed: int, rollout: int) -> int:
+    # Each rollout gets its own stream, so the collection does not depend on the worker count.
+    return int(np.random.SeedSequence([seed, rollout]).generate_state(1)[0])
+
+
+_ENV = None
+
+
+def _make_env():
+    import gymnasium as gym
+
+    # The unwrapped env keeps simulating after termination, as in the study.
+    return gym.make("LunarLander-v3", render_mode="rgb_array").unwrapped
+
+
+def simulate_rollout(rollout: int, steps: int, image_size: int, seed: int, env=None):
+    """One rollout: (frames uint8 (T, S, S, 3), positions float32 (T, 2)).
+
+    The label is read from the same physics state that was rendered, before stepping.
+    """
+    from PIL import Image
+
+    global _ENV
+    if env is None:
+        if _ENV is None:
+            _ENV = _make_env()
+        env = _ENV
+    s = _rollout_seed(seed, rollout)
+    env.reset(seed=s)
+    env.action_space.seed(s)
+    frames = np.empty((steps, image_size, image_size, 3), dtype=np.uint8)
+    positions = np.empty((steps, 2), dtype=np.float32)
+    for t in range(steps):
+        frame = env.render()
+        pos = env.lander.position
+        positions[t] = lander_pixel_position(pos.x, pos.y, image_size, image_size)
+        img = Image.fromarray(frame).resize((image_size, image_size), Image.Resampling.BILINEAR)
+        frames[t] = np.asarray(img)
+        env.step(env.action_space.sample())
+    return frames, positions
+
+
+def _worker(args):
+    return args[0], *simulate_rollout(*args)
+
+
+def onscreen(positions: np.ndarray, image_size: int) -> np.ndarray:
+    x, y = positions[:, 0], positions[:, 1]
+    return (x >= 0) & (x < image_size) & (y >= 0) & (y < image_size)
+
+
+def generate_lunarlander(out: str | os.PathLike, config: LunarLanderConfig, progress: bool = True) -> Path:
+    """Generate the collection into `out` (written to a temporary folder, then renamed)."""
+    from tqdm.auto import tqdm
+
+    config.validate()
+    out = Path(out)
+    if (out / "meta.json").exists():
+        raise DataError(f"{out} already holds a collection; choose another --out or delete it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial."))
+    try:
+        S, T, R = config.image_size, config.steps, config.rollouts
+        n_unaltered = R // 2
+        full = np.lib.format.open_memmap(tmp / "frames.tmp.npy", mode="w+", dtype=np.uint8, shape=(R * T, S, S, 3))
+        positions = np.empty((R * T, 2), dtype=np.float32)
+        rollouts = np.empty(R * T, dtype=np.int32)
+        keep = np.empty(R * T, dtype=bool)
+        workers = config.workers or min(os.cpu_count() or 1, 8)
+        jobs = [(r, T, S, config.seed) for r in range(R)]
+        bar = tqdm(total=R, desc="LunarLander rollouts", unit="rollout", disable=not progress)
+        with mp.get_context("spawn").Pool(workers) as pool:
+            for r, frames, pos in pool.imap_unordered(_worker, jobs, chunksize=max(1, min(16, R // (4 * workers)))):
+                sl = slice(r * T, (r + 1) * T)
+                full[sl] = frames
+                positions[sl] = pos
+                rollouts[sl] = r
+                keep[sl] = True if r < n_unaltered else onscreen(pos, S)
+                bar.update(1)
+        bar.close()
+        n = int(keep.sum())
+        images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(n, S, S, 3))
+        kept = np.flatnonzero(keep)
+        for start in range(0, n, 8192):
+            images[start:start + 8192] = full[kept[start:start + 8192]]
+        images.flush()
+        del images, full
+        (tmp / "frames.tmp.npy").unlink()
+        np.save(tmp / "positions.npy", positions[kept])
+        np.save(tmp / "rollouts.npy", rollouts[kept])
+        altered_frames = (R - n_unaltered) * T
+        removed = int((~keep).sum())
+        meta = {
+            "dataset": "lunarlander",
+            "environment": "LunarLander-v3",
+            "policy": "uniform random (action_space.sample, seeded per rollout)",
+            "config": config.to_dict(),
+            "frames": n,
+            "unaltered_rollouts": n_unaltered,
+            "altered_rollouts": R - n_unaltered,
+            "offscreen_removed": removed,
+            "offscreen_removed_fraction_of_altered": removed / altered_frames if altered_frames else 0.0,
+            "label": "lander centre (x right, y down) in pixels of the stored image, read from the rendered state",
+            "versions": _versions(),
+        }
+        atomic_write_json(tmp / "meta.json", meta)
+        if out.exists() and not any(out.iterdir()):
+            out.rmdir()
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("percae", "gymnasium", "box2d", "numpy", "pillow"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+@dataclass
+class LunarLanderCollection:
+    images: np.ndarray
+    positions: np.ndarray
+    rollouts: np.ndarray
+    meta: dict
+
+
+def load_lunarlander(path: str | os.PathLike) -> LunarLanderCollection:
+    """Open a collection; images are memory-mapped, never copied."""
+    path = Path(path)
+    files = ["images.npy", "positions.npy", "rollouts.npy", "meta.json"]
+    missing = [f for f in files if not (path / f).exists()]
+    if missing:
+        raise DataError(
+            f"{path} is not a LunarLander collection (missing {', '.join(missing)}); "
+            f"create one with `percae data lunarlander --out {path}`"
+        )
+    try:
+        images = np.load(path / "images.npy", mmap_mode="r")
+        positions = np.load(path / "positions.npy")
+        rollouts = np.load(path / "rollouts.npy")
+    except ValueError as e:
+        raise DataError(f"{path}: a collection file is truncated or malformed ({e})") from None
+    meta = json.loads((path / "meta.json").read_text())
+    n = len(images)
+    if positions.shape != (n, 2) or rollouts.shape != (n,):
+        raise DataError(
+            f"{path}: images, positions and rollouts disagree in length "
+            f"({n}, {positions.shape}, {rollouts.shape}); regenerate the collection"
+        )
+    return LunarLanderCollection(images, positions.astype(np.float32), rollouts.astype(np.int64), meta)
+
+
+def lunarlander_study_data(path: str | os.PathLike, seed: int = 0) -> StudyData:
+    """Table I for LunarLander: autoencoders on the unaltered rollouts, predictors on
+    80% of the altered rollouts, test on the other 20%, all split by rollout."""
+    c = load_lunarlander(path)
+    base = ImageSet(c.images, targets=c.positions, groups=c.rollouts, name="lunarlander")
+    n_unaltered = c.meta["unaltered_rollouts"]
+    unaltered = np.flatnonzero(c.rollouts < n_unaltered)
+    altered = np.flatnonzero(c.rollouts >= n_unaltered)
+    pred_pos, test_pos = split_by_group(c.rollouts[altered], 0.2, seed)
+    removed = c.meta.get("offscreen_removed_fraction_of_altered", 0.0)
+    return StudyData(
+        dataset="lunarlander",
+        task="position",
+        autoencoder=base.subset(unaltered),
+        predictor=base.subset(altered[pred_pos]),
+        test=base.subset(altered[test_pos]),
+        notes=[f"off-screen filter removed {removed:.1%} of the altered frames"],
+    )

@@ -1,0 +1,137 @@
+"""The paper's convolutional autoencoders (the "world models" VAE architecture):
+`Autoencoder` (embedding = mean) and `VariationalAutoencoder` (reparameterised
+sample in training), for square inputs of 64 + 16n pixels; saved as a folder
+holding config.json and a state dict, reloaded strictly."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from .config import ConfigError, JsonConfig
+
+
+@dataclass
+class AutoencoderConfig(JsonConfig):
+    kind: str = "ae"  # "ae" or "vae"
+    latent_dim: int = 64
+    image_size: int = 64
+
+    def validate(self) -> None:
+        if self.kind not in MODELS:
+            raise ConfigError(f"unknown autoencoder kind {self.kind!r}; choose one of {', '.join(MODELS)}")
+        if self.image_size < 64 or (self.image_size - 64) % 16:
+            raise ConfigError(
+                f"image size {self.image_size} is not supported: the architecture takes 64 + 16n "
+                "pixels (64, 80, 96, ...); resize the images or pick another --image-size"
+            )
+        if self.latent_dim < 1:
+            raise ConfigError(f"latent size must be positive, got {self.latent_dim}")
+
+
+class AutoencoderOutput(NamedTuple):
+    reconstruction: torch.Tensor
+    mu: torch.Tensor
+    logvar: torch.Tensor | None
+
+
+def _conv_out(size: int) -> int:
+    for _ in range(4):
+        size = (size - 4) // 2 + 1
+    return size
+
+
+class Autoencoder(nn.Module):
+    """Encoder conv 3-32-64-128-256 (k4 s2) to mu; decoder linear + deconv 1024-128-64-32-3."""
+
+    variational = False
+
+    def __init__(self, config: AutoencoderConfig):
+        super().__init__()
+        config.validate()
+        self.config = config
+        z, size = config.latent_dim, config.image_size
+        layers, c_in = [], 3
+        for c_out in (32, 64, 128, 256):
+            layers += [nn.Conv2d(c_in, c_out, 4, stride=2), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+            c_in = c_out
+        self.encoder = nn.Sequential(*layers, nn.Flatten())
+        flat = 256 * _conv_out(size) ** 2
+        self.mu = nn.Linear(flat, z)
+        self.logvar = nn.Linear(flat, z) if self.variational else None
+        self.side = (size - 64) // 16 + 1
+        self.decoder_input = nn.Sequential(nn.Linear(z, 1024 * self.side**2), nn.ReLU(inplace=True))
+        dec, c_in = [], 1024
+        for c_out, k in ((128, 5), (64, 5), (32, 6)):
+            dec += [nn.ConvTranspose2d(c_in, c_out, k, stride=2), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+            c_in = c_out
+        dec += [nn.ConvTranspose2d(32, 3, 6, stride=2), nn.Sigmoid()]
+        self.decoder_body = nn.Sequential(*dec)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The embedding: the encoder's mean, deterministic for both kinds."""
+        return self.mu(self.encoder(x))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.decoder_input(z).view(-1, 1024, self.side, self.side)
+        return self.decoder_body(h)
+
+    def forward(self, x: torch.Tensor) -> AutoencoderOutput:
+        mu = self.encode(x)
+        return AutoencoderOutput(self.decode(mu), mu, None)
+
+    def decoder_parameters(self):
+        return list(self.decoder_input.parameters()) + list(self.decoder_body.parameters())
+
+
+class VariationalAutoencoder(Autoencoder):
+    """Samples z = mu + sigma * eps in training; in eval mode decodes mu."""
+
+    variational = True
+
+    def forward(self, x: torch.Tensor) -> AutoencoderOutput:
+        h = self.encoder(x)
+        mu, logvar = self.mu(h), self.logvar(h)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+        return AutoencoderOutput(self.decode(z), mu, logvar)
+
+
+MODELS: dict[str, type[Autoencoder]] = {"ae": Autoencoder, "vae": VariationalAutoencoder}
+
+
+def build_autoencoder(config: AutoencoderConfig) -> Autoencoder:
+    config.validate()
+    return MODELS[config.kind](config)
+
+
+MODEL_FILE = "model.pt"
+CONFIG_FILE = "model_config.json"
+
+
+def save_autoencoder(model: Autoencoder, directory: str | os.PathLike) -> None:
+    """Write config.json and a plain state dict (tensors only) into `directory`."""
+    from .config import atomic_write_json
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{MODEL_FILE}.tmp"
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+    os.replace(tmp, directory / MODEL_FILE)
+    atomic_write_json(directory / CONFIG_FILE, model.config.to_dict())
+
+
+def load_autoencoder(directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> Autoencoder:
+    """Rebuild a saved autoencoder; weights load with weights_only=True and strict=True."""
+    directory = Path(directory)
+    for f in (CONFIG_FILE, MODEL_FILE):
+        if not (directory / f).exists():
+            raise ConfigError(f"{directory} is not a trained run (missing {f}); train one with `percae train`")
+    model = build_autoencoder(AutoencoderConfig.load(directory / CONFIG_FILE))
+    state = torch.load(directory / MODEL_FILE, map_location=map_location, weights_only=True)
+    model.load_state_dict(state, strict=True)
+    return model.eval()
