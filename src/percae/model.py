@@ -104,9 +104,15 @@ class VariationalAutoencoder(Autoencoder):
 MODELS: dict[str, type[Autoencoder]] = {"ae": Autoencoder, "vae": VariationalAutoencoder}
 
 
-def build_autoencoder(config: AutoencoderConfig) -> Autoencoder:
+def build_autoencoder(config: AutoencoderConfig, seed: int | None = None) -> Autoencoder:
+    """A freshly initialised autoencoder; with `seed`, the same weights in every process
+    (torch's default seed differs between processes)."""
     config.validate()
-    return MODELS[config.kind](config)
+    if seed is None:
+        return MODELS[config.kind](config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return MODELS[config.kind](config)
 
 
 MODEL_FILE = "model.pt"
@@ -114,7 +120,7 @@ CONFIG_FILE = "model_config.json"
 
 
 def save_autoencoder(model: Autoencoder, directory: str | os.PathLike) -> None:
-    """Write config.json and a plain state dict (tensors only) into `directory`."""
+    """Write model_config.json and a plain state dict (tensors only) into `directory`."""
     from .config import atomic_write_json
 
     directory = Path(directory)

@@ -72,8 +72,8 @@ PRESETS: dict[str, dict[str, dict]] = {
     "lunarlander": {
         "paper": dict(z_sizes=(32, 64, 128, 256), rollouts=1400, steps=150),
         "quick": dict(
-            z_sizes=(32,), rollouts=200, steps=150, ae_epochs=6, predictor_epochs=300, retrain_epochs=3,
-            max_autoencoder_images=12000,
+            z_sizes=(32,), rollouts=200, steps=150, ae_epochs=4, predictor_epochs=300, retrain_epochs=2,
+            max_autoencoder_images=3000,
         ),
     },
     "stl10": {
@@ -150,7 +150,7 @@ def _limit(images: ImageSet, limit: int | None, seed: int) -> ImageSet:
     return images.subset(np.sort(rng.choice(len(images), size=limit, replace=False)))
 
 
-def prepare_data(config: StudyConfig, out: Path, log: Callable[[str], None] = print) -> StudyData:
+def prepare_data(config: StudyConfig, out: Path, log: Callable[[str], None] = print, progress: bool = True) -> StudyData:
     """Load (LunarLander: generate if missing) the dataset and apply the preset's size caps."""
     root = config.root
     if config.dataset == "lunarlander":
@@ -159,7 +159,8 @@ def prepare_data(config: StudyConfig, out: Path, log: Callable[[str], None] = pr
         root = root or str(out / "data")
         if not (Path(root) / "meta.json").exists():
             log(f"generating the LunarLander collection ({config.rollouts} rollouts x {config.steps} steps) in {root}")
-            generate_lunarlander(root, LunarLanderConfig(rollouts=config.rollouts, steps=config.steps, seed=config.seed))
+            generate_lunarlander(root, LunarLanderConfig(rollouts=config.rollouts, steps=config.steps, seed=config.seed),
+                                 progress=progress)
     elif root is None:
         raise ConfigError(f"--root DIR is needed for {config.dataset}: the folder that holds its files")
     data = load_study_data(config.dataset, root, seed=config.seed)
@@ -216,7 +217,7 @@ def run_study(config: StudyConfig, out: str | os.PathLike, progress: bool = True
             )
     else:
         config.save(saved)
-    data = prepare_data(config, out, log)
+    data = prepare_data(config, out, log, progress)
     if net_note:
         atomic_write_json(out / "notes.json", {"perceptual_net": net_note, "data": data.notes})
     else:
@@ -256,7 +257,7 @@ def run_one(config, model_name, z, data, ae_parts, pred_parts, targets, sample, 
         model = load_autoencoder(run_dir)
     else:
         log(f"{run_name(model_name, z)}: training the autoencoder ({loss_name} loss)")
-        model = build_autoencoder(AutoencoderConfig(kind, z, data.autoencoder.image_size))
+        model = build_autoencoder(AutoencoderConfig(kind, z, data.autoencoder.image_size), seed=config.seed)
         loss_fn = build_loss(loss_name, config.perceptual_net, config.perceptual_weights)
         train_autoencoder(model, loss_fn, ae_train, ae_val, train_config, run_dir=run_dir, progress=progress, log=log)
 

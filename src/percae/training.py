@@ -260,14 +260,14 @@ def train_autoencoder(
         else:
             bad_epochs += 1
         stopped = bad_epochs >= patience
+        if run_dir is not None:
+            _save_checkpoint(run_dir, model, optimizer, best_state, generator, history, best_val, best_epoch, bad_epochs, device)
+            _write_history(run_dir, history)
         if log:
             log(
                 f"epoch {epoch:3d}/{config.epochs}  train {train_loss:.5f}  val {val_loss:.5f}  "
                 f"{seconds:6.1f}s  {row['images_per_s']:7.0f} img/s" + ("  *" if best_epoch == epoch else "")
             )
-        if run_dir is not None:
-            _save_checkpoint(run_dir, model, optimizer, best_state, generator, history, best_val, best_epoch, bad_epochs, device)
-            _write_history(run_dir, history)
 
     model.load_state_dict(best_state)
     model.eval()

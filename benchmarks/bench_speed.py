@@ -1,0 +1,233 @@
+"""Speed benchmark: percae against a baseline written in the study's own style.
+
+Prints, for one machine in one run:
+  - autoencoder training images/s (train + validation images per epoch second) with pixel
+    and perceptual loss, percae vs the baseline (float32 dataset in host memory, a
+    DataLoader over a TensorDataset, a host-to-device copy per batch, backward during
+    validation), and their ratio;
+  - the perceptual loss's time overhead;
+  - seconds to train the predictor grid of one autoencoder, vectorised vs one at a time;
+  - peak memory of each (host RSS of its own process; GPU peak allocation on CUDA).
+
+Each measurement runs in a fresh subprocess so that its peak memory is its own.
+
+    python benchmarks/bench_speed.py                # defaults sized for a 2-core CPU
+    python benchmarks/bench_speed.py --images 32768 --epochs 3   # on a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+
+def synthetic_collection(n: int, size: int = 64, seed: int = 0):
+    """Frames like LunarLander's: dark sky, white ground, a small moving object."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    images = np.zeros((n, size, size, 3), np.uint8)
+    ground = (size * 0.7 + 4 * np.sin(np.arange(size) / 5)).astype(int)
+    for i in range(size):
+        images[:, ground[i]:, i] = 255
+    pos = rng.uniform(4, size - 4, size=(n, 2)).astype(np.float32)
+    for k, (x, y) in enumerate(pos.astype(int)):
+        images[k, y - 1:y + 2, x - 2:x + 2] = (128, 102, 230)
+    return images, pos
+
+
+def peak_memory(device) -> dict:
+    import torch
+
+    out = {"host_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if device.type == "cuda":
+        out["gpu_peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return out
+
+
+def ae_percae(args, loss_name):
+    import torch
+
+    from percae.data import ImageSet
+    from percae.loss import build_loss
+    from percae.model import AutoencoderConfig, build_autoencoder
+    from percae.training import TrainConfig, resolve_device, train_autoencoder
+
+    images, _ = synthetic_collection(args.images)
+    n_val = args.images // 5
+    train, val = ImageSet(images[n_val:]), ImageSet(images[:n_val])
+    device = resolve_device(args.device)
+    model = build_autoencoder(AutoencoderConfig("ae", 32, 64))
+    loss = build_loss(loss_name, args.perceptual_net)
+    config = TrainConfig(loss=loss_name, epochs=args.epochs + 1, patience=100, device=args.device)
+    result = train_autoencoder(model, loss, train, val, config, progress=False, log=None)
+    epoch_s = [r["seconds"] for r in result.history[1:]]  # first epoch: warm-up
+    return {"images_per_s": args.images / (sum(epoch_s) / len(epoch_s)), **peak_memory(device)}
+
+
+def ae_baseline(args, loss_name):
+    """The study's own way: float32 tensors on the host, DataLoader, .to(device) per batch,
+    and a backward pass during validation."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from percae.loss import build_loss
+    from percae.model import AutoencoderConfig, build_autoencoder
+    from percae.training import resolve_device
+
+    images, _ = synthetic_collection(args.images)
+    device = resolve_device(args.device)
+    data = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255  # the whole set as float32
+    n_val = args.images // 5
+    train_loader = DataLoader(TensorDataset(data[n_val:]), batch_size=512, shuffle=True)
+    val_loader = DataLoader(TensorDataset(data[:n_val]), batch_size=512)
+    model = build_autoencoder(AutoencoderConfig("ae", 32, 64)).to(device)
+    loss_fn = build_loss(loss_name, args.perceptual_net).to(device)
+    opt = torch.optim.Adam(model.parameters())
+    times = []
+    for epoch in range(args.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        for (x,) in train_loader:
+            x = x.to(device)
+            loss = loss_fn(model(x).reconstruction, x)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        model.eval()
+        for (x,) in val_loader:
+            x = x.to(device)
+            loss = loss_fn(model(x).reconstruction, x)
+            opt.zero_grad()
+            loss.backward()  # as the study's code did: gradients computed, never used
+            float(loss)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return {"images_per_s": args.images / (sum(times[1:]) / len(times[1:])), **peak_memory(device)}
+
+
+def grid_data(args):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(args.grid_samples, 32)).astype(np.float32)
+    w = rng.normal(size=(32, 2)).astype(np.float32)
+    y = np.tanh(x @ w) + 0.1 * rng.normal(size=(len(x), 2)).astype(np.float32)
+    n = len(x) * 4 // 5
+    return x[:n], y[:n], x[n:], y[n:]
+
+
+def grid_vectorised(args):
+    from percae.predictors import PredictorConfig, fit_predictor_grid
+    from percae.training import resolve_device
+
+    tx, ty, vx, vy = grid_data(args)
+    config = PredictorConfig(epochs=args.grid_epochs, patience=10**6, device=args.device)
+    t0 = time.perf_counter()
+    fitted = fit_predictor_grid(tx, ty, vx, vy, config=config)
+    return {"seconds": time.perf_counter() - t0, "predictors": len(fitted), **peak_memory(resolve_device(args.device))}
+
+
+def grid_one_at_a_time(args):
+    """Each predictor as its own nn.Sequential, DataLoader and loop, one after the other."""
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from percae.predictors import predictor_grid
+    from percae.training import resolve_device
+
+    device = resolve_device(args.device)
+    tx, ty, vx, vy = (torch.from_numpy(a) for a in grid_data(args))
+    loader = DataLoader(TensorDataset(tx, ty), batch_size=512, shuffle=True)
+    t0 = time.perf_counter()
+    specs = predictor_grid()
+    for spec in specs:
+        sizes = [tx.shape[1], *spec.hidden, ty.shape[1]]
+        layers = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(nn.Linear(a, b))
+            if i < len(sizes) - 2:
+                layers.append(nn.ReLU() if spec.hidden_activation == "relu" else nn.Sigmoid())
+        if spec.output_activation == "softmax":
+            layers.append(nn.Softmax(dim=-1))
+        net = nn.Sequential(*layers).to(device)
+        opt = torch.optim.Adam(net.parameters())
+        best = float("inf")
+        for epoch in range(args.grid_epochs):
+            for xb, yb in loader:
+                xb, yb = xb.to(device), yb.to(device)
+                loss = nn.functional.mse_loss(net(xb), yb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            with torch.no_grad():
+                val = nn.functional.mse_loss(net(vx.to(device)), vy.to(device)).item()
+            if val < best:
+                best = val
+                state = {k: v.clone() for k, v in net.state_dict().items()}
+    return {"seconds": time.perf_counter() - t0, "predictors": len(specs), **peak_memory(device)}
+
+
+ITEMS = {
+    "ae-percae-pixel": lambda a: ae_percae(a, "pixel"),
+    "ae-percae-perceptual": lambda a: ae_percae(a, "perceptual"),
+    "ae-baseline-pixel": lambda a: ae_baseline(a, "pixel"),
+    "ae-baseline-perceptual": lambda a: ae_baseline(a, "perceptual"),
+    "grid-vectorised": grid_vectorised,
+    "grid-one-at-a-time": grid_one_at_a_time,
+}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--images", type=int, default=5120, help="train + validation images (1/5 validation)")
+    p.add_argument("--epochs", type=int, default=2, help="timed epochs after one warm-up epoch")
+    p.add_argument("--perceptual-net", default="efficientnet-lite0")
+    p.add_argument("--grid-samples", type=int, default=10000)
+    p.add_argument("--grid-epochs", type=int, default=30)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--item", choices=list(ITEMS), help=argparse.SUPPRESS)
+    p.add_argument("--json", help="also write the results here")
+    args = p.parse_args()
+    if args.item:
+        print(json.dumps(ITEMS[args.item](args)))
+        return
+    forwarded = [a for a in sys.argv[1:] if not a.startswith("--json")]
+    results = {}
+    for item in ITEMS:
+        out = subprocess.run([sys.executable, __file__, *forwarded, "--item", item], capture_output=True, text=True)
+        if out.returncode:
+            sys.exit(f"{item} failed:\n{out.stderr[-2000:]}")
+        results[item] = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"{item:24s} {json.dumps(results[item])}", flush=True)
+    r = results
+    summary = {
+        "pixel_speedup": r["ae-percae-pixel"]["images_per_s"] / r["ae-baseline-pixel"]["images_per_s"],
+        "perceptual_speedup": r["ae-percae-perceptual"]["images_per_s"] / r["ae-baseline-perceptual"]["images_per_s"],
+        "perceptual_overhead_percae": r["ae-percae-pixel"]["images_per_s"] / r["ae-percae-perceptual"]["images_per_s"] - 1,
+        "perceptual_overhead_baseline": r["ae-baseline-pixel"]["images_per_s"] / r["ae-baseline-perceptual"]["images_per_s"] - 1,
+        "grid_speedup": r["grid-one-at-a-time"]["seconds"] / r["grid-vectorised"]["seconds"],
+    }
+    print()
+    print(f"autoencoder, pixel loss:      percae {r['ae-percae-pixel']['images_per_s']:.0f} img/s, "
+          f"baseline {r['ae-baseline-pixel']['images_per_s']:.0f} img/s, ratio {summary['pixel_speedup']:.2f}x")
+    print(f"autoencoder, perceptual loss: percae {r['ae-percae-perceptual']['images_per_s']:.0f} img/s, "
+          f"baseline {r['ae-baseline-perceptual']['images_per_s']:.0f} img/s, ratio {summary['perceptual_speedup']:.2f}x")
+    print(f"perceptual loss overhead ({args.perceptual_net}): percae {100 * summary['perceptual_overhead_percae']:+.0f}%, "
+          f"baseline {100 * summary['perceptual_overhead_baseline']:+.0f}% (paper: +12 +- 3%, AlexNet)")
+    print(f"predictor grid ({r['grid-vectorised']['predictors']} predictors, {args.grid_epochs} epochs): vectorised "
+          f"{r['grid-vectorised']['seconds']:.1f}s, one at a time {r['grid-one-at-a-time']['seconds']:.1f}s, "
+          f"ratio {summary['grid_speedup']:.1f}x")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"args": vars(args), "results": results, "summary": summary}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

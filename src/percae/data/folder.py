@@ -1,0 +1,199 @@
+"""Any folder of labelled images (ROOT/<class>/*.png ...) as the three parts of Table I.
+
+Classes are the sub-folders of ROOT sorted by name, as in torchvision's ImageFolder.
+Images are decoded once, made RGB and resized to a square side with PIL's bilinear
+filter, and cached next to them (ROOT/.percae_cache_{side}.*) so that later loads are
+memory maps. A folder has no predefined parts, so they are drawn: 50% autoencoder,
+40% predictor, 10% test, stratified by class and seeded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..config import atomic_write_json
+from . import DataError, ImageSet, StudyData
+
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+FRACTIONS = (0.5, 0.4, 0.1)  # autoencoder, predictor, test
+CACHE_VERSION = 1
+
+
+def check_image_size(image_size: int) -> None:
+    if image_size < 64 or (image_size - 64) % 16:
+        raise DataError(
+            f"image size {image_size} is not supported: the autoencoders take 64 + 16n pixels (64, 80, 96, ...)"
+        )
+
+
+def list_images(root: str | os.PathLike) -> tuple[list[str], list[tuple[str, int]]]:
+    """(class names, [(path, class index)]) with ImageFolder's conventions.
+
+    Hidden sub-folders (.ipynb_checkpoints, .git, ...) are not classes.
+    """
+    from torchvision.datasets.folder import make_dataset
+
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root} is not a folder; expected ROOT/<class name>/<images>")
+    classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    if not classes:
+        raise DataError(
+            f"{root} has no class sub-folders; expected ROOT/<class name>/<images> "
+            f"({', '.join(EXTENSIONS)})"
+        )
+    class_to_idx = {c: i for i, c in enumerate(classes)}
+    samples = make_dataset(str(root), class_to_idx, extensions=EXTENSIONS, allow_empty=True)
+    counts = np.bincount([t for _, t in samples], minlength=len(classes))
+    empty = [classes[i] for i in np.flatnonzero(counts == 0)]
+    if empty:
+        raise DataError(
+            f"{root}: class folder(s) {', '.join(empty)} hold no images ({', '.join(EXTENSIONS)}); "
+            f"add images or remove the folder(s)"
+        )
+    return classes, samples
+
+
+def _fingerprint(root: Path, classes: list[str], samples: list[tuple[str, int]], image_size: int) -> str:
+    """Changes whenever an image is added, removed, relabelled or rewritten."""
+    h = hashlib.sha256(json.dumps([CACHE_VERSION, image_size, classes]).encode())
+    for path, target in samples:
+        st = os.stat(path)
+        h.update(f"{os.path.relpath(path, root)}\0{target}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _decode(path: str, image_size: int) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
+            return np.asarray(img, dtype=np.uint8)
+    except Exception as e:  # PIL raises OSError, ValueError, DecompressionBombError, ...
+        raise DataError(f"{path}: cannot be read as an image ({type(e).__name__}: {e}); fix or remove it") from None
+
+
+def _cache_paths(root: Path, image_size: int) -> tuple[Path, Path, Path]:
+    stem = root / f".percae_cache_{image_size}"
+    return Path(f"{stem}.npy"), Path(f"{stem}.labels.npy"), Path(f"{stem}.json")
+
+
+def _read_cache(root: Path, image_size: int, fingerprint: str, n: int):
+    images_path, labels_path, meta_path = _cache_paths(root, image_size)
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("fingerprint") != fingerprint:
+            return None
+        images = np.load(images_path, mmap_mode="r")
+        labels = np.load(labels_path)
+    except (OSError, ValueError):
+        return None
+    if images.shape != (n, image_size, image_size, 3) or images.dtype != np.uint8 or labels.shape != (n,):
+        return None
+    return images, labels.astype(np.int64)
+
+
+def _temp(root: Path, name: str) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{name}.", suffix=".tmp")
+    os.close(fd)
+    return Path(tmp)
+
+
+def _write_cache(root: Path, image_size: int, fingerprint: str, samples, classes) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Decode every image; straight into the cache file where ROOT is writable."""
+    images_path, labels_path, meta_path = _cache_paths(root, image_size)
+    n = len(samples)
+    shape = (n, image_size, image_size, 3)
+    labels = np.array([t for _, t in samples], dtype=np.int64)
+    tmp_images = None
+    try:
+        tmp_images = _temp(root, images_path.name)
+        images = np.lib.format.open_memmap(tmp_images, mode="w+", dtype=np.uint8, shape=shape)
+    except OSError:
+        # A read-only folder still loads, only without a cache.
+        if tmp_images is not None:
+            tmp_images.unlink(missing_ok=True)
+        tmp_images, images = None, np.empty(shape, dtype=np.uint8)
+    tmp_labels = None
+    try:
+        for i, (path, _) in enumerate(samples):
+            images[i] = _decode(path, image_size)
+        if tmp_images is None:
+            return images, labels, False
+        images.flush()
+        del images
+        tmp_labels = _temp(root, labels_path.name)
+        with open(tmp_labels, "wb") as f:
+            np.save(f, labels)
+        os.replace(tmp_images, images_path)
+        os.replace(tmp_labels, labels_path)
+        # The metadata goes last: a cache without matching metadata is never trusted.
+        atomic_write_json(meta_path, {"fingerprint": fingerprint, "images": n, "image_size": image_size,
+                                      "classes": classes})
+    except BaseException:
+        for tmp in (tmp_images, tmp_labels):
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+        raise
+    return np.load(images_path, mmap_mode="r"), labels, True
+
+
+def load_image_folder(root: str | os.PathLike, image_size: int = 64) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(images uint8 (N, S, S, 3), labels int64 (N,), class names); a memmap once cached."""
+    check_image_size(image_size)
+    root = Path(root)
+    classes, samples = list_images(root)
+    fingerprint = _fingerprint(root, classes, samples, image_size)
+    cached = _read_cache(root, image_size, fingerprint, len(samples))
+    if cached is not None:
+        return cached[0], cached[1], classes
+    images, labels, _ = _write_cache(root, image_size, fingerprint, samples, classes)
+    return images, labels, classes
+
+
+def stratified_parts(labels: np.ndarray, seed: int, fractions=FRACTIONS) -> list[np.ndarray]:
+    """Positions of each part, sorted; every class is spread over the parts in `fractions`.
+
+    Images are ranked within their class in a seeded random order and sorted by their
+    relative rank, so cutting that order at the overall fractions gives each class its
+    share (to within one image) while the part sizes stay exact, even for tiny classes.
+    """
+    n = len(labels)
+    sizes = [int(np.floor(f * n + 0.5)) for f in fractions[1:]]
+    sizes = [max(1, s) for s in sizes]
+    sizes.insert(0, n - sum(sizes))
+    if sizes[0] < 2:
+        raise DataError(f"{n} images are too few to split into autoencoder/predictor/test parts; use at least 5")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    key = np.empty(n, dtype=np.float64)
+    for c in np.unique(labels):
+        members = order[labels[order] == c]
+        key[members] = (np.arange(len(members)) + 0.5) / len(members)
+    ranked = order[np.argsort(key[order], kind="stable")]
+    cuts = np.cumsum(sizes)[:-1]
+    return [np.sort(part) for part in np.split(ranked, cuts)]
+
+
+def folder_study_data(root: str | os.PathLike, seed: int = 0, image_size: int = 64) -> StudyData:
+    """Table I for an image folder: 50/40/10% autoencoder/predictor/test, stratified by class."""
+    images, labels, classes = load_image_folder(root, image_size)
+    base = ImageSet(images, targets=labels, num_classes=len(classes), name=f"folder {Path(root).name}")
+    autoencoder, predictor, test = (base.subset(p) for p in stratified_parts(labels, seed))
+    return StudyData(
+        dataset="folder",
+        task="classification",
+        autoencoder=autoencoder,
+        predictor=predictor,
+        test=test,
+        num_classes=len(classes),
+        notes=[f"{len(labels)} images in {len(classes)} classes ({', '.join(classes)}), "
+               f"split 50/40/10% autoencoder/predictor/test by class with seed {seed}"],
+    )

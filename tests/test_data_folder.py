@@ -1,0 +1,166 @@
+"""Image-folder reader: decoding, resizing, the cache and the stratified parts."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from percae.data import DataError, load_study_data
+from percae.data.folder import folder_study_data, load_image_folder, stratified_parts
+
+
+def save(path, array) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(path)
+
+
+def solid(color, size=(40, 30)) -> np.ndarray:
+    return np.broadcast_to(np.array(color, np.uint8), (size[1], size[0], 3))
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """Classes 'b_dog' (6 images) and 'a_cat' (4 images); cat is class 0 by name."""
+    root = tmp_path / "imgs"
+    for i in range(4):
+        save(root / "a_cat" / f"{i}.png", solid((10 * i, 100, 200)))
+    for i in range(6):
+        save(root / "b_dog" / f"{i}.png", solid((200, 10 * i, 50), size=(64, 64)))
+    return root
+
+
+def test_classes_labels_and_pixels(folder):
+    images, labels, classes = load_image_folder(folder)
+    assert classes == ["a_cat", "b_dog"]
+    assert images.shape == (10, 64, 64, 3) and images.dtype == np.uint8
+    np.testing.assert_array_equal(labels, [0] * 4 + [1] * 6)
+    assert labels.dtype == np.int64
+    # Samples are sorted by path within a class, as ImageFolder's make_dataset does.
+    np.testing.assert_array_equal(images[2], solid((20, 100, 200), (64, 64)))
+    np.testing.assert_array_equal(images[4 + 5], solid((200, 50, 50), (64, 64)))
+
+
+def test_orientation_and_resize(tmp_path):
+    root = tmp_path / "imgs"
+    img = np.zeros((48, 80, 3), np.uint8)  # 48 rows, 80 columns
+    img[:, 40:] = (0, 0, 255)  # right half blue
+    img[:4, :4] = (255, 0, 0)  # top-left red
+    save(root / "only" / "x.png", img)
+    save(root / "only" / "gray.bmp", np.full((20, 20), 77, np.uint8))  # grayscale -> RGB
+    images, _, _ = load_image_folder(root, image_size=80)
+    expected = np.asarray(Image.fromarray(img).resize((80, 80), Image.Resampling.BILINEAR))
+    np.testing.assert_array_equal(images[1], expected)
+    assert tuple(images[1, 0, 0]) == (255, 0, 0)
+    assert tuple(images[1, 40, 79]) == (0, 0, 255) and tuple(images[1, 40, 10]) == (0, 0, 0)
+    np.testing.assert_array_equal(images[0], np.full((80, 80, 3), 77, np.uint8))
+
+
+def test_cache_is_memory_mapped_and_atomic(folder):
+    first, labels1, _ = load_image_folder(folder)
+    assert (folder / ".percae_cache_64.npy").exists()
+    assert (folder / ".percae_cache_64.labels.npy").exists()
+    assert not [p for p in os.listdir(folder) if p.endswith(".tmp")]
+    second, labels2, _ = load_image_folder(folder)
+    assert isinstance(second, np.memmap) and str(second.filename).endswith(".percae_cache_64.npy")
+    np.testing.assert_array_equal(np.asarray(first), np.asarray(second))
+    np.testing.assert_array_equal(labels1, labels2)
+
+
+def test_cache_follows_changes(folder):
+    load_image_folder(folder)
+    save(folder / "a_cat" / "9.png", solid((1, 2, 3)))
+    images, labels, _ = load_image_folder(folder)
+    assert len(images) == 11 and labels.tolist().count(0) == 5
+    np.testing.assert_array_equal(images[4], solid((1, 2, 3), (64, 64)))
+    # Another size is another cache.
+    assert load_image_folder(folder, image_size=96)[0].shape == (11, 96, 96, 3)
+
+
+def test_corrupt_cache_is_rebuilt(folder):
+    load_image_folder(folder)
+    (folder / ".percae_cache_64.npy").write_bytes(b"garbage")
+    images, _, _ = load_image_folder(folder)
+    assert images.shape == (10, 64, 64, 3)
+
+
+def test_read_only_folder_loads_without_cache(folder, monkeypatch):
+    import percae.data.folder as mod
+
+    def refuse(*args, **kwargs):
+        raise PermissionError("read-only")
+
+    monkeypatch.setattr(mod.tempfile, "mkstemp", refuse)
+    images, labels, _ = load_image_folder(folder)
+    assert images.shape == (10, 64, 64, 3) and not isinstance(images, np.memmap)
+    assert not (folder / ".percae_cache_64.npy").exists()
+
+
+def test_hidden_folders_and_other_files_ignored(folder):
+    save(folder / ".ipynb_checkpoints" / "x.png", solid((0, 0, 0)))
+    (folder / "a_cat" / "notes.txt").write_text("not an image")
+    _, labels, classes = load_image_folder(folder)
+    assert classes == ["a_cat", "b_dog"] and len(labels) == 10
+
+
+def test_study_data_split(folder):
+    data = folder_study_data(folder, seed=0)
+    assert data.dataset == "folder" and data.task == "classification" and data.num_classes == 2
+    assert (len(data.autoencoder), len(data.predictor), len(data.test)) == (5, 4, 1)
+    parts = [p.indices for p in (data.autoencoder, data.predictor, data.test)]
+    np.testing.assert_array_equal(np.sort(np.concatenate(parts)), np.arange(10))
+    # Stratified: 4 cats -> 2/2/0 or 2/1/1, 6 dogs -> 3/2/1 or 3/3/0 (to within one image).
+    assert data.autoencoder.selected_targets().tolist().count(0) == 2
+    assert data.autoencoder.num_classes == 2
+    again = load_study_data("folder", folder, seed=0)
+    np.testing.assert_array_equal(again.test.indices, data.test.indices)
+
+
+def test_stratified_parts_proportions():
+    labels = np.repeat(np.arange(4), [100, 50, 30, 20])
+    parts = stratified_parts(labels, seed=5)
+    assert [len(p) for p in parts] == [100, 80, 20]
+    for c, n in enumerate([100, 50, 30, 20]):
+        counts = [int((labels[p] == c).sum()) for p in parts]
+        assert all(abs(k - f * n) <= 1 for k, f in zip(counts, (0.5, 0.4, 0.1))), counts
+    other = stratified_parts(labels, seed=6)
+    assert not np.array_equal(parts[2], other[2])
+    np.testing.assert_array_equal(stratified_parts(labels, seed=5)[2], parts[2])
+
+
+def test_too_few_images(tmp_path):
+    for i in range(3):
+        save(tmp_path / "c" / f"{i}.png", solid((i, i, i)))
+    with pytest.raises(DataError, match="too few"):
+        folder_study_data(tmp_path)
+
+
+def test_empty_root(tmp_path):
+    with pytest.raises(DataError, match="no class sub-folders"):
+        load_image_folder(tmp_path)
+
+
+def test_missing_root(tmp_path):
+    with pytest.raises(DataError, match="is not a folder"):
+        load_image_folder(tmp_path / "nope")
+
+
+def test_empty_class(folder):
+    (folder / "c_empty").mkdir()
+    with pytest.raises(DataError, match="c_empty hold no images"):
+        load_image_folder(folder)
+
+
+def test_unreadable_image_named(folder):
+    (folder / "b_dog" / "broken.jpg").write_bytes(b"not a jpeg at all")
+    with pytest.raises(DataError, match=r"broken\.jpg: cannot be read as an image"):
+        load_image_folder(folder)
+    assert not [p for p in os.listdir(folder) if p.endswith(".tmp") or p.startswith(".percae_cache")]
+
+
+@pytest.mark.parametrize("size", [32, 70])
+def test_bad_image_size(folder, size):
+    with pytest.raises(DataError, match="64 \\+ 16n"):
+        folder_study_data(folder, image_size=size)

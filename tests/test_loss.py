@@ -1,0 +1,206 @@
+"""Losses and perceptual networks: values against manual computation, the KL term's
+closed form, and how each perceptual network is found (or clearly refused) offline."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from percae.loss import (
+    PerceptualLoss,
+    PerceptualNetworkUnavailable,
+    PixelLoss,
+    build_loss,
+    build_perceptual_network,
+    kl_divergence,
+)
+
+# torchvision's file name for the ImageNet AlexNet weights (AlexNet_Weights.IMAGENET1K_V1).
+ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
+
+
+def assert_frozen(net):
+    assert not net.training and all(not m.training for m in net.modules())
+    assert all(not p.requires_grad for p in net.parameters())
+
+
+# --- pixel, perceptual and KL values ---------------------------------------------------
+
+
+def test_pixel_loss_is_mean_squared_error():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(4, 3, 16, 16, generator=g), torch.rand(4, 3, 16, 16, generator=g)
+    expected = np.mean((a.numpy().astype(np.float64) - b.numpy()) ** 2)
+    assert PixelLoss()(a, b).item() == pytest.approx(expected, rel=1e-5)
+    assert PixelLoss()(a, a).item() == 0.0
+
+
+def test_perceptual_loss_values():
+    net = build_perceptual_network("alexnet-random")
+    loss = PerceptualLoss(net)
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(2, 3, 64, 64, generator=g), torch.rand(2, 3, 64, 64, generator=g)
+    assert loss(a, a).item() == 0.0
+    value = loss(a, b).item()
+    assert value > 0
+    with torch.no_grad():
+        fa, fb = torch.sigmoid(net(a)).double(), torch.sigmoid(net(b)).double()
+    assert value == pytest.approx(((fa - fb) ** 2).mean().item(), rel=1e-5)
+
+
+def test_perceptual_loss_gradient_reaches_the_image_not_the_network():
+    loss = PerceptualLoss(build_perceptual_network("alexnet-random"))
+    rec = torch.rand(2, 3, 64, 64, requires_grad=True)
+    loss(rec, torch.rand(2, 3, 64, 64)).backward()
+    assert rec.grad is not None and rec.grad.abs().sum() > 0
+    assert all(p.grad is None for p in loss.network.parameters())
+
+
+def test_perceptual_loss_train_mode_keeps_network_in_eval():
+    loss = PerceptualLoss(build_perceptual_network("efficientnet-lite0"))
+    loss.train()
+    assert loss.training
+    assert_frozen(loss.network)
+
+
+def test_kl_divergence_closed_form():
+    assert kl_divergence(torch.zeros(5, 3), torch.zeros(5, 3)).item() == 0.0
+    g = torch.Generator().manual_seed(0)
+    mu, logvar = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g)
+    m, lv = mu.double().numpy(), logvar.double().numpy()
+    # The study's term: the mean over batch and latent of (mu^2 + sigma^2 - 1 - log sigma^2)...
+    expected = np.mean(m**2 + np.exp(lv) - 1.0 - lv)
+    assert kl_divergence(mu, logvar).item() == pytest.approx(expected, rel=1e-5)
+    # ...which is twice the mean per-dimension KL(N(mu, sigma) || N(0, 1)).
+    true_kl = torch.distributions.kl_divergence(
+        torch.distributions.Normal(mu.double(), torch.exp(0.5 * logvar.double())), torch.distributions.Normal(0.0, 1.0)
+    ).mean()
+    assert kl_divergence(mu, logvar).item() == pytest.approx(2 * true_kl.item(), rel=1e-5)
+    # It grows as the posterior moves away from the prior.
+    assert kl_divergence(torch.full((1, 1), 2.0), torch.zeros(1, 1)) > kl_divergence(torch.full((1, 1), 1.0), torch.zeros(1, 1))
+
+
+def test_build_loss():
+    assert isinstance(build_loss("pixel"), PixelLoss)
+    p = build_loss("perceptual", "alexnet-random")
+    assert isinstance(p, PerceptualLoss)
+    assert_frozen(p.network)
+    with pytest.raises(ValueError):
+        build_loss("ssim")
+
+
+# --- AlexNet: cache, --perceptual-weights, offline refusal ------------------------------
+
+
+def test_alexnet_offline_without_cache_is_refused_clearly(empty_torch_home, no_network):
+    cache = empty_torch_home / "hub" / "checkpoints" / ALEXNET_FILE
+    with pytest.raises(PerceptualNetworkUnavailable) as info:
+        build_perceptual_network("alexnet")
+    msg = str(info.value)
+    assert str(cache) in msg
+    assert "--perceptual-weights" in msg
+    assert "internet" in msg
+    assert not cache.exists()  # no half-downloaded file left behind
+
+
+@pytest.fixture(scope="module")
+def alexnet_file(tmp_path_factory):
+    """A torchvision-format AlexNet state dict (random weights, seeded), saved once."""
+    torch.manual_seed(123)
+    state = torchvision.models.alexnet(weights=None).state_dict()
+    path = tmp_path_factory.mktemp("alexnet") / "alexnet.pth"
+    torch.save(state, path)
+    return path, state
+
+
+def test_alexnet_from_perceptual_weights_loads_those_weights(alexnet_file, empty_torch_home, no_network):
+    path, state = alexnet_file
+    net = build_perceptual_network("alexnet", weights_path=path)
+    assert_frozen(net)
+    trunk = dict(net.state_dict())
+    assert set(trunk) == {"0.weight", "0.bias", "3.weight", "3.bias"}
+    for k in trunk:
+        assert torch.equal(trunk[k], state[f"features.{k}"]), k
+    # Same features as torchvision's AlexNet with those weights, cut after the second ReLU.
+    ref = torchvision.models.alexnet(weights=None)
+    ref.load_state_dict(state)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = torch.relu(ref.features[3](ref.features[2](torch.relu(ref.features[0](x)))))
+        assert torch.allclose(net(x), expected, atol=1e-6)
+
+
+def test_alexnet_from_the_torch_cache(alexnet_file, empty_torch_home, no_network):
+    path, state = alexnet_file
+    cache = empty_torch_home / "hub" / "checkpoints" / ALEXNET_FILE
+    cache.parent.mkdir(parents=True)
+    shutil.copyfile(path, cache)
+    net = build_perceptual_network("alexnet")
+    assert torch.equal(net.state_dict()["0.weight"], state["features.0.weight"])
+    assert torch.equal(net.state_dict()["3.bias"], state["features.3.bias"])
+
+
+def test_perceptual_weights_lacking_keys_are_refused(alexnet_file, tmp_path):
+    # Only the trunk's keys matter; keep the file small.
+    state = {k: v for k, v in alexnet_file[1].items() if k.startswith("features.")}
+    del state["features.3.weight"]
+    path = tmp_path / "partial.pth"
+    torch.save(state, path)
+    with pytest.raises(PerceptualNetworkUnavailable) as info:
+        build_perceptual_network("alexnet", weights_path=path)
+    assert "features.3.weight" in str(info.value) and str(path) in str(info.value)
+
+
+def test_perceptual_weights_missing_or_unreadable_are_refused(tmp_path):
+    with pytest.raises(PerceptualNetworkUnavailable, match="does not exist"):
+        build_perceptual_network("alexnet", weights_path=tmp_path / "nope.pth")
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(PerceptualNetworkUnavailable, match="junk.pth"):
+        build_perceptual_network("alexnet", weights_path=junk)
+    tensor = tmp_path / "tensor.pth"
+    torch.save(torch.zeros(3), tensor)
+    with pytest.raises(PerceptualNetworkUnavailable):
+        build_perceptual_network("alexnet", weights_path=tensor)
+
+
+def test_random_alexnet_is_reproducible_and_leaves_global_rng_alone():
+    torch.manual_seed(5)
+    expected_next = torch.rand(4)
+    torch.manual_seed(5)
+    a = build_perceptual_network("alexnet-random")
+    after = torch.rand(4)
+    assert torch.equal(after, expected_next)
+    torch.manual_seed(99)
+    b = build_perceptual_network("alexnet-random")
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k]), k
+    assert a.state_dict()["0.weight"].std() > 0
+    assert_frozen(a)
+    with pytest.raises(PerceptualNetworkUnavailable):
+        build_perceptual_network("alexnet-random", weights_path="x.pth")
+
+
+def test_efficientnet_lite0_builds_offline(empty_torch_home, no_network):
+    net = build_perceptual_network("efficientnet-lite0")
+    assert_frozen(net)
+    with torch.no_grad():
+        y = net(torch.rand(2, 3, 64, 64))
+    # A feature map at a quarter of the input resolution (the channel count is a design choice).
+    assert y.ndim == 4 and y.shape[0] == 2 and y.shape[1] > 3 and y.shape[2:] == (16, 16)
+    # Pretrained: BatchNorm statistics are not the defaults (0 mean, 1 variance).
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert bns and any(not torch.allclose(m.running_var, torch.ones_like(m.running_var)) for m in bns)
+    # Two builds are the same network.
+    other = build_perceptual_network("efficientnet-lite0")
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, other.state_dict()[k]), k
+
+
+def test_unknown_perceptual_network():
+    with pytest.raises(PerceptualNetworkUnavailable, match="vgg"):
+        build_perceptual_network("vgg16")

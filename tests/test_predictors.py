@@ -1,0 +1,158 @@
+"""The predictor grid: the paper's 38 predictors, fitted together without members
+mixing, each with its own early stopping, returned at its best epoch."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from percae.config import ConfigError
+from percae.predictors import (
+    FittedPredictor,
+    PredictorConfig,
+    PredictorSpec,
+    fit_predictor_grid,
+    predictor_grid,
+    select_best,
+)
+
+LINEAR_CONFIG = PredictorConfig(epochs=60, batch_size=64, lr=2e-2, patience=10, seed=3, device="cpu")
+
+
+def paper_grid():
+    """The paper's rule written out: 1 or 2 hidden layers of 32/64/128 units, the second no
+    larger than the first, ReLU or sigmoid, no or softmax output; and linear with no or softmax output."""
+    out = set()
+    sizes = [32, 64, 128]
+    layouts = [(a,) for a in sizes]
+    for a in sizes:
+        for b in sizes:
+            if b <= a:
+                layouts.append((a, b))
+    for layout in layouts:
+        for act in ("relu", "sigmoid"):
+            for final in ("none", "softmax"):
+                out.add((layout, act, final))
+    for final in ("none", "softmax"):
+        out.add(((), None, final))
+    return out
+
+
+def test_grid_is_the_papers_search_space():
+    grid = predictor_grid()
+    assert len(grid) == 38
+    assert sum(s.kind == "mlp" for s in grid) == 36 and sum(s.kind == "linear" for s in grid) == 2
+    assert {(s.hidden, s.hidden_activation, s.output_activation) for s in grid} == paper_grid()
+    assert len({s.name for s in grid}) == 38
+    for s in grid:
+        if len(s.hidden) == 2:
+            assert s.hidden[1] <= s.hidden[0]
+        assert PredictorSpec.from_dict(s.to_dict()) == s
+
+
+@pytest.fixture(scope="module")
+def linear_problem():
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(6, 2))
+    x = rng.normal(size=(320, 6)).astype(np.float32)
+    y = (x @ A).astype(np.float32)
+    return x[:256], y[:256], x[256:], y[256:]
+
+
+@pytest.fixture(scope="module")
+def fitted_grid(linear_problem):
+    return fit_predictor_grid(*linear_problem, config=LINEAR_CONFIG)
+
+
+def test_results_follow_the_order_of_the_specs(fitted_grid):
+    assert [f.spec for f in fitted_grid] == predictor_grid()
+
+
+def test_linear_predictor_solves_a_linear_problem(linear_problem, fitted_grid):
+    _, _, vx, vy = linear_problem
+    linear = next(f for f in fitted_grid if f.spec == PredictorSpec((), None, "none"))
+    assert linear.val_loss < 0.01 * vy.var()
+    # Its weights approach the true map A (recovered here by least squares).
+    A = np.linalg.lstsq(vx, vy, rcond=None)[0]
+    assert np.linalg.norm(linear.weights[0].numpy() - A) < 0.15 * np.linalg.norm(A)
+    assert select_best(fitted_grid, "linear") is linear
+
+
+def test_predict_reproduces_the_validation_loss(linear_problem, fitted_grid):
+    _, _, vx, vy = linear_problem
+    for f in fitted_grid:
+        pred = f.predict(vx)
+        assert pred.shape == vy.shape
+        manual = np.mean((pred.astype(np.float64) - vy) ** 2)
+        assert manual == pytest.approx(f.val_loss, rel=1e-4), f.spec.name
+        if f.spec.output_activation == "softmax":
+            np.testing.assert_allclose(pred.sum(axis=1), 1.0, rtol=1e-5)
+    # Each predictor's weights have its own layout: (in, hidden..., out).
+    for f in fitted_grid:
+        sizes = [6, *f.spec.hidden, 2]
+        assert [tuple(w.shape) for w in f.weights[0::2]] == list(zip(sizes[:-1], sizes[1:]))
+
+
+def test_fitting_one_alone_equals_fitting_it_in_the_grid(linear_problem, fitted_grid):
+    """Members neither share weights, gradients nor stopping: alone, each one ends exactly as in the grid.
+    Checked on members that stopped early inside the grid and on ones that ran all epochs."""
+    stopped = [f for f in fitted_grid if f.epochs_run < LINEAR_CONFIG.epochs]
+    full = [f for f in fitted_grid if f.epochs_run == LINEAR_CONFIG.epochs and f.spec.kind == "mlp"]
+    assert len(stopped) >= 2 and full, "test setup: want members that stopped early and ones that did not"
+    linear = next(f for f in fitted_grid if f.spec == PredictorSpec((), None, "none"))
+    for inside in [stopped[0], stopped[-1], full[0], linear]:
+        alone = fit_predictor_grid(*linear_problem, specs=[inside.spec], config=LINEAR_CONFIG)
+        assert len(alone) == 1 and alone[0].spec == inside.spec
+        assert alone[0].val_loss == pytest.approx(inside.val_loss, rel=1e-4), inside.spec.name
+        assert alone[0].best_epoch == inside.best_epoch, inside.spec.name
+        assert alone[0].epochs_run == inside.epochs_run, inside.spec.name
+        for a, b in zip(alone[0].weights, inside.weights):
+            torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_early_stopping_on_targets_that_cannot_be_learned():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(96, 16)).astype(np.float32)
+    y = rng.normal(size=(96, 2)).astype(np.float32)  # independent of x
+    config = PredictorConfig(epochs=200, batch_size=16, lr=1e-2, patience=2, seed=0, device="cpu")
+    fitted = fit_predictor_grid(x[:48], y[:48], x[48:], y[48:], config=config)
+    for f in fitted:
+        assert f.epochs_run < 50, f.spec.name
+        # Stopped exactly `patience` epochs after its best one.
+        assert f.epochs_run == f.best_epoch + 2, f.spec.name
+        manual = np.mean((f.predict(x[48:]).astype(np.float64) - y[48:]) ** 2)
+        assert manual == pytest.approx(f.val_loss, rel=1e-4)
+
+
+def test_patience_defaults_like_the_study():
+    assert PredictorConfig(epochs=500).effective_patience == 25
+    assert PredictorConfig(epochs=100).effective_patience == 10
+    assert PredictorConfig(epochs=100, patience=3).effective_patience == 3
+
+
+def test_fit_refuses_empty_inputs():
+    x = np.zeros((4, 3), np.float32)
+    with pytest.raises(ConfigError):
+        fit_predictor_grid(x[:0], x[:0, :1], x, x[:, :1], config=PredictorConfig(epochs=1, device="cpu"))
+
+
+def fake(spec, val_loss):
+    return FittedPredictor(spec, [], val_loss, best_epoch=1, epochs_run=1)
+
+
+def test_select_best_takes_the_lowest_loss_of_the_kind():
+    mlp_a = fake(PredictorSpec((32,), "relu", "none"), 0.5)
+    mlp_b = fake(PredictorSpec((64,), "sigmoid", "none"), 0.2)
+    mlp_nan = fake(PredictorSpec((64,), "relu", "none"), math.nan)
+    lin_a = fake(PredictorSpec((), None, "none"), 0.1)
+    lin_b = fake(PredictorSpec((), None, "softmax"), 0.05)
+    fitted = [mlp_a, mlp_nan, lin_a, mlp_b, lin_b]
+    assert select_best(fitted, "mlp") is mlp_b  # not the overall best, which is linear
+    assert select_best(fitted, "linear") is lin_b
+    with pytest.raises(ValueError):
+        select_best([mlp_a], "linear")
+    with pytest.raises(ValueError):
+        select_best([fake(PredictorSpec((32,), "relu", "none"), math.inf)], "mlp")

@@ -1,0 +1,136 @@
+"""The study end to end on a tiny collection: outputs, baseline, Table I splits, and
+that kill -9 in the middle of autoencoder training and of the predictor grid, then
+rerunning, ends with the same summary as an uninterrupted run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from percae.data.lunarlander import LunarLanderConfig, generate_lunarlander, load_lunarlander
+from percae.predictors import predictor_grid
+from percae.study import preset_config, run_study
+
+TIMING_KEYS = {"seconds_per_epoch", "images_per_second", "perceptual_overhead", "perceptual_overhead_std"}
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory):
+    path = tmp_path_factory.mktemp("study") / "collection"
+    generate_lunarlander(path, LunarLanderConfig(rollouts=12, steps=40, seed=3, workers=2), progress=False)
+    return path
+
+
+def tiny_args(root, out):
+    return ["reproduce", "lunarlander", "--preset", "quick", "--out", str(out), "--root", str(root), "--z", "4",
+            "--epochs", "3", "--predictor-epochs", "40", "--retrain-epochs", "2", "--perceptual-net", "alexnet-random",
+            "--no-progress"]
+
+
+def comparable(summary: dict) -> dict:
+    return {k: v for k, v in summary.items() if k not in TIMING_KEYS}
+
+
+def test_study_outputs_and_baseline(collection, tmp_path):
+    config = preset_config("lunarlander", "quick", root=str(collection), z_sizes=(4,), ae_epochs=2, predictor_epochs=20,
+                           retrain_epochs=1, perceptual_net="alexnet-random")
+    summary = run_study(config, tmp_path, progress=False, log=lambda s: None)
+
+    # The trivial baseline, recomputed here from the raw collection: the mean position of
+    # the predictor-training frames, scored on the test frames.
+    from percae.data import split
+    from percae.data.lunarlander import lunarlander_study_data
+
+    data = lunarlander_study_data(collection, seed=0)
+    pred_train, _ = split(data.predictor, 0.2, 0)
+    mean = pred_train.selected_targets().mean(0)
+    expected = np.linalg.norm(data.test.selected_targets() - mean, axis=1).mean()
+    assert summary["baseline"] == pytest.approx(expected, rel=1e-5)
+    assert summary["metric"] == "pixel_distance" and summary["perceptual_net"] == "alexnet-random"
+
+    # Table I splits: autoencoder on the unaltered half, predictor/test on the altered half, no rollout shared.
+    c = load_lunarlander(collection)
+    half = c.meta["unaltered_rollouts"]
+    ae_r = set(c.rollouts[data.autoencoder.indices])
+    pr_r, te_r = set(c.rollouts[data.predictor.indices]), set(c.rollouts[data.test.indices])
+    assert max(ae_r) < half and min(pr_r | te_r) >= half and not (pr_r & te_r)
+
+    for model in ("AE", "VAE", "P.AE", "P.VAE"):
+        assert set(summary["mlp"][model]) == {"4", "any"}
+        assert summary["mlp"][model]["any"] == summary["mlp"][model]["4"]
+        assert summary["mlp"][model]["4"] > 0
+    assert max(summary["reconstruction_relative"].values()) == pytest.approx(1.0)
+    results = pd.read_csv(tmp_path / "results.csv")
+    assert len(results) == 4 * len(predictor_grid())
+    selected = results[results.selected]
+    assert len(selected) == 8  # best MLP and best linear for each of the 4 autoencoders
+    for (model, kind), rows in selected.groupby(["model", "kind"]):
+        everything = results[(results.model == model) & (results.kind == kind)]
+        assert rows.val_loss.iloc[0] == everything.val_loss.min()
+        assert rows.test_metric.iloc[0] == pytest.approx(summary["mlp" if kind == "mlp" else "linear"][model]["4"])
+    tables = (tmp_path / "tables.md").read_text()
+    assert "Baseline" in tables and "13.22" in tables  # our rows beside the paper's Table II
+    assert (tmp_path / "reconstructions.png").stat().st_size > 1000
+
+    # `percae report` rebuilds the same summary from the saved files alone.
+    before = json.loads((tmp_path / "summary.json").read_text())
+    (tmp_path / "summary.json").unlink()
+    (tmp_path / "tables.md").unlink()
+    from percae.report import write_report
+
+    assert write_report(tmp_path) == before
+
+    # Rerunning with other settings into the same folder is refused rather than mixed.
+    other = preset_config("lunarlander", "quick", root=str(collection), z_sizes=(8,), perceptual_net="alexnet-random")
+    with pytest.raises(Exception, match="other settings"):
+        run_study(other, tmp_path, progress=False, log=lambda s: None)
+
+
+def _percae(args, **kw):
+    env = dict(os.environ, OMP_NUM_THREADS="2", PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "percae.cli", *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, **kw)
+
+
+def _kill_when(proc, ready, timeout=300):
+    start = time.monotonic()
+    while not ready():
+        if proc.poll() is not None:
+            raise AssertionError(f"finished before the kill point: {proc.stderr.read().decode()[-2000:]}")
+        if time.monotonic() - start > timeout:
+            proc.kill()
+            raise AssertionError("kill point never reached")
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def test_kill9_resume_gives_the_same_summary(collection, tmp_path):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    p = _percae(tiny_args(collection, whole))
+    assert p.wait() == 0, p.stderr.read().decode()[-2000:]
+
+    run = killed / "runs"
+    # 1) in the middle of an autoencoder's training: a checkpoint exists, the result does not.
+    p = _percae(tiny_args(collection, killed))
+    _kill_when(p, lambda: (run / "VAE_z4" / "checkpoint.pt").exists())
+    assert not (run / "VAE_z4" / "train_result.json").exists()
+    # 2) in the middle of the predictor grid: embeddings written, the grid's record not.
+    p = _percae(tiny_args(collection, killed))
+    _kill_when(p, lambda: (run / "P.AE_z4" / "embeddings_test.npy").exists())
+    assert not (run / "P.AE_z4" / "predictors.json").exists()
+    p = _percae(tiny_args(collection, killed))
+    assert p.wait() == 0, p.stderr.read().decode()[-2000:]
+
+    a = json.loads((whole / "summary.json").read_text())
+    b = json.loads((killed / "summary.json").read_text())
+    a["config"].pop("root", None), b["config"].pop("root", None)
+    assert comparable(a) == comparable(b)
+    assert a["complete"] and b["complete"]
