@@ -79,15 +79,15 @@ PRESETS: dict[str, dict[str, dict]] = {
     "stl10": {
         "paper": dict(z_sizes=(64, 128, 256, 512)),
         "quick": dict(
-            z_sizes=(64,), ae_epochs=3, predictor_epochs=200, retrain_epochs=2,
-            max_autoencoder_images=4000, max_predictor_images=2000, max_test_images=2000,
+            z_sizes=(64,), ae_epochs=2, predictor_epochs=200, retrain_epochs=1,
+            max_autoencoder_images=2000, max_predictor_images=2000, max_test_images=2000,
         ),
     },
     "svhn": {
         "paper": dict(z_sizes=(32, 64, 128)),
         "quick": dict(
-            z_sizes=(32,), ae_epochs=3, predictor_epochs=200, retrain_epochs=2,
-            max_autoencoder_images=8000, max_predictor_images=4000, max_test_images=2000,
+            z_sizes=(32,), ae_epochs=3, predictor_epochs=200, retrain_epochs=1,
+            max_autoencoder_images=4000, max_predictor_images=4000, max_test_images=2000,
         ),
     },
     "folder": {
