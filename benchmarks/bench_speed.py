@@ -49,7 +49,7 @@ def peak_memory(device) -> dict:
     return out
 
 
-def ae_percae(args, loss_name):
+def ae_percae(args, loss_name, compile=False):
     import torch
 
     from percae.data import ImageSet
@@ -63,7 +63,7 @@ def ae_percae(args, loss_name):
     device = resolve_device(args.device)
     model = build_autoencoder(AutoencoderConfig("ae", 32, 64))
     loss = build_loss(loss_name, args.perceptual_net)
-    config = TrainConfig(loss=loss_name, epochs=args.epochs + 1, patience=100, device=args.device)
+    config = TrainConfig(loss=loss_name, epochs=args.epochs + 1, patience=100, device=args.device, compile=compile)
     result = train_autoencoder(model, loss, train, val, config, progress=False, log=None)
     epoch_s = [r["seconds"] for r in result.history[1:]]  # first epoch: warm-up
     return {"images_per_s": args.images / (sum(epoch_s) / len(epoch_s)), **peak_memory(device)}
@@ -174,6 +174,11 @@ def grid_one_at_a_time(args):
     return {"seconds": time.perf_counter() - t0, "predictors": len(specs), **peak_memory(device)}
 
 
+COMPILED_ITEMS = {
+    "ae-percae-pixel-compiled": lambda a: ae_percae(a, "pixel", compile=True),
+    "ae-percae-perceptual-compiled": lambda a: ae_percae(a, "perceptual", compile=True),
+}
+
 ITEMS = {
     "ae-percae-pixel": lambda a: ae_percae(a, "pixel"),
     "ae-percae-perceptual": lambda a: ae_percae(a, "perceptual"),
@@ -192,41 +197,98 @@ def main() -> None:
     p.add_argument("--grid-samples", type=int, default=10000)
     p.add_argument("--grid-epochs", type=int, default=30)
     p.add_argument("--device", default="auto")
-    p.add_argument("--item", choices=list(ITEMS), help=argparse.SUPPRESS)
+    p.add_argument("--only", help="comma-separated subset of: " + ", ".join(ITEMS))
+    p.add_argument("--compile-only", action="store_true",
+                   help="CUDA: time percae with torch.compile against percae without it")
+    p.add_argument("--item", choices=list(ITEMS) + list(COMPILED_ITEMS), help=argparse.SUPPRESS)
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
     if args.item:
-        print(json.dumps(ITEMS[args.item](args)))
+        print(json.dumps({**ITEMS, **COMPILED_ITEMS}[args.item](args)))
         return
-    forwarded = [a for a in sys.argv[1:] if not a.startswith("--json")]
-    results = {}
-    for item in ITEMS:
+    if args.compile_only:
+        return compare_compiled(args)
+    forwarded = forwarded_args()
+    results, failed = {}, []
+    for item in args.only.split(",") if args.only else ITEMS:
         out = subprocess.run([sys.executable, __file__, *forwarded, "--item", item], capture_output=True, text=True)
         if out.returncode:
-            sys.exit(f"{item} failed:\n{out.stderr[-2000:]}")
+            # One broken item must not hide the others' figures.
+            print(f"{item:24s} FAILED:\n{out.stderr[-2000:]}", flush=True)
+            failed.append(item)
+            continue
         results[item] = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"{item:24s} {json.dumps(results[item])}", flush=True)
     r = results
+
+    def ratio(a, b, key):
+        return r[a][key] / r[b][key] if a in r and b in r else float("nan")
+
     summary = {
-        "pixel_speedup": r["ae-percae-pixel"]["images_per_s"] / r["ae-baseline-pixel"]["images_per_s"],
-        "perceptual_speedup": r["ae-percae-perceptual"]["images_per_s"] / r["ae-baseline-perceptual"]["images_per_s"],
-        "perceptual_overhead_percae": r["ae-percae-pixel"]["images_per_s"] / r["ae-percae-perceptual"]["images_per_s"] - 1,
-        "perceptual_overhead_baseline": r["ae-baseline-pixel"]["images_per_s"] / r["ae-baseline-perceptual"]["images_per_s"] - 1,
-        "grid_speedup": r["grid-one-at-a-time"]["seconds"] / r["grid-vectorised"]["seconds"],
+        "pixel_speedup": ratio("ae-percae-pixel", "ae-baseline-pixel", "images_per_s"),
+        "perceptual_speedup": ratio("ae-percae-perceptual", "ae-baseline-perceptual", "images_per_s"),
+        "perceptual_overhead_percae": ratio("ae-percae-pixel", "ae-percae-perceptual", "images_per_s") - 1,
+        "perceptual_overhead_baseline": ratio("ae-baseline-pixel", "ae-baseline-perceptual", "images_per_s") - 1,
+        "grid_speedup": ratio("grid-one-at-a-time", "grid-vectorised", "seconds"),
     }
+
+    def ips(item):
+        return f"{r[item]['images_per_s']:.0f} img/s" if item in r else "failed"
+
     print()
-    print(f"autoencoder, pixel loss:      percae {r['ae-percae-pixel']['images_per_s']:.0f} img/s, "
-          f"baseline {r['ae-baseline-pixel']['images_per_s']:.0f} img/s, ratio {summary['pixel_speedup']:.2f}x")
-    print(f"autoencoder, perceptual loss: percae {r['ae-percae-perceptual']['images_per_s']:.0f} img/s, "
-          f"baseline {r['ae-baseline-perceptual']['images_per_s']:.0f} img/s, ratio {summary['perceptual_speedup']:.2f}x")
+    print(f"autoencoder, pixel loss:      percae {ips('ae-percae-pixel')}, "
+          f"baseline {ips('ae-baseline-pixel')}, ratio {summary['pixel_speedup']:.2f}x")
+    print(f"autoencoder, perceptual loss: percae {ips('ae-percae-perceptual')}, "
+          f"baseline {ips('ae-baseline-perceptual')}, ratio {summary['perceptual_speedup']:.2f}x")
     print(f"perceptual loss overhead ({args.perceptual_net}): percae {100 * summary['perceptual_overhead_percae']:+.0f}%, "
           f"baseline {100 * summary['perceptual_overhead_baseline']:+.0f}% (paper: +12 +- 3%, AlexNet)")
-    print(f"predictor grid ({r['grid-vectorised']['predictors']} predictors, {args.grid_epochs} epochs): vectorised "
-          f"{r['grid-vectorised']['seconds']:.1f}s, one at a time {r['grid-one-at-a-time']['seconds']:.1f}s, "
-          f"ratio {summary['grid_speedup']:.1f}x")
+    secs = {k: (f"{r[k]['seconds']:.1f}s" if k in r else "failed") for k in ("grid-vectorised", "grid-one-at-a-time")}
+    print(f"predictor grid ({len(predictor_names())} predictors, {args.grid_epochs} epochs): vectorised "
+          f"{secs['grid-vectorised']}, one at a time {secs['grid-one-at-a-time']}, ratio {summary['grid_speedup']:.1f}x")
+    for item in r:
+        mem = f"host peak RSS {r[item]['host_peak_rss_mb']:.0f} MB"
+        if "gpu_peak_mb" in r[item]:
+            mem += f", GPU peak {r[item]['gpu_peak_mb']:.0f} MB"
+        print(f"peak memory {item:24s} {mem}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "results": results, "summary": summary}, f, indent=2)
+            json.dump({"args": vars(args), "results": results, "summary": summary, "failed": failed}, f, indent=2)
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)}")
+
+
+def compare_compiled(args) -> None:
+    forwarded = forwarded_args()
+    for plain, compiled in zip(("ae-percae-pixel", "ae-percae-perceptual"), COMPILED_ITEMS):
+        r = {}
+        for item in (plain, compiled):
+            out = subprocess.run([sys.executable, __file__, *forwarded, "--item", item], capture_output=True, text=True)
+            if out.returncode:
+                print(f"{item} FAILED:\n{out.stderr[-2000:]}", flush=True)
+                break
+            r[item] = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"{item:30s} {json.dumps(r[item])}", flush=True)
+        if len(r) == 2:
+            print(f"torch.compile speed-up ({plain[10:]}): {r[compiled]['images_per_s'] / r[plain]['images_per_s']:.2f}x")
+
+
+def forwarded_args() -> list[str]:
+    """This run's arguments for an item's subprocess: without --json/--only/--compile-only."""
+    out, skip = [], False
+    for a in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif a in ("--json", "--only"):
+            skip = True
+        elif not a.startswith(("--json=", "--only=", "--compile-only")):
+            out.append(a)
+    return out
+
+
+def predictor_names():
+    from percae.predictors import predictor_grid
+
+    return [s.name for s in predictor_grid()]
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ class TrainConfig(JsonConfig):
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
+    compile: bool = False  # torch.compile the training step on CUDA (see docs/performance.md)
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -99,7 +100,7 @@ class DeviceImages:
 
     def batch(self, positions: torch.Tensor) -> torch.Tensor:
         if self.resident:
-            return to_float_batch(self.data[positions.to(self.device)], self.tile)
+            return to_float_batch(self.data[positions.to(self.device, non_blocking=True)], self.tile)
         host = torch.from_numpy(self.images.gather(positions.cpu().numpy()))
         if self.device.type == "cuda":
             host = host.pin_memory()
@@ -107,6 +108,8 @@ class DeviceImages:
 
     def batches(self, batch_size: int, order: torch.Tensor | None = None):
         order = torch.arange(self.n) if order is None else order
+        if self.resident:
+            order = order.to(self.device)  # one copy per epoch, not one per batch
         for start in range(0, self.n, batch_size):
             yield self.batch(order[start:start + batch_size])
 
@@ -194,6 +197,7 @@ def train_autoencoder(
     generator = torch.Generator().manual_seed(config.seed)
     train_data, val_data = DeviceImages(train_set, device), DeviceImages(val_set, device)
     kl_weight = config.kl_weight if model.variational and not freeze_encoder else 0.0
+    step = torch.compile(objective) if config.compile and device.type == "cuda" else objective
 
     history: list[dict] = []
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -233,7 +237,7 @@ def train_autoencoder(
         bar = tqdm(total=len(order), desc=f"epoch {epoch}", unit="img", leave=False, disable=not progress)
         for x in train_data.batches(config.batch_size, order):
             with _autocast(device, config.amp):
-                loss = objective(model, loss_fn, x, kl_weight, freeze_encoder)
+                loss = step(model, loss_fn, x, kl_weight, freeze_encoder)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -243,7 +247,7 @@ def train_autoencoder(
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         train_seconds = time.perf_counter() - t0
-        val_loss = evaluate_loss(model, loss_fn, val_data, config.batch_size, kl_weight, config.amp, freeze_encoder)
+        val_loss = evaluate_loss(model, loss_fn, val_data, config.batch_size, kl_weight, config.amp, freeze_encoder, step)
         train_loss = total.item() / len(order)
         seconds = time.perf_counter() - t0
         row = {
@@ -292,13 +296,14 @@ def train_autoencoder(
 
 
 @torch.no_grad()
-def evaluate_loss(model, loss_fn, data: DeviceImages, batch_size: int, kl_weight: float = 0.0, amp: bool = True, freeze_encoder: bool = False) -> float:
+def evaluate_loss(model, loss_fn, data: DeviceImages, batch_size: int, kl_weight: float = 0.0, amp: bool = True,
+                  freeze_encoder: bool = False, step: Callable = objective) -> float:
     """Mean objective over a set, in eval mode and without autograd."""
     model.eval()
     total = torch.zeros((), device=data.device)
     for x in data.batches(batch_size):
         with _autocast(data.device, amp):
-            total += objective(model, loss_fn, x, kl_weight, freeze_encoder).float() * len(x)
+            total += step(model, loss_fn, x, kl_weight, freeze_encoder).float() * len(x)
     return total.item() / data.n
 
 

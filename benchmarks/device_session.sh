@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The checks that need a GPU, as one bounded script (a lent GPU comes with minutes, not
+# hours): CUDA training throughput at 64 and 96 px, the speed benchmark, and as much of
+# the LunarLander paper preset as the time left allows. Each step is bounded so that a
+# failure or a slow step leaves the other steps' figures.
+#
+#   bash benchmarks/device_session.sh OUTDIR 2>&1 | tee OUTDIR/session.log   # on the GPU machine
+#   TINY=1 DEV=cpu bash benchmarks/device_session.sh /tmp/dry   # dry run on a CPU
+set -u
+OUT=${1:?usage: device_session.sh OUTDIR}
+mkdir -p "$OUT"
+TINY=${TINY:-0}
+DEV=${DEV:-cuda}
+BUDGET=${BUDGET:-560}   # seconds for the whole script
+W=${WORK:-/tmp/percae-device}
+mkdir -p "$W"
+export PYTHONUNBUFFERED=1
+T0=$SECONDS
+left() { echo $((BUDGET - (SECONDS - T0))); }
+log() { echo "=== [$((SECONDS - T0))s] $*"; }
+if command -v percae >/dev/null; then PERCAE=(percae); else PERCAE=(python3 -m percae.cli); fi
+
+log setup
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH=$PWD/src:/tmp/site
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
+python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'cuda', torch.cuda.is_available())"
+NET=$(python3 -c "from percae.loss import alexnet_available; print('alexnet' if alexnet_available() else 'efficientnet-lite0')")
+log "perceptual network: $NET"
+
+if [ "$TINY" = 1 ]; then
+  ROLL=16; STEPS=40; STL=600; IMG=1024; GS=2000; GE=3; ZS=32; PE=20
+else
+  ROLL=1400; STEPS=150; STL=10000; IMG=32768; GS=10000; GE=20; ZS=32; PE=150
+fi
+
+# The full collection, generated while the short checks run.
+"${PERCAE[@]}" data lunarlander --out "$W/ll" --rollouts $ROLL --steps $STEPS --workers 12 >"$OUT/datagen.log" 2>&1 &
+GEN=$!
+
+log "issue 2: percae train on a 40-rollout collection, pixel and perceptual"
+"${PERCAE[@]}" data lunarlander --out "$W/ll40" --rollouts 40 --steps $STEPS --workers 4 2>&1 | tail -1
+for loss in pixel perceptual; do
+  timeout 90 "${PERCAE[@]}" train --data "$W/ll40" --out "$W/run40-$loss" --loss $loss --perceptual-net $NET \
+    --z 32 --epochs 5 --device $DEV 2>&1 | tr '\r' '\n' | grep -E "^ *epoch +[0-9]+/|^best|^training|Error"
+done
+
+log "issue 4: 96x96 training on official-format STL-10 files"
+python3 scripts/make_official_format_data.py stl10 "$W/fstl" --unlabeled $STL --train 500 --test 500 >/dev/null
+for loss in pixel perceptual; do
+  timeout 90 "${PERCAE[@]}" train --dataset stl10 --data "$W/fstl" --out "$W/stl-$loss" --loss $loss \
+    --perceptual-net $NET --z 64 --epochs 3 --device $DEV 2>&1 | tr '\r' '\n' | grep -E "^ *epoch +[0-9]+/|^best|^training|Error"
+done
+
+log "waiting for the full collection"
+wait $GEN; tail -1 "$OUT/datagen.log"
+
+log "issue 5: speed benchmark"
+timeout 200 python3 benchmarks/bench_speed.py --device $DEV --images $IMG --epochs 3 --grid-samples $GS \
+  --grid-epochs $GE --json "$OUT/bench.json" 2>&1
+log "perceptual overhead with AlexNet's architecture (random weights: the same cost as the paper's)"
+timeout 60 python3 benchmarks/bench_speed.py --device $DEV --images $((IMG / 2)) --epochs 3 --perceptual-net alexnet-random \
+  --only ae-percae-pixel,ae-percae-perceptual,ae-baseline-perceptual --json "$OUT/bench_alexnet.json" 2>&1 | tail -6
+
+log "issue 3: LunarLander paper preset, AE against P.AE at z=$ZS, as many epochs as the time left allows"
+# Epochs from this machine's measured speed: about 105k images per autoencoder epoch, two
+# autoencoders plus their half-length decoder retraining; 120 s for predictors and the rest.
+EPOCHS=$(python3 - "$OUT/bench.json" "$(left)" "$ROLL" "$STEPS" <<'PY'
+import json, sys
+try:
+    r = json.load(open(sys.argv[1]))["results"]
+    r["ae-percae-pixel"], r["ae-percae-perceptual"]
+except Exception:  # no benchmark figures: a conservative guess
+    print(10)
+    sys.exit()
+left, frames = float(sys.argv[2]), int(sys.argv[3]) * int(sys.argv[4]) / 2
+pix, per = r["ae-percae-pixel"]["images_per_s"], r["ae-percae-perceptual"]["images_per_s"]
+per_epoch = frames / pix + frames / per + 2 * 0.5 * frames / pix
+print(max(2, min(50, int((left - 145) / per_epoch))))
+PY
+)
+log "study with --epochs $EPOCHS --retrain-epochs $(( (EPOCHS + 1) / 2 )) --predictor-epochs $PE"
+timeout $(( $(left) - 25 )) "${PERCAE[@]}" reproduce lunarlander --root "$W/ll" --out "$W/study" --z $ZS --models AE,P.AE \
+  --epochs $EPOCHS --retrain-epochs $(( (EPOCHS + 1) / 2 )) --predictor-epochs $PE --perceptual-net $NET \
+  --device $DEV --no-progress >"$OUT/study.log" 2>&1
+echo "study exit $?"; tail -45 "$OUT/study.log"
+cp "$W/study/tables.md" "$W/study/summary.json" "$OUT/" 2>/dev/null
+(cd "$W" && tar czf "$OUT/study_runs.tgz" --exclude='*.npy' --exclude='*.pt' study 2>/dev/null)
+
+if [ "$(left)" -gt 100 ]; then
+  log "torch.compile against eager"
+  timeout $(( $(left) - 5 )) python3 benchmarks/bench_speed.py --device $DEV --images $IMG --epochs 3 --compile-only 2>&1
+fi
+log done
