@@ -134,7 +134,8 @@ def grid_vectorised(args):
 
 
 def grid_one_at_a_time(args):
-    """Each predictor as its own nn.Sequential, DataLoader and loop, one after the other."""
+    """The study's way: each predictor as its own nn.Sequential, DataLoader and loop, one
+    after the other, with a backward pass during validation."""
     import torch
     from torch import nn
     from torch.utils.data import DataLoader, TensorDataset
@@ -145,6 +146,7 @@ def grid_one_at_a_time(args):
     device = resolve_device(args.device)
     tx, ty, vx, vy = (torch.from_numpy(a) for a in grid_data(args))
     loader = DataLoader(TensorDataset(tx, ty), batch_size=512, shuffle=True)
+    val_loader = DataLoader(TensorDataset(vx, vy), batch_size=512)
     t0 = time.perf_counter()
     specs = predictor_grid()
     for spec in specs:
@@ -166,8 +168,14 @@ def grid_one_at_a_time(args):
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-            with torch.no_grad():
-                val = nn.functional.mse_loss(net(vx.to(device)), vy.to(device)).item()
+            total = 0.0
+            for xb, yb in val_loader:  # as the study's code did: a backward pass during validation
+                xb, yb = xb.to(device), yb.to(device)
+                loss = nn.functional.mse_loss(net(xb), yb)
+                opt.zero_grad()
+                loss.backward()
+                total += loss.item() * len(xb)
+            val = total / len(vx)
             if val < best:
                 best = val
                 state = {k: v.clone() for k, v in net.state_dict().items()}

