@@ -41,7 +41,7 @@ class PerceptualLoss(nn.Module):
     each recomputed during backward rather than stored: the frozen network is in eval
     mode, so the loss and its gradient are those of the whole batch, and the activations
     held at once are one chunk's. Measured at 96 px, batch 512, on 2 cores: peak memory of
-    a step 2.1 GB instead of 2.8 GB, and the step 21% faster (smaller working set). On
+    a step 2.2 GB instead of 2.8 GB, and the step 15% faster (smaller working set). On
     CUDA the batch goes through whole: memory is ample there and recomputing costs time.
     """
 
@@ -172,21 +172,20 @@ class _Normalized(nn.Module):
 def _efficientnet_trunk(net: nn.Module) -> nn.Sequential:
     """Stem, block 0, and block 1 up to its depthwise ReLU6 (before the linear projection),
     each BatchNorm folded into its convolution: the network is frozen in eval mode, so the
-    output is the same, and a training step stores half the activations (96 px images on
-    a CPU: 2.5 GB less per step at batch 512)."""
+    output is the same, with fewer operations and stored activations (one 96 px training
+    step at batch 512 on a CPU: 0.4 GB less peak memory, 26% faster)."""
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     net = net.eval()
     b0, b1 = net._blocks[0], net._blocks[1]
     if b0._block_args.expand_ratio != 1 or b0.has_se or b1.has_se:
         raise PerceptualNetworkUnavailable("unexpected EfficientNet-Lite0 layout: cannot cut its trunk")
-    relu6 = nn.ReLU6
     return nn.Sequential(
-        fuse_conv_bn_eval(net._conv_stem, net._bn0), relu6(),
-        fuse_conv_bn_eval(b0._depthwise_conv, b0._bn1), relu6(),
+        fuse_conv_bn_eval(net._conv_stem, net._bn0), nn.ReLU6(),
+        fuse_conv_bn_eval(b0._depthwise_conv, b0._bn1), nn.ReLU6(),
         fuse_conv_bn_eval(b0._project_conv, b0._bn2),  # block 0 ends linear, no skip (32 -> 16 channels)
-        fuse_conv_bn_eval(b1._expand_conv, b1._bn0), relu6(),
-        fuse_conv_bn_eval(b1._depthwise_conv, b1._bn1), relu6(),
+        fuse_conv_bn_eval(b1._expand_conv, b1._bn0), nn.ReLU6(),
+        fuse_conv_bn_eval(b1._depthwise_conv, b1._bn1), nn.ReLU6(),
     )
 
 
