@@ -50,7 +50,6 @@ def peak_memory(device) -> dict:
 
 
 def ae_percae(args, loss_name, compile=False):
-    import torch
 
     from percae.data import ImageSet
     from percae.loss import build_loss
@@ -149,6 +148,7 @@ def grid_one_at_a_time(args):
     val_loader = DataLoader(TensorDataset(vx, vy), batch_size=512)
     t0 = time.perf_counter()
     specs = predictor_grid()
+    kept = {}
     for spec in specs:
         sizes = [tx.shape[1], *spec.hidden, ty.shape[1]]
         layers = []
@@ -178,7 +178,7 @@ def grid_one_at_a_time(args):
             val = total / len(vx)
             if val < best:
                 best = val
-                state = {k: v.clone() for k, v in net.state_dict().items()}
+                kept[spec.name] = {k: v.clone() for k, v in net.state_dict().items()}  # the best epoch's weights
     return {"seconds": time.perf_counter() - t0, "predictors": len(specs), **peak_memory(device)}
 
 

@@ -164,3 +164,13 @@ def test_unreadable_image_named(folder):
 def test_bad_image_size(folder, size):
     with pytest.raises(DataError, match="64 \\+ 16n"):
         folder_study_data(folder, image_size=size)
+
+
+def test_study_data_at_another_size(folder):
+    data = load_study_data("folder", folder, seed=0, image_size=80)
+    assert data.autoencoder.image_size == 80
+    assert data.autoencoder.materialize().shape[1:] == (80, 80, 3)
+    # A solid-colour image stays that colour at any size.
+    first_dog = data.autoencoder.selected_targets().tolist().index(1)
+    img = data.autoencoder.materialize()[first_dog]
+    assert (img == img[0, 0]).all() and img[0, 0, 0] == 200

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -134,3 +133,14 @@ def test_kill9_resume_gives_the_same_summary(collection, tmp_path):
     a["config"].pop("root", None), b["config"].pop("root", None)
     assert comparable(a) == comparable(b)
     assert a["complete"] and b["complete"]
+
+
+def test_image_size_that_a_dataset_cannot_take_is_refused(collection, tmp_path):
+    # The collection was generated at 64 px; only folders are resized.
+    result = subprocess.run([sys.executable, "-m", "percae.cli", *tiny_args(collection, tmp_path / "out"),
+                             "--image-size", "80"], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "lunarlander images" in result.stderr and "are 64 px, not 80" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out" / "study_config.json").exists()  # the corrected command can use the same --out
+    assert not (tmp_path / "out" / "summary.json").exists()

@@ -100,8 +100,9 @@ def _perceptual_options(f):
 @click.option("--kl-weight", default=0.01, show_default=True, type=float)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--device", default="auto", show_default=True)
+@click.option("--image-size", default=None, type=int, help="64 + 16n px; resizes folder datasets.")
 def train(data_root, dataset, out, model, z, loss, perceptual_net, perceptual_weights, epochs, batch_size, lr,
-          kl_weight, seed, device):
+          kl_weight, seed, device, image_size):
     """Train an autoencoder on a dataset's autoencoder part (80/20 train/validation)."""
     from .data import load_study_data, split
     from .loss import build_loss
@@ -113,7 +114,7 @@ def train(data_root, dataset, out, model, z, loss, perceptual_net, perceptual_we
     config = TrainConfig(loss=loss, perceptual_net=perceptual_net or "alexnet", perceptual_weights=perceptual_weights,
                          kl_weight=kl_weight, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
     config.validate()
-    study = load_study_data(dataset, data_root, seed=seed)
+    study = load_study_data(dataset, data_root, seed=seed, image_size=image_size)
     ae = build_autoencoder(AutoencoderConfig(model, z, study.autoencoder.image_size), seed=seed)
     loss_fn = build_loss(loss, config.perceptual_net, perceptual_weights)
     tr, va = split(study.autoencoder, 0.2, seed)
@@ -134,14 +135,14 @@ def train(data_root, dataset, out, model, z, loss, perceptual_net, perceptual_we
 @click.option("--device", default="auto", show_default=True)
 def encode(run_dir, data_root, dataset, part, out, device):
     """Write the embeddings (mu) of a dataset with a trained run."""
-    import numpy as np
 
     from .data import ImageSet, load_study_data
     from .embeddings import cached_embeddings
     from .model import load_autoencoder
 
     model = load_autoencoder(run_dir)
-    study = load_study_data(dataset, data_root)
+    # The images at the size the model takes: a folder dataset is resized to it.
+    study = load_study_data(dataset, data_root, image_size=model.config.image_size)
     if part == "all":
         base = study.autoencoder
         images = ImageSet(base.images, base.targets, base.groups, tile=base.tile, name=base.name)
@@ -169,12 +170,14 @@ def encode(run_dir, data_root, dataset, part, out, device):
 @_perceptual_options
 @click.option("--rollouts", default=None, type=int, help="LunarLander collection size, when generated.")
 @click.option("--steps", default=None, type=int)
+@click.option("--image-size", default=None, type=int,
+              help="64 + 16n px: resizes folder datasets; sets a LunarLander collection's size when generated.")
 @click.option("--max-autoencoder-images", default=None, type=int)
 @click.option("--seed", default=None, type=int)
 @click.option("--device", default=None)
 @click.option("--progress/--no-progress", default=True)
 def reproduce(dataset, out, preset, root, z_sizes, models, epochs, predictor_epochs, retrain_epochs, perceptual_net,
-              perceptual_weights, rollouts, steps, max_autoencoder_images, seed, device, progress):
+              perceptual_weights, rollouts, steps, image_size, max_autoencoder_images, seed, device, progress):
     """Run the whole study on DATASET and write its tables (resumable)."""
     from .study import preset_config, run_study
 
@@ -188,7 +191,8 @@ def reproduce(dataset, out, preset, root, z_sizes, models, epochs, predictor_epo
         dataset, preset, root=root, z_sizes=ints(z_sizes) if z_sizes else None,
         models=tuple(models.split(",")) if models else None, ae_epochs=epochs, predictor_epochs=predictor_epochs,
         retrain_epochs=retrain_epochs, perceptual_net=perceptual_net, perceptual_weights=perceptual_weights,
-        rollouts=rollouts, steps=steps, max_autoencoder_images=max_autoencoder_images, seed=seed, device=device,
+        rollouts=rollouts, steps=steps, image_size=image_size, max_autoencoder_images=max_autoencoder_images,
+        seed=seed, device=device,
     )
     out = out or f"results/{dataset}-{preset}"
     run_study(config, out, progress=progress, log=click.echo)

@@ -9,8 +9,6 @@ epoch checkpoint, so it ends with the same results as an uninterrupted run.
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import time
 from dataclasses import dataclass, replace
@@ -25,7 +23,7 @@ from .data import ImageSet, StudyData, load_study_data, split
 from .embeddings import cached_embeddings, reconstruct, reconstruction_l1
 from .loss import OFFLINE_PERCEPTUAL_NETWORK, PixelLoss, alexnet_available, build_loss
 from .model import AutoencoderConfig, build_autoencoder, load_autoencoder
-from .predictors import FittedPredictor, PredictorConfig, fit_predictor_grid, select_best
+from .predictors import PredictorConfig, fit_predictor_grid, select_best
 from .training import RESULT, TrainConfig, train_autoencoder
 
 # Study model name -> (autoencoder kind, loss).
@@ -53,6 +51,7 @@ class StudyConfig(JsonConfig):
     perceptual_net: str | None = None  # None: the paper's AlexNet
     perceptual_weights: str | None = None
     rollouts: int = 1400  # LunarLander collection size, when it is generated
+    image_size: int | None = None  # None: the dataset's own (64 px; STL-10 96 px); folders are resized to it
     steps: int = 150
     max_autoencoder_images: int | None = None  # subsample big sets (quick presets)
     max_predictor_images: int | None = None
@@ -159,11 +158,12 @@ def prepare_data(config: StudyConfig, out: Path, log: Callable[[str], None] = pr
         root = root or str(out / "data")
         if not (Path(root) / "meta.json").exists():
             log(f"generating the LunarLander collection ({config.rollouts} rollouts x {config.steps} steps) in {root}")
-            generate_lunarlander(root, LunarLanderConfig(rollouts=config.rollouts, steps=config.steps, seed=config.seed),
+            generate_lunarlander(root, LunarLanderConfig(rollouts=config.rollouts, steps=config.steps,
+                                                         image_size=config.image_size or 64, seed=config.seed),
                                  progress=progress)
     elif root is None:
         raise ConfigError(f"--root DIR is needed for {config.dataset}: the folder that holds its files")
-    data = load_study_data(config.dataset, root, seed=config.seed)
+    data = load_study_data(config.dataset, root, seed=config.seed, image_size=config.image_size)
     data.autoencoder = _limit(data.autoencoder, config.max_autoencoder_images, config.seed)
     data.predictor = _limit(data.predictor, config.max_predictor_images, config.seed + 1)
     data.test = _limit(data.test, config.max_test_images, config.seed + 2)
@@ -208,16 +208,17 @@ def run_study(config: StudyConfig, out: str | os.PathLike, progress: bool = True
     config = replace(config, perceptual_net=net)
     saved = out / "study_config.json"
     if saved.exists():
-        previous = json.loads(saved.read_text())
-        if previous != json.loads(json.dumps(config.to_dict())):
-            diff = [k for k in config.to_dict() if previous.get(k) != json.loads(json.dumps(config.to_dict()[k]))]
+        # Through StudyConfig, so that settings added since that study began take their defaults.
+        previous, current = StudyConfig.load(saved).to_dict(), config.to_dict()
+        if previous != current:
+            diff = [k for k in current if previous.get(k) != current[k]]
             raise ConfigError(
                 f"{out} holds a study with other settings ({', '.join(diff)}); "
                 "use another --out, or the same settings to resume it"
             )
-    else:
-        config.save(saved)
     data = prepare_data(config, out, log, progress)
+    if not saved.exists():  # only once the data is known to be usable: a refused start leaves nothing to trip over
+        config.save(saved)
     if net_note:
         atomic_write_json(out / "notes.json", {"perceptual_net": net_note, "data": data.notes})
     else:

@@ -144,11 +144,23 @@ DATASETS: dict[str, str] = {
 }
 
 
-def load_study_data(dataset: str, root, seed: int = 0) -> StudyData:
-    """The Table I parts of a dataset by name (`lunarlander`, `stl10`, `svhn`, `folder`)."""
+def load_study_data(dataset: str, root, seed: int = 0, image_size: int | None = None) -> StudyData:
+    """The Table I parts of a dataset by name (`lunarlander`, `stl10`, `svhn`, `folder`).
+
+    `image_size` resizes a folder dataset's images; the other datasets have a fixed size
+    (a LunarLander collection's is chosen when it is generated), which it must match."""
     import importlib
 
     if dataset not in DATASETS:
         raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     module, function = DATASETS[dataset].split(":")
-    return getattr(importlib.import_module(module), function)(root, seed=seed)
+    load = getattr(importlib.import_module(module), function)
+    if dataset == "folder" and image_size is not None:
+        return load(root, seed=seed, image_size=image_size)
+    data = load(root, seed=seed)
+    if image_size is not None and data.autoencoder.image_size != image_size:
+        raise DataError(
+            f"{dataset} images in {root} are {data.autoencoder.image_size} px, not {image_size}: --image-size "
+            "resizes only folder datasets (and sets the size of a LunarLander collection when it is generated)"
+        )
+    return data
