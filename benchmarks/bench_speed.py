@@ -50,7 +50,6 @@ def peak_memory(device) -> dict:
 
 
 def ae_percae(args, loss_name, compile=False):
-
     from percae.data import ImageSet
     from percae.loss import build_loss
     from percae.model import AutoencoderConfig, build_autoencoder
@@ -211,6 +210,8 @@ def main() -> None:
     p.add_argument("--item", choices=list(ITEMS) + list(COMPILED_ITEMS), help=argparse.SUPPRESS)
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
+    from percae.predictors import predictor_grid
+
     if args.item:
         print(json.dumps({**ITEMS, **COMPILED_ITEMS}[args.item](args)))
         return
@@ -219,14 +220,11 @@ def main() -> None:
     forwarded = forwarded_args()
     results, failed = {}, []
     for item in args.only.split(",") if args.only else ITEMS:
-        out = subprocess.run([sys.executable, __file__, *forwarded, "--item", item], capture_output=True, text=True)
-        if out.returncode:
-            # One broken item must not hide the others' figures.
-            print(f"{item:24s} FAILED:\n{out.stderr[-2000:]}", flush=True)
-            failed.append(item)
-            continue
-        results[item] = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{item:24s} {json.dumps(results[item])}", flush=True)
+        result = run_item(item, forwarded)
+        if result is None:
+            failed.append(item)  # one broken item must not hide the others' figures
+        else:
+            results[item] = result
     r = results
 
     def ratio(a, b, key):
@@ -241,7 +239,7 @@ def main() -> None:
     }
 
     def ips(item):
-        return f"{r[item]['images_per_s']:.0f} img/s" if item in r else "failed"
+        return f"{r[item]['images_per_s']:.0f} img/s" if item in r else ("failed" if item in failed else "not run")
 
     print()
     print(f"autoencoder, pixel loss:      percae {ips('ae-percae-pixel')}, "
@@ -250,8 +248,8 @@ def main() -> None:
           f"baseline {ips('ae-baseline-perceptual')}, ratio {summary['perceptual_speedup']:.2f}x")
     print(f"perceptual loss overhead ({args.perceptual_net}): percae {100 * summary['perceptual_overhead_percae']:+.0f}%, "
           f"baseline {100 * summary['perceptual_overhead_baseline']:+.0f}% (paper: +12 +- 3%, AlexNet)")
-    secs = {k: (f"{r[k]['seconds']:.1f}s" if k in r else "failed") for k in ("grid-vectorised", "grid-one-at-a-time")}
-    print(f"predictor grid ({len(predictor_names())} predictors, {args.grid_epochs} epochs): vectorised "
+    secs = {k: (f"{r[k]['seconds']:.1f}s" if k in r else "failed" if k in failed else "not run") for k in ("grid-vectorised", "grid-one-at-a-time")}
+    print(f"predictor grid ({len(predictor_grid())} predictors, {args.grid_epochs} epochs): vectorised "
           f"{secs['grid-vectorised']}, one at a time {secs['grid-one-at-a-time']}, ratio {summary['grid_speedup']:.1f}x")
     for item in r:
         mem = f"host peak RSS {r[item]['host_peak_rss_mb']:.0f} MB"
@@ -265,19 +263,24 @@ def main() -> None:
         sys.exit(f"failed: {', '.join(failed)}")
 
 
+def run_item(item: str, forwarded: list[str]) -> dict | None:
+    """One measurement in a fresh process (so that its peak memory is its own); None if it failed."""
+    out = subprocess.run([sys.executable, __file__, *forwarded, "--item", item], capture_output=True, text=True)
+    if out.returncode:
+        print(f"{item:30s} FAILED:\n{out.stderr[-2000:]}", flush=True)
+        return None
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"{item:30s} {json.dumps(result)}", flush=True)
+    return result
+
+
 def compare_compiled(args) -> None:
     forwarded = forwarded_args()
     for plain, compiled in zip(("ae-percae-pixel", "ae-percae-perceptual"), COMPILED_ITEMS):
-        r = {}
-        for item in (plain, compiled):
-            out = subprocess.run([sys.executable, __file__, *forwarded, "--item", item], capture_output=True, text=True)
-            if out.returncode:
-                print(f"{item} FAILED:\n{out.stderr[-2000:]}", flush=True)
-                break
-            r[item] = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"{item:30s} {json.dumps(r[item])}", flush=True)
-        if len(r) == 2:
-            print(f"torch.compile speed-up ({plain[10:]}): {r[compiled]['images_per_s'] / r[plain]['images_per_s']:.2f}x")
+        a = run_item(plain, forwarded)
+        b = run_item(compiled, forwarded) if a else None
+        if a and b:
+            print(f"torch.compile speed-up ({plain[10:]}): {b['images_per_s'] / a['images_per_s']:.2f}x")
 
 
 def forwarded_args() -> list[str]:
@@ -291,12 +294,6 @@ def forwarded_args() -> list[str]:
         elif not a.startswith(("--json=", "--only=", "--compile-only")):
             out.append(a)
     return out
-
-
-def predictor_names():
-    from percae.predictors import predictor_grid
-
-    return [s.name for s in predictor_grid()]
 
 
 if __name__ == "__main__":
