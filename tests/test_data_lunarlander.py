@@ -212,6 +212,18 @@ def test_load_rejects_a_folder_that_is_not_a_collection(tmp_path):
         load_lunarlander(tmp_path)
 
 
+@pytest.mark.parametrize("meta", ['{"frames": 3', '{"frames": 3}', '[]', '{"unaltered_rollouts": 0}', '{"unaltered_rollouts": "2"}'])
+def test_load_rejects_a_meta_json_without_the_split(collection_path, tmp_path, meta):
+    """A broken or hand-made meta.json gets one clear error at load, not a KeyError inside the study."""
+    import shutil
+
+    copy = tmp_path / "c"
+    shutil.copytree(collection_path, copy)
+    (copy / "meta.json").write_text(meta)
+    with pytest.raises(DataError, match="meta.json"):
+        load_lunarlander(copy)
+
+
 # --- splits never leak ----------------------------------------------------------------------
 
 

@@ -72,7 +72,9 @@ class ImageSet:
     def gather(self, positions: np.ndarray | slice) -> np.ndarray:
         """uint8 images (B, H, W, 3) at `positions`; sorted reads keep memmaps fast."""
         idx = self.indices[positions]
-        if isinstance(self.images, np.memmap) or not self.images.flags.c_contiguous:
+        if (isinstance(self.images, np.memmap) or not self.images.flags.c_contiguous) and np.any(idx[1:] < idx[:-1]):
+            # Unsorted: read in file order, then put in place (a second copy, so only when needed:
+            # materialising a large sorted set must not hold it twice).
             order = np.argsort(idx, kind="stable")
             out = np.empty((len(idx),) + self.images.shape[1:], dtype=np.uint8)
             out[order] = self.images[idx[order]]

@@ -205,8 +205,18 @@ def load_lunarlander(path: str | os.PathLike) -> LunarLanderCollection:
         rollouts = np.load(path / "rollouts.npy")
     except ValueError as e:
         raise DataError(f"{path}: a collection file is truncated or malformed ({e})") from None
-    meta = json.loads((path / "meta.json").read_text())
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}/meta.json is not valid JSON ({e}); regenerate the collection") from None
     n = len(images)
+    unaltered = meta.get("unaltered_rollouts") if isinstance(meta, dict) else None
+    # The split needs it; a hand-made or truncated meta.json would otherwise fail deep inside the study.
+    if not isinstance(unaltered, int) or not 0 < unaltered <= (int(rollouts.max()) if len(rollouts) else 0):
+        raise DataError(
+            f"{path}/meta.json lacks a valid 'unaltered_rollouts' (the number of unaltered rollouts that "
+            f"come first; got {unaltered!r}); regenerate the collection with `percae data lunarlander`"
+        )
     if positions.shape != (n, 2) or rollouts.shape != (n,):
         raise DataError(
             f"{path}: images, positions and rollouts disagree in length "
