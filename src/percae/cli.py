@@ -130,7 +130,8 @@ def train(data_root, dataset, out, model, z, loss, perceptual_net, perceptual_we
 @click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--data", "data_root", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--dataset", default="lunarlander", show_default=True)
-@click.option("--part", type=click.Choice(["all", "autoencoder", "predictor", "test"]), default="all", show_default=True)
+@click.option("--part", type=click.Choice(["all", "autoencoder", "predictor", "test"]), default="all", show_default=True,
+              help="all: every image in file order, for datasets whose parts share one file (lunarlander, folder).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="A .npy file of float32 (N, z).")
 @click.option("--device", default="auto", show_default=True)
 def encode(run_dir, data_root, dataset, part, out, device):
@@ -145,6 +146,10 @@ def encode(run_dir, data_root, dataset, part, out, device):
     study = load_study_data(dataset, data_root, image_size=model.config.image_size)
     if part == "all":
         base = study.autoencoder
+        if any(p.images is not base.images for p in (study.predictor, study.test)):
+            # STL-10 and SVHN keep each part in its own file: "all" would silently mean one of them.
+            raise ConfigError(f"--part all needs one image file for every part, and {dataset} has one per part; "
+                              "encode each with --part autoencoder, predictor or test")
         images = ImageSet(base.images, base.targets, base.groups, tile=base.tile, name=base.name)
     else:
         images = getattr(study, part)

@@ -1,0 +1,84 @@
+"""The command line: `percae encode` writes what the Python API computes, and refuses
+what it cannot do with one line and exit status 1, leaving no file behind."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from percae.cli import main
+from percae.training import to_float_batch
+from percae.model import AutoencoderConfig, build_autoencoder, save_autoencoder
+
+from test_data_stl10 import intended_images, write_images, write_labels
+
+
+def saved_run(tmp_path_factory, image_size):
+    path = tmp_path_factory.mktemp("run")
+    save_autoencoder(build_autoencoder(AutoencoderConfig(kind="ae", latent_dim=8, image_size=image_size), seed=0), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return saved_run(tmp_path_factory, 64)
+
+
+@pytest.fixture(scope="module")
+def run_dir_96(tmp_path_factory):
+    return saved_run(tmp_path_factory, 96)  # STL-10's size
+
+
+def encode(*args):
+    return CliRunner().invoke(main, ["encode", *map(str, args)])
+
+
+def test_encode_all_is_every_frame_of_a_collection_in_file_order(run_dir, collection_path, collection, tmp_path):
+    out = tmp_path / "z.npy"
+    result = encode("--run", run_dir, "--data", collection_path, "--part", "all", "--out", out, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    z = np.load(out)
+    assert z.shape == (len(collection.images), 8)
+    from percae.model import load_autoencoder
+
+    model = load_autoencoder(run_dir)
+    with torch.no_grad():
+        for i in (0, len(z) - 1):
+            x = to_float_batch(torch.from_numpy(np.array(collection.images[i:i + 1])))
+            np.testing.assert_allclose(z[i], model.encode(x)[0].numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.fixture
+def stl_root(tmp_path):
+    folder = tmp_path / "stl" / "stl10_binary"
+    folder.mkdir(parents=True)
+    write_images(folder / "unlabeled_X.bin", intended_images(6, 0))
+    write_images(folder / "train_X.bin", intended_images(4, 1))
+    write_labels(folder / "train_y.bin", np.array([1, 2, 10, 5]))
+    write_images(folder / "test_X.bin", intended_images(3, 2))
+    write_labels(folder / "test_y.bin", np.array([10, 1, 3]))
+    return tmp_path / "stl"
+
+
+def test_encode_all_is_refused_where_each_part_has_its_own_file(run_dir_96, stl_root, tmp_path):
+    """STL-10's parts are three files: "all" would have meant the unlabeled one alone."""
+    out = tmp_path / "z.npy"
+    result = encode("--run", run_dir_96, "--data", stl_root, "--dataset", "stl10", "--out", out, "--device", "cpu")
+    assert result.exit_code == 1
+    assert "--part all" in result.output and "--part autoencoder, predictor or test" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not out.exists()
+    result = encode("--run", run_dir_96, "--data", stl_root, "--dataset", "stl10", "--part", "test", "--out", out,
+                    "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert np.load(out).shape == (3, 8)
+
+
+def test_encode_refuses_an_existing_output(run_dir, collection_path, tmp_path):
+    out = tmp_path / "z.npy"
+    out.write_bytes(b"keep me")
+    result = encode("--run", run_dir, "--data", collection_path, "--out", out, "--device", "cpu")
+    assert result.exit_code == 1 and "exists" in result.output
+    assert out.read_bytes() == b"keep me"
