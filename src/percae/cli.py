@@ -122,7 +122,7 @@ def train(data_root, dataset, out, model, z, loss, perceptual_net, perceptual_we
                + (f" ({config.perceptual_net})" if loss == "perceptual" else "")
                + f" on {len(tr)} images, validating on {len(va)}")
     result = train_autoencoder(ae, loss_fn, tr, va, config, run_dir=out, log=click.echo)
-    click.echo(f"best epoch {result.best_epoch} (val {result.best_val_loss:.5f}); "
+    click.echo(f"best epoch {result.best_epoch} (val {result.best_val_loss:.4g}); "
                f"{result.images_per_second:.0f} images/s; run saved in {out}")
 
 

@@ -286,7 +286,7 @@ def train_autoencoder(
             _write_history(run_dir, history)
         if log:
             log(
-                f"epoch {epoch:3d}/{config.epochs}  train {train_loss:.5f}  val {val_loss:.5f}  "
+                f"epoch {epoch:3d}/{config.epochs}  train {train_loss:.4g}  val {val_loss:.4g}  "
                 f"{seconds:6.1f}s  {row['images_per_s']:7.0f} img/s" + ("  *" if best_epoch == epoch else "")
             )
 
