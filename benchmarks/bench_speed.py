@@ -252,16 +252,21 @@ def main() -> None:
     def ips(item):
         return f"{r[item]['images_per_s']:.0f} img/s" if item in r else ("failed" if item in failed else "not run")
 
+    def shown(value, spec, scale=1.0, unit=""):
+        return "n/a" if value != value else f"{scale * value:{spec}}{unit}"  # value != value: nan, an arm not run
+
     print()
     print(f"autoencoder, pixel loss:      percae {ips('ae-percae-pixel')}, "
-          f"baseline {ips('ae-baseline-pixel')}, ratio {summary['pixel_speedup']:.2f}x")
+          f"baseline {ips('ae-baseline-pixel')}, ratio {shown(summary['pixel_speedup'], '.2f', unit='x')}")
     print(f"autoencoder, perceptual loss: percae {ips('ae-percae-perceptual')}, "
-          f"baseline {ips('ae-baseline-perceptual')}, ratio {summary['perceptual_speedup']:.2f}x")
-    print(f"perceptual loss overhead ({args.perceptual_net}): percae {100 * summary['perceptual_overhead_percae']:+.0f}%, "
-          f"baseline {100 * summary['perceptual_overhead_baseline']:+.0f}% (paper: +12 +- 3%, AlexNet)")
+          f"baseline {ips('ae-baseline-perceptual')}, ratio {shown(summary['perceptual_speedup'], '.2f', unit='x')}")
+    print(f"perceptual loss overhead ({args.perceptual_net}): "
+          f"percae {shown(summary['perceptual_overhead_percae'], '+.0f', 100, '%')}, "
+          f"baseline {shown(summary['perceptual_overhead_baseline'], '+.0f', 100, '%')} (paper: +12 +- 3%, AlexNet)")
     secs = {k: (f"{r[k]['seconds']:.1f}s" if k in r else "failed" if k in failed else "not run") for k in ("grid-vectorised", "grid-one-at-a-time")}
     print(f"predictor grid ({len(predictor_grid())} predictors, {args.grid_epochs} epochs): vectorised "
-          f"{secs['grid-vectorised']}, one at a time {secs['grid-one-at-a-time']}, ratio {summary['grid_speedup']:.1f}x")
+          f"{secs['grid-vectorised']}, one at a time {secs['grid-one-at-a-time']}, "
+          f"ratio {shown(summary['grid_speedup'], '.1f', unit='x')}")
     for item in r:
         mem = f"host peak RSS {r[item]['host_peak_rss_mb']:.0f} MB"
         if "gpu_peak_mb" in r[item]:

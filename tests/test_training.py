@@ -8,6 +8,7 @@ import csv
 import json
 import re
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -64,6 +65,25 @@ class WorseWhenEvaluated(nn.Module):
     def forward(self, reconstruction, target):
         mse = F.mse_loss(reconstruction, target)
         return mse if torch.is_grad_enabled() else -mse
+
+
+class CountingNetwork(nn.Module):
+    """A small perceptual network that counts the images it sees, apart for images seen
+    with and without autograd. Pooling and per-channel scaling only: each image's features
+    are the same to the bit whatever batch it is in (a convolution's may differ in the last
+    bits with the batch), so runs that compute them in different batches can be compared
+    exactly."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(5)
+        self.scale = nn.Parameter(torch.randn(1, 3, 1, 1) * 4)
+        self.shift = nn.Parameter(torch.randn(1, 3, 1, 1))
+        self.seen = {"grad": 0, "no_grad": 0}
+
+    def forward(self, x):
+        self.seen["grad" if torch.is_grad_enabled() else "no_grad"] += len(x)
+        return F.avg_pool2d(x, 4) * self.scale + self.shift
 
 
 @pytest.fixture
@@ -132,14 +152,23 @@ def read_history(path):
         return list(csv.DictReader(f))
 
 
-@pytest.mark.parametrize("kind", ["ae", "vae"])
-def test_interrupted_run_resumes_exactly(kind, small, tmp_path):
+def loss_named(name):
+    if name == "pixel":
+        return PixelLoss()
+    # With convolutions, whose results may differ in the last bits with the batch: the cached
+    # target features must be computed in the same batches on resume as in the whole run.
+    torch.manual_seed(4)
+    return PerceptualLoss(nn.Sequential(nn.Conv2d(3, 6, 5, stride=4), nn.ReLU(), nn.Conv2d(6, 6, 3)), cpu_chunk=None)
+
+
+@pytest.mark.parametrize("kind,loss", [("ae", "pixel"), ("vae", "pixel"), ("ae", "perceptual")])
+def test_interrupted_run_resumes_exactly(kind, loss, small, tmp_path):
     train, val = small
-    config = cfg(epochs=3)
+    config = cfg(epochs=3, batch_size=5)  # 24 = 4 x 5 + 4: a smaller last batch, different images each epoch
 
     whole_dir = tmp_path / "whole"
     whole = make(kind)
-    r_whole = train_autoencoder(whole, PixelLoss(), train, val, config, run_dir=whole_dir, progress=False, log=None)
+    r_whole = train_autoencoder(whole, loss_named(loss), train, val, config, run_dir=whole_dir, progress=False, log=None)
 
     run_dir = tmp_path / "interrupted"
 
@@ -149,7 +178,8 @@ def test_interrupted_run_resumes_exactly(kind, small, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_autoencoder(make(kind), PixelLoss(), train, val, config, run_dir=run_dir, progress=False, log=interrupt_at_epoch_2)
+        train_autoencoder(make(kind), loss_named(loss), train, val, config, run_dir=run_dir, progress=False,
+                          log=interrupt_at_epoch_2)
     # The interruption leaves a checkpoint (plain tensors) and the history of the epochs it holds.
     checkpoint = run_dir / "checkpoint.pt"
     assert checkpoint.exists()
@@ -161,7 +191,8 @@ def test_interrupted_run_resumes_exactly(kind, small, tmp_path):
 
     resumed = make(kind)
     lines = []
-    r_resumed = train_autoencoder(resumed, PixelLoss(), train, val, config, run_dir=run_dir, progress=False, log=lines.append)
+    r_resumed = train_autoencoder(resumed, loss_named(loss), train, val, config, run_dir=run_dir, progress=False,
+                                  log=lines.append)
     assert any("resum" in line for line in lines)
     assert sum(bool(EPOCH_LINE.match(line)) for line in lines) == 3 - done  # it did not start over
 
@@ -244,3 +275,89 @@ def test_training_refuses_mismatched_or_tiny_data(tiny_images):
         train_autoencoder(make(), PixelLoss(), tiny_images.subset(np.arange(1)), tiny_images, cfg(), progress=False, log=None)
     with pytest.raises(ConfigError):
         train_autoencoder(make(), PixelLoss(), tiny_images, tiny_images, cfg(epochs=0), progress=False, log=None)
+
+
+@pytest.mark.parametrize("cpu_chunk", [None, 4])  # 4: the CPU's chunked, recomputed reconstruction features
+def test_target_features_are_computed_once_per_image_and_training_is_unchanged(cpu_chunk, tiny_images):
+    # 25 training images at batch 8: 25 % 8 == 1, so each epoch leaves one image out
+    # (BatchNorm cannot train on a batch of one), a different one each time.
+    train, val = tiny_images.subset(np.arange(25)), tiny_images.subset(np.arange(48, 58))
+    histories, states, nets = [], [], []
+    for cache_mb in (0, None):
+        net = CountingNetwork()
+        model = make()
+        result = train_autoencoder(model, PerceptualLoss(net, cpu_chunk=cpu_chunk), train, val,
+                                   cfg(epochs=4, feature_cache_mb=cache_mb), progress=False, log=None)
+        histories.append([(r["train_loss"], r["val_loss"]) for r in result.history])
+        states.append(state_copy(model))
+        nets.append(net)
+    recomputed, cached = nets
+    epochs, n_train, n_val = 4, 24, 10  # 24 training images per epoch
+    # Recomputing: every epoch, each training and validation image once without autograd
+    # (its target features) and each validation reconstruction as well.
+    assert recomputed.seen["no_grad"] == epochs * (n_train + 2 * n_val)
+    # Cached: the target features of all 25 training and 10 validation images once in the
+    # whole run, then only the reconstructions.
+    assert cached.seen["no_grad"] == 25 + n_val + epochs * n_val
+    # Training reconstructions: once per epoch (twice where chunks are recomputed in backward).
+    assert cached.seen["grad"] == recomputed.seen["grad"] == epochs * n_train * (1 if cpu_chunk is None else 2)
+    # ...and the run is the same run, to the bit.
+    assert histories[1] == histories[0]
+    assert_same_state(states[1], states[0])
+
+
+def test_feature_cache_keeps_nothing_beyond_its_budget(tiny_images):
+    from percae.training import FeatureCache
+
+    data = DeviceImages(tiny_images.subset(np.arange(16)), torch.device("cpu"))
+    loss = PerceptualLoss(CountingNetwork(), cpu_chunk=None)
+    per_image = 3 * 16 * 16 * 4  # 3 channels at 16x16, float32
+    too_small, exact = FeatureCache(data, 16 * per_image - 1), FeatureCache(data, 16 * per_image)
+    for cache in (too_small, exact):
+        cache.fill(loss, batch_size=8, amp=False)
+    assert too_small.store is None and too_small.nbytes == 0
+    assert exact.nbytes == 16 * per_image
+    # Stored by position: the features of any batch are those of its images.
+    positions = torch.tensor([13, 2, 7])
+    with torch.no_grad():
+        expected = loss.features(data.batch(positions))
+    assert too_small.features(positions) is None
+    torch.testing.assert_close(exact.features(positions), expected)
+
+
+def test_cached_features_are_those_training_would_compute_under_bf16_autocast(tiny_images, monkeypatch):
+    from percae import training
+    from percae.training import FeatureCache
+
+    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: True)  # bf16 autocast on any CPU
+    data = DeviceImages(tiny_images.subset(np.arange(16)), torch.device("cpu"))
+    torch.manual_seed(4)
+    loss = PerceptualLoss(nn.Sequential(nn.Conv2d(3, 6, 5, stride=4), nn.ReLU()), cpu_chunk=None)
+    cache = FeatureCache(data, 1 << 30)
+    cache.fill(loss, batch_size=8, amp=True)
+    assert cache.store.dtype == torch.bfloat16  # what the network gives under autocast, not float32
+    positions = torch.arange(8, 16)  # the second batch of the fill
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = loss.features(data.batch(positions))
+    assert torch.equal(cache.features(positions), expected)
+
+
+def test_validation_features_get_the_budget_the_training_set_leaves(tiny_images, monkeypatch):
+    from percae import training
+
+    train, val = tiny_images.subset(np.arange(24)), tiny_images.subset(np.arange(48, 58))
+    per_image = 3 * 16 * 16 * 4
+    monkeypatch.setattr(training, "feature_cache_bytes", lambda device, mb: 24 * per_image)  # training's alone
+    net = CountingNetwork()
+    train_autoencoder(make(), PerceptualLoss(net, cpu_chunk=None), train, val, cfg(epochs=3), progress=False, log=None)
+    # Training targets once; nothing left for validation, which computes its targets every
+    # epoch, beside the validation reconstructions.
+    assert net.seen["no_grad"] == 24 + 3 * 2 * 10
+
+
+def test_a_training_set_of_whole_batches_plus_one_image_has_a_finite_loss(tiny_images):
+    # 25 images at batch 8: the last image is left out (BatchNorm cannot train on a batch of
+    # one). An earlier version then trained on an empty batch, and the epoch's loss was nan.
+    train, val = tiny_images.subset(np.arange(25)), tiny_images.subset(np.arange(48, 56))
+    result = train_autoencoder(make(), PixelLoss(), train, val, cfg(epochs=2), progress=False, log=None)
+    assert all(np.isfinite(r["train_loss"]) and np.isfinite(r["val_loss"]) for r in result.history)

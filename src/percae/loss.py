@@ -60,9 +60,15 @@ class PerceptualLoss(nn.Module):
     def features(self, images: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.network(images))
 
-    def forward(self, reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            target_features = self.features(target)
+    def forward(
+        self, reconstruction: torch.Tensor, target: torch.Tensor, target_features: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """`target_features`, where given, must be `features(target)` computed earlier under the
+        same autocast: they depend on the image alone, so training computes them once per image
+        rather than once per epoch (see `training.FeatureCache`)."""
+        if target_features is None:
+            with torch.no_grad():
+                target_features = self.features(target)
         chunk = self.cpu_chunk
         if not chunk or reconstruction.device.type != "cpu" or len(reconstruction) <= chunk or not torch.is_grad_enabled():
             return F.mse_loss(self.features(reconstruction), target_features)

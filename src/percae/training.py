@@ -42,6 +42,9 @@ class TrainConfig(JsonConfig):
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA and on CPUs that multiply bf16 natively
     compile: bool = False  # torch.compile the training step on CUDA (see docs/performance.md)
+    # Perceptual loss: megabytes the target images' features may keep between epochs
+    # (None: automatic, see feature_cache_bytes; 0: recompute them every batch).
+    feature_cache_mb: float | None = None
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -50,6 +53,8 @@ class TrainConfig(JsonConfig):
             raise ConfigError(f"--batch-size must be at least 2, got {self.batch_size}")
         if self.lr <= 0:
             raise ConfigError(f"--lr must be positive, got {self.lr}")
+        if self.feature_cache_mb is not None and self.feature_cache_mb < 0:
+            raise ConfigError(f"feature_cache_mb must be 0 (off), positive, or None (automatic), got {self.feature_cache_mb}")
 
     @property
     def effective_patience(self) -> int:
@@ -108,21 +113,92 @@ class DeviceImages:
         return to_float_batch(host.to(self.device, non_blocking=True), self.tile)
 
     def batches(self, batch_size: int, order: torch.Tensor | None = None):
+        for _, x in self.indexed_batches(batch_size, order):
+            yield x
+
+    def indexed_batches(self, batch_size: int, order: torch.Tensor | None = None):
+        """(positions, batch) pairs; the positions are on the device where the set is resident."""
         order = torch.arange(self.n) if order is None else order
         if self.resident:
             order = order.to(self.device)  # one copy per epoch, not one per batch
-        for start in range(0, self.n, batch_size):
-            yield self.batch(order[start:start + batch_size])
+        for start in range(0, len(order), batch_size):
+            positions = order[start:start + batch_size]
+            yield positions, self.batch(positions)
 
 
-def objective(model: Autoencoder, loss_fn: nn.Module, x: torch.Tensor, kl_weight: float, freeze_encoder: bool = False):
+class FeatureCache:
+    """The frozen perceptual network's features of every image of a set, computed once per
+    run: the network and the images never change during a run, so each epoch would compute
+    the same tensor again (one of the network's three passes in a training step, target
+    forward, reconstruction forward and backward; one of its two in validation).
+
+    `fill` computes them in a fixed order of batches, whatever the epoch, so that a resumed
+    run gets the same features, to the bit, as an uninterrupted one. Where the whole set's
+    features do not fit in `max_bytes`, nothing is kept and each batch computes its own.
+    """
+
+    def __init__(self, data: DeviceImages, max_bytes: int):
+        self.data, self.max_bytes = data, max_bytes
+        self.store: torch.Tensor | None = None
+        self.tried = False
+
+    def fill(self, loss_fn: PerceptualLoss, batch_size: int, amp: bool) -> None:
+        if self.tried or self.max_bytes <= 0 or (self.data.device.type == "cuda" and not self.data.resident):
+            return  # (images too large for the device: their features, larger still, would not fit)
+        self.tried = True  # once: a set found too large costs one batch, once per run
+        for positions, x in self.data.indexed_batches(batch_size):
+            with torch.no_grad(), _autocast(self.data.device, amp):
+                f = loss_fn.features(x)
+            if self.store is None:
+                if f[:1].numel() * f.element_size() * self.data.n > self.max_bytes:
+                    return
+                layout = torch.channels_last if f.dim() == 4 else torch.contiguous_format
+                try:
+                    self.store = torch.empty((self.data.n, *f.shape[1:]), dtype=f.dtype, device=f.device,
+                                             memory_format=layout)
+                except torch.cuda.OutOfMemoryError:
+                    return  # a budget set larger than the memory free: recompute, as without a cache
+            self.store[positions.to(f.device)] = f
+
+    def features(self, positions: torch.Tensor) -> torch.Tensor | None:
+        return None if self.store is None else self.store[positions.to(self.store.device)]
+
+    @property
+    def nbytes(self) -> int:
+        return 0 if self.store is None else self.store.numel() * self.store.element_size()
+
+
+def feature_cache_bytes(device: torch.device, megabytes: float | None) -> int:
+    """Bytes a run's feature caches may take: `megabytes` if set; else on CUDA a quarter of
+    the device's memory, and on a CPU 512 MB, which keeps the studies within their host
+    memory budget (issue 4; measured in docs/performance.md). EfficientNet-Lite0's features
+    of a 96 px image take 4 times its bytes (bf16): full-size STL-10 runs skip the cache on
+    a CPU. The device's total memory, not what is free now, so that a resumed run makes the
+    same choice as the run it resumes (cached and recomputed features may differ in the
+    last bits)."""
+    if megabytes is not None:
+        return int(megabytes * (1 << 20))
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory // 4
+    return 512 << 20
+
+
+def objective(model: Autoencoder, loss_fn: nn.Module, x: torch.Tensor, kl_weight: float, freeze_encoder: bool = False,
+              target_features: torch.Tensor | None = None):
+    """The training loss of one batch; `target_features` (perceptual loss only) are the
+    network's features of `x` if they were computed before."""
+    def reconstruction_loss(reconstruction):
+        if target_features is None:
+            return loss_fn(reconstruction, x)
+        return loss_fn(reconstruction, x, target_features)
+
     if freeze_encoder:
         # Decoder retraining: reconstruct from the fixed embedding (mu), nothing else moves.
         with torch.no_grad():
             mu = model.encode(x)
-        return loss_fn(model.decode(mu), x)
+        return reconstruction_loss(model.decode(mu))
     out = model(x)
-    loss = loss_fn(out.reconstruction, x)
+    loss = reconstruction_loss(out.reconstruction)
     if out.logvar is not None:
         loss = loss + kl_weight * kl_divergence(out.mu.float(), out.logvar.float())
     return loss
@@ -215,6 +291,10 @@ def train_autoencoder(
     train_data, val_data = DeviceImages(train_set, device), DeviceImages(val_set, device)
     kl_weight = config.kl_weight if model.variational and not freeze_encoder else 0.0
     step = torch.compile(objective) if config.compile and device.type == "cuda" else objective
+    train_cache = val_cache = None
+    if isinstance(loss_fn, PerceptualLoss):
+        budget = feature_cache_bytes(device, config.feature_cache_mb)
+        train_cache, val_cache = FeatureCache(train_data, budget), FeatureCache(val_data, budget)
 
     history: list[dict] = []
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -251,10 +331,17 @@ def train_autoencoder(
         if train_data.n % config.batch_size == 1:
             order = order[:-1]  # BatchNorm cannot train on a batch of one
         total = torch.zeros((), device=device)
+        if train_cache is not None:
+            # Inside the epoch's time: the first epoch pays for what the later ones save.
+            train_cache.fill(loss_fn, config.batch_size, config.amp)
+            # The training set's features are the ones reused most; validation's get what is left.
+            val_cache.max_bytes = budget - train_cache.nbytes
+            val_cache.fill(loss_fn, config.batch_size, config.amp)
         bar = tqdm(total=len(order), desc=f"epoch {epoch}", unit="img", leave=False, disable=not progress)
-        for x in train_data.batches(config.batch_size, order):
+        for positions, x in train_data.indexed_batches(config.batch_size, order):
             with _autocast(device, config.amp):
-                loss = step(model, loss_fn, x, kl_weight, freeze_encoder)
+                features = train_cache.features(positions) if train_cache is not None else None
+                loss = step(model, loss_fn, x, kl_weight, freeze_encoder, features)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -264,7 +351,8 @@ def train_autoencoder(
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         train_seconds = time.perf_counter() - t0
-        val_loss = evaluate_loss(model, loss_fn, val_data, config.batch_size, kl_weight, config.amp, freeze_encoder, step)
+        val_loss = evaluate_loss(model, loss_fn, val_data, config.batch_size, kl_weight, config.amp, freeze_encoder, step,
+                                 val_cache)
         train_loss = total.item() / len(order)
         seconds = time.perf_counter() - t0
         row = {
@@ -315,13 +403,14 @@ def train_autoencoder(
 
 @torch.no_grad()
 def evaluate_loss(model, loss_fn, data: DeviceImages, batch_size: int, kl_weight: float = 0.0, amp: bool = True,
-                  freeze_encoder: bool = False, step: Callable = objective) -> float:
+                  freeze_encoder: bool = False, step: Callable = objective, cache: FeatureCache | None = None) -> float:
     """Mean objective over a set, in eval mode and without autograd."""
     model.eval()
     total = torch.zeros((), device=data.device)
-    for x in data.batches(batch_size):
+    for positions, x in data.indexed_batches(batch_size):
         with _autocast(data.device, amp):
-            total += step(model, loss_fn, x, kl_weight, freeze_encoder).float() * len(x)
+            features = cache.features(positions) if cache is not None else None
+            total += step(model, loss_fn, x, kl_weight, freeze_encoder, features).float() * len(x)
     return total.item() / data.n
 
 
