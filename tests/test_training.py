@@ -283,7 +283,7 @@ def test_target_features_are_computed_once_per_image_and_training_is_unchanged(c
     # (BatchNorm cannot train on a batch of one), a different one each time.
     train, val = tiny_images.subset(np.arange(25)), tiny_images.subset(np.arange(48, 58))
     histories, states, nets = [], [], []
-    for cache_mb in (0, None):
+    for cache_mb in (0, 64, None):  # None: the default, which on a CPU keeps nothing
         net = CountingNetwork()
         model = make()
         result = train_autoencoder(model, PerceptualLoss(net, cpu_chunk=cpu_chunk), train, val,
@@ -291,7 +291,8 @@ def test_target_features_are_computed_once_per_image_and_training_is_unchanged(c
         histories.append([(r["train_loss"], r["val_loss"]) for r in result.history])
         states.append(state_copy(model))
         nets.append(net)
-    recomputed, cached = nets
+    recomputed, cached, default = nets
+    assert default.seen == recomputed.seen
     epochs, n_train, n_val = 4, 24, 10  # 24 training images per epoch
     # Recomputing: every epoch, each training and validation image once without autograd
     # (its target features) and each validation reconstruction as well.
@@ -302,7 +303,7 @@ def test_target_features_are_computed_once_per_image_and_training_is_unchanged(c
     # Training reconstructions: once per epoch (twice where chunks are recomputed in backward).
     assert cached.seen["grad"] == recomputed.seen["grad"] == epochs * n_train * (1 if cpu_chunk is None else 2)
     # ...and the run is the same run, to the bit.
-    assert histories[1] == histories[0]
+    assert histories[1] == histories[0] == histories[2]
     assert_same_state(states[1], states[0])
 
 

@@ -43,7 +43,8 @@ class TrainConfig(JsonConfig):
     amp: bool = True  # bf16 autocast on CUDA and on CPUs that multiply bf16 natively
     compile: bool = False  # torch.compile the training step on CUDA (see docs/performance.md)
     # Perceptual loss: megabytes the target images' features may keep between epochs
-    # (None: automatic, see feature_cache_bytes; 0: recompute them every batch).
+    # (None: a quarter of the GPU's memory on CUDA, none on a CPU, see feature_cache_bytes;
+    # 0: recompute them every batch).
     feature_cache_mb: float | None = None
 
     def validate(self) -> None:
@@ -170,17 +171,17 @@ class FeatureCache:
 
 def feature_cache_bytes(device: torch.device, megabytes: float | None) -> int:
     """Bytes a run's feature caches may take: `megabytes` if set; else on CUDA a quarter of
-    the device's memory, and on a CPU 512 MB, which keeps the studies within their host
-    memory budget (issue 4; measured in docs/performance.md). EfficientNet-Lite0's features
-    of a 96 px image take 4 times its bytes (bf16): full-size STL-10 runs skip the cache on
-    a CPU. The device's total memory, not what is free now, so that a resumed run makes the
-    same choice as the run it resumes (cached and recomputed features may differ in the
-    last bits)."""
+    the device's memory (its total, not what is free now, so that a resumed run makes the
+    same choice as the run it resumes: cached and recomputed features may differ in the
+    last bits), and nothing on a CPU. There it was measured at +2 to +6% images/s for
+    +200 MB at the peak of `percae reproduce stl10 --preset quick`, 20 MB short of that
+    study's host memory budget (EfficientNet-Lite0's features of a 96 px image take 4 times
+    its bytes): not worth it by default (docs/performance.md)."""
     if megabytes is not None:
         return int(megabytes * (1 << 20))
     if device.type == "cuda":
         return torch.cuda.get_device_properties(device).total_memory // 4
-    return 512 << 20
+    return 0
 
 
 def objective(model: Autoencoder, loss_fn: nn.Module, x: torch.Tensor, kl_weight: float, freeze_encoder: bool = False,
