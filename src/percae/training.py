@@ -3,7 +3,8 @@ kept, per-epoch checkpoints so an interrupted run resumes exactly, and a run fol
 (weights, configs as JSON, history as CSV).
 
 Images stay uint8 until a batch is on the device; where the set fits it lives on the
-device and batches are drawn by index there, and no step waits on the host.
+device and batches are drawn by index there, and no step waits on the host. On CUDA the
+perceptual network's features of the target images are computed once per run, not per epoch.
 """
 
 from __future__ import annotations
@@ -173,7 +174,7 @@ def feature_cache_bytes(device: torch.device, megabytes: float | None) -> int:
     """Bytes a run's feature caches may take: `megabytes` if set; else on CUDA a quarter of
     the device's memory (its total, not what is free now, so that a resumed run makes the
     same choice as the run it resumes: cached and recomputed features may differ in the
-    last bits), and nothing on a CPU. There it was measured at +2 to +6% images/s for
+    last bits), and nothing on a CPU. There it was measured at -1 to +6% images/s for
     +200 MB at the peak of `percae reproduce stl10 --preset quick`, 20 MB short of that
     study's host memory budget (EfficientNet-Lite0's features of a 96 px image take 4 times
     its bytes): not worth it by default (docs/performance.md)."""
