@@ -218,12 +218,19 @@ def main() -> None:
     p.add_argument("--only", help="comma-separated subset of: " + ", ".join(ITEMS))
     p.add_argument("--compile-only", action="store_true",
                    help="CUDA: time percae with torch.compile against percae without it")
+    p.add_argument("--cudnn-benchmark", action="store_true",
+                   help="CUDA: let cuDNN time its algorithms for each convolution shape (every item, "
+                        "percae and baseline alike); percae does not set it yet: not measured")
     p.add_argument("--item", choices=list(ITEMS) + list(COMPILED_ITEMS), help=argparse.SUPPRESS)
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
     from percae.predictors import predictor_grid
 
     if args.item:
+        if args.cudnn_benchmark:
+            import torch
+
+            torch.backends.cudnn.benchmark = True
         print(json.dumps({**ITEMS, **COMPILED_ITEMS}[args.item](args)))
         return
     if args.compile_only:
