@@ -68,7 +68,7 @@ class WorseWhenEvaluated(nn.Module):
 
 
 class CountingNetwork(nn.Module):
-    """A small perceptual network that counts the images it sees, apart for images seen
+    """A small perceptual network that counts the images it sees, separately for images seen
     with and without autograd. Pooling and per-channel scaling only: each image's features
     are the same to the bit whatever batch it is in (a convolution's may differ in the last
     bits with the batch), so runs that compute them in different batches can be compared
