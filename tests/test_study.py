@@ -30,7 +30,7 @@ def collection(tmp_path_factory):
 def tiny_args(root, out):
     return ["reproduce", "lunarlander", "--preset", "quick", "--out", str(out), "--root", str(root), "--z", "4",
             "--epochs", "3", "--predictor-epochs", "40", "--retrain-epochs", "2", "--perceptual-net", "alexnet-random",
-            "--no-progress"]
+            "--models", "AE,VAE,P.AE,P.VAE", "--seeds", "1", "--no-progress"]
 
 
 def comparable(summary: dict) -> dict:
@@ -39,7 +39,8 @@ def comparable(summary: dict) -> dict:
 
 def test_study_outputs_and_baseline(collection, tmp_path):
     config = preset_config("lunarlander", "quick", root=str(collection), z_sizes=(4,), ae_epochs=2, predictor_epochs=20,
-                           retrain_epochs=1, perceptual_net="alexnet-random")
+                           retrain_epochs=1, perceptual_net="alexnet-random", models=("AE", "VAE", "P.AE", "P.VAE"),
+                           seeds=(0,))
     summary = run_study(config, tmp_path, progress=False, log=lambda s: None)
 
     # The trivial baseline, recomputed here from the raw collection: the mean position of
@@ -87,7 +88,8 @@ def test_study_outputs_and_baseline(collection, tmp_path):
     assert write_report(tmp_path) == before
 
     # Rerunning with other settings into the same folder is refused rather than mixed.
-    other = preset_config("lunarlander", "quick", root=str(collection), z_sizes=(8,), perceptual_net="alexnet-random")
+    other = preset_config("lunarlander", "quick", root=str(collection), z_sizes=(8,), perceptual_net="alexnet-random",
+                          models=("AE", "VAE", "P.AE", "P.VAE"), seeds=(0,))
     with pytest.raises(Exception, match="other settings"):
         run_study(other, tmp_path, progress=False, log=lambda s: None)
 
@@ -119,12 +121,12 @@ def test_kill9_resume_gives_the_same_summary(collection, tmp_path):
     run = killed / "runs"
     # 1) in the middle of an autoencoder's training: a checkpoint exists, the result does not.
     p = _percae(tiny_args(collection, killed))
-    _kill_when(p, lambda: (run / "VAE_z4" / "checkpoint.pt").exists())
-    assert not (run / "VAE_z4" / "train_result.json").exists()
+    _kill_when(p, lambda: (run / "VAE_z4_seed0" / "checkpoint.pt").exists())
+    assert not (run / "VAE_z4_seed0" / "train_result.json").exists()
     # 2) in the middle of the predictor grid: embeddings written, the grid's record not.
     p = _percae(tiny_args(collection, killed))
-    _kill_when(p, lambda: (run / "P.AE_z4" / "embeddings_test.npy").exists())
-    assert not (run / "P.AE_z4" / "predictors.json").exists()
+    _kill_when(p, lambda: (run / "P.AE_z4_seed0" / "embeddings_test.npy").exists())
+    assert not (run / "P.AE_z4_seed0" / "predictors.json").exists()
     p = _percae(tiny_args(collection, killed))
     assert p.wait() == 0, p.stderr.read().decode()[-2000:]
 
@@ -144,3 +146,48 @@ def test_image_size_that_a_dataset_cannot_take_is_refused(collection, tmp_path):
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out" / "study_config.json").exists()  # the corrected command can use the same --out
     assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_seeds_each_train_their_own_run_and_resume_per_seed(collection, tmp_path):
+    """--seeds 2: one run folder per (model, z, seed); killed during seed 1's training, the
+    rerun leaves seed 0's finished runs untouched, resumes seed 1 and ends with the same
+    summary as an uninterrupted study."""
+    args = ["--models", "AE,P.AE", "--seeds", "2"]  # after tiny_args: these win
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    p = _percae(tiny_args(collection, whole) + args)
+    assert p.wait() == 0, p.stderr.read().decode()[-2000:]
+
+    run = killed / "runs"
+    p = _percae(tiny_args(collection, killed) + args)
+    _kill_when(p, lambda: (run / "P.AE_z4_seed1" / "checkpoint.pt").exists())
+    finished = {f: f.stat().st_mtime_ns for f in run.glob("*_seed0/**/*") if f.is_file()}
+    assert (run / "AE_z4_seed1" / "retrain" / "retrain.json").exists() and len(finished) > 10
+    p = _percae(tiny_args(collection, killed) + args)
+    assert p.wait() == 0, p.stderr.read().decode()[-2000:]
+    assert {f: f.stat().st_mtime_ns for f in finished} == finished
+
+    a = json.loads((whole / "summary.json").read_text())
+    b = json.loads((killed / "summary.json").read_text())
+    a["config"].pop("root", None), b["config"].pop("root", None)
+    assert comparable(a) == comparable(b)
+    assert a["seeds"] == [0, 1] and a["config"]["seeds"] == [0, 1]
+    for model in ("AE", "P.AE"):
+        per_seed = a["per_seed"]["mlp"][model]["4"]
+        assert len(per_seed) == 2 and per_seed[0] != per_seed[1]  # the seeds train different models
+        assert a["mlp"][model]["4"] == pytest.approx(np.mean(per_seed))
+    # Each seed's autoencoder starts from its own initial weights, on the same data.
+    configs = [json.loads((whole / "runs" / f"AE_z4_seed{s}" / "train_config.json").read_text()) for s in (0, 1)]
+    assert [c["seed"] for c in configs] == [0, 1]
+
+
+def test_preset_seed_count_starts_at_the_chosen_seed_and_seeds_override_it():
+    from percae.study import parse_seeds
+
+    assert preset_config("lunarlander", "quick").training_seeds() == (0, 1, 2)
+    assert preset_config("lunarlander", "quick", seed=5).training_seeds() == (5, 6, 7)
+    assert preset_config("lunarlander", "quick", seed=5, seeds=parse_seeds("1", 5)).training_seeds() == (5,)
+    assert preset_config("lunarlander", "paper").training_seeds() == (0,)
+    assert parse_seeds("2", first=3) == (3, 4) and parse_seeds("7,1,4") == (7, 1, 4)
+    for bad in ("0", "a", "1,1"):
+        with pytest.raises(Exception, match="--seeds"):
+            preset_config("lunarlander", "quick", seeds=parse_seeds(bad))

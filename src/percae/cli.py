@@ -78,10 +78,13 @@ def data_svhn(root):
 
 
 def _perceptual_options(f):
-    f = click.option("--perceptual-weights", type=click.Path(dir_okay=False), default=None,
-                     help="A torchvision-format state dict for the perceptual network (offline AlexNet).")(f)
+    f = click.option("--perceptual-weights", default=None,
+                     help="A torchvision-format state dict for the perceptual network (offline AlexNet), or "
+                          "'imagenet' for a torchvision:ARCH:LAYER trunk's ImageNet weights (downloaded).")(f)
     f = click.option("--perceptual-net", default=None,
-                     help="alexnet (the paper's), alexnet-random (control) or efficientnet-lite0 (offline).")(f)
+                     help="alexnet (the paper's; default where its weights are cached or given), alexnet-random "
+                          "(offline default), efficientnet-lite0, efficientnet-lite0-s8, or torchvision:ARCH:LAYER "
+                          "(e.g. torchvision:vgg16:relu2_2; random weights unless --perceptual-weights).")(f)
     return f
 
 
@@ -105,13 +108,19 @@ def train(data_root, dataset, out, model, z, loss, perceptual_net, perceptual_we
           kl_weight, seed, device, image_size):
     """Train an autoencoder on a dataset's autoencoder part (80/20 train/validation)."""
     from .data import load_study_data, split
-    from .loss import build_loss
+    from .loss import build_loss, check_perceptual_net_name, default_perceptual_net, describe_weights
     from .model import AutoencoderConfig, build_autoencoder
     from .training import RESULT, TrainConfig, train_autoencoder
 
     if (Path(out) / RESULT).exists():
         raise ConfigError(f"{out} already holds a trained run; choose another --out")
-    config = TrainConfig(loss=loss, perceptual_net=perceptual_net or "alexnet", perceptual_weights=perceptual_weights,
+    note = None
+    if perceptual_net is None:
+        perceptual_net, note = default_perceptual_net(perceptual_weights)
+    check_perceptual_net_name(perceptual_net)
+    if loss == "perceptual" and note:
+        click.echo(f"note: {note}")
+    config = TrainConfig(loss=loss, perceptual_net=perceptual_net, perceptual_weights=perceptual_weights,
                          kl_weight=kl_weight, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
     config.validate()
     study = load_study_data(dataset, data_root, seed=seed, image_size=image_size)
@@ -119,7 +128,8 @@ def train(data_root, dataset, out, model, z, loss, perceptual_net, perceptual_we
     loss_fn = build_loss(loss, config.perceptual_net, perceptual_weights)
     tr, va = split(study.autoencoder, 0.2, seed)
     click.echo(f"training {model} z={z} with {loss} loss"
-               + (f" ({config.perceptual_net})" if loss == "perceptual" else "")
+               + (f" ({config.perceptual_net}, weights: {describe_weights(config.perceptual_net, perceptual_weights)})"
+                  if loss == "perceptual" else "")
                + f" on {len(tr)} images, validating on {len(va)}")
     result = train_autoencoder(ae, loss_fn, tr, va, config, run_dir=out, log=click.echo)
     click.echo(f"best epoch {result.best_epoch} (val {result.best_val_loss:.4g}); "
@@ -178,13 +188,15 @@ def encode(run_dir, data_root, dataset, part, out, device):
 @click.option("--image-size", default=None, type=int,
               help="64 + 16n px: resizes folder datasets; sets a LunarLander collection's size when generated.")
 @click.option("--max-autoencoder-images", default=None, type=int)
-@click.option("--seed", default=None, type=int)
+@click.option("--seed", default=None, type=int, help="The data's seed (collection, splits) and the first training seed.")
+@click.option("--seeds", default=None,
+              help="Training seeds: a count N (seed, seed+1, ...) or a comma-separated list; tables show mean ± 95% CI.")
 @click.option("--device", default=None)
 @click.option("--progress/--no-progress", default=True)
 def reproduce(dataset, out, preset, root, z_sizes, models, epochs, predictor_epochs, retrain_epochs, perceptual_net,
-              perceptual_weights, rollouts, steps, image_size, max_autoencoder_images, seed, device, progress):
+              perceptual_weights, rollouts, steps, image_size, max_autoencoder_images, seed, seeds, device, progress):
     """Run the whole study on DATASET and write its tables (resumable)."""
-    from .study import preset_config, run_study
+    from .study import parse_seeds, preset_config, run_study
 
     def ints(text):
         try:
@@ -197,7 +209,7 @@ def reproduce(dataset, out, preset, root, z_sizes, models, epochs, predictor_epo
         models=tuple(models.split(",")) if models else None, ae_epochs=epochs, predictor_epochs=predictor_epochs,
         retrain_epochs=retrain_epochs, perceptual_net=perceptual_net, perceptual_weights=perceptual_weights,
         rollouts=rollouts, steps=steps, image_size=image_size, max_autoencoder_images=max_autoencoder_images,
-        seed=seed, device=device,
+        seed=seed, seeds=parse_seeds(seeds, seed or 0) if seeds else None, device=device,
     )
     out = out or f"results/{dataset}-{preset}"
     run_study(config, out, progress=progress, log=click.echo)

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from .config import ConfigError, atomic_write_json, atomic_write_text
+from .loss import describe_weights
+from .study import MODEL_VARIANTS, PIXEL_OF, StudyConfig, run_name
 
-MODELS = ("AE", "VAE", "P.AE", "P.VAE")
-PIXEL_OF = {"P.AE": "AE", "P.VAE": "VAE"}
+MODELS = tuple(MODEL_VARIANTS)
 
 # The paper's numbers (Tables II-VIII): position error in pixels, accuracy as a fraction.
 PAPER = {
@@ -50,54 +51,91 @@ def _read(path: Path):
 
 def collect(results: Path) -> dict:
     """Everything a report needs, read from a results folder."""
-    config = _read(results / "study_config.json")
-    if config is None:
+    if not (results / "study_config.json").exists():
         raise ConfigError(f"{results} holds no study (no study_config.json); run `percae reproduce` first")
+    study = StudyConfig.load(results / "study_config.json")
+    config = study.to_dict()
     runs = {}
-    for model in config["models"]:
-        for z in config["z_sizes"]:
-            d = results / "runs" / f"{model}_z{z}"
-            runs[(model, z)] = {
-                "train": _read(d / "train_result.json"),
-                "predictors": _read(d / "predictors.json"),
-                "retrain": _read(d / "retrain" / "retrain.json"),
-                "recon": d / "retrain" / "reconstructions.npy",
-            }
-    return {"config": config, "baseline": _read(results / "baseline.json"), "notes": _read(results / "notes.json") or {},
-            "runs": runs}
+    for seed in study.training_seeds():
+        for model in study.models:
+            for z in study.z_sizes:
+                runs[(model, z, seed)] = _run_files(results / "runs" / run_name(model, z, seed))
+    return {"config": config, "seeds": list(study.training_seeds()), "baseline": _read(results / "baseline.json"),
+            "notes": _read(results / "notes.json") or {}, "runs": runs}
+
+
+def _run_files(d: Path) -> dict:
+    return {
+        "train": _read(d / "train_result.json"),
+        "predictors": _read(d / "predictors.json"),
+        "retrain": _read(d / "retrain" / "retrain.json"),
+        "recon": d / "retrain" / "reconstructions.npy",
+    }
+
+
+def mean_interval(values, confidence: float = 0.95) -> tuple[float, float | None]:
+    """The mean of `values` and the half-width of its Student-t confidence interval
+    (None for fewer than two values: one run says nothing about seed noise)."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) < 2:
+        return float(v.mean()), None
+    sem = v.std(ddof=1) / math.sqrt(len(v))
+    return float(v.mean()), float(stats.t.ppf(0.5 + confidence / 2, len(v) - 1) * sem)
+
+
+def _present(values: list) -> list:
+    return [v for v in values if v is not None]
 
 
 def build_summary(info: dict) -> dict:
-    config, runs = info["config"], info["runs"]
+    config, runs, seeds = info["config"], info["runs"], info["seeds"]
     task = (info["baseline"] or {}).get("task", "position")
     summary = {
         "dataset": config["dataset"],
         "metric": "accuracy" if task == "classification" else "pixel_distance",
         "baseline": (info["baseline"] or {}).get("baseline"),
-        "mlp": {}, "linear": {}, "reconstruction_relative": {}, "seconds_per_epoch": {},
+        "seeds": seeds,
+        "mlp": {}, "linear": {}, "ci95": {"mlp": {}, "linear": {}}, "per_seed": {"mlp": {}, "linear": {}},
+        "comparisons": [], "reconstruction_relative": {}, "seconds_per_epoch": {},
         "images_per_second": {}, "perceptual_overhead": None,
         "perceptual_net": config["perceptual_net"],
+        "perceptual_net_weights": describe_weights(config["perceptual_net"], config.get("perceptual_weights")),
+        "perceptual_net_note": info["notes"].get("perceptual_net"),
         "complete": all(r["retrain"] is not None for r in runs.values()),
         "config": config,
     }
     for kind in ("mlp", "linear"):
         for model in config["models"]:
-            row, best_val, best_any = {}, math.inf, None
-            for z in config["z_sizes"]:
-                p = runs[(model, z)]["predictors"]
-                if p is None:
-                    continue
-                sel = p["selected"][kind]
-                row[str(z)] = sel["test_metric"]
-                if sel["val_loss"] < best_val:
-                    best_val, best_any = sel["val_loss"], sel["test_metric"]
-            if row:
-                row["any"] = best_any
-                summary[kind][model] = row
-    # Table VIII: per model, its lowest L1 over z, relative to the lowest of all models.
+            # Per seed (None where not run yet): each z's selected predictor, and Any: the z
+            # whose selected predictor has the lowest validation loss for that seed.
+            per_seed: dict[str, list] = {str(z): [] for z in config["z_sizes"]}
+            per_seed["any"] = []
+            for seed in seeds:
+                best_val, best_any = math.inf, None
+                for z in config["z_sizes"]:
+                    p = runs[(model, z, seed)]["predictors"]
+                    sel = p["selected"][kind] if p else None
+                    per_seed[str(z)].append(sel["test_metric"] if sel else None)
+                    if sel and sel["val_loss"] < best_val:
+                        best_val, best_any = sel["val_loss"], sel["test_metric"]
+                per_seed["any"].append(best_any)
+            per_seed = {k: v for k, v in per_seed.items() if _present(v)}
+            if per_seed:
+                intervals = {k: mean_interval(_present(v)) for k, v in per_seed.items()}
+                summary[kind][model] = {k: m for k, (m, _) in intervals.items()}
+                summary["ci95"][kind][model] = {k: h for k, (_, h) in intervals.items()}
+                summary["per_seed"][kind][model] = per_seed
+    summary["comparisons"] = _comparisons(summary)
+    # Table VIII: per model, its lowest L1 over z (mean over seeds), relative to the lowest of all models.
     best_l1 = {}
     for model in config["models"]:
-        l1s = [runs[(model, z)]["retrain"]["l1_after"] for z in config["z_sizes"] if runs[(model, z)]["retrain"]]
+        l1s = []
+        for z in config["z_sizes"]:
+            done = [runs[(model, z, s)]["retrain"]["l1_after"] for s in seeds if runs[(model, z, s)]["retrain"]]
+            if done:
+                l1s.append(float(np.mean(done)))
         if l1s:
             best_l1[model] = min(l1s)
     if best_l1:
@@ -105,21 +143,51 @@ def build_summary(info: dict) -> dict:
         summary["reconstruction_relative"] = {m: lowest / v for m, v in best_l1.items()}
         summary["reconstruction_l1"] = best_l1
     for model in config["models"]:
-        trains = [runs[(model, z)]["train"] for z in config["z_sizes"] if runs[(model, z)]["train"]]
+        trains = [r["train"] for (m, _, _), r in runs.items() if m == model and r["train"]]
         if trains:
             summary["seconds_per_epoch"][model] = float(np.mean([t["seconds_per_epoch"] for t in trains]))
             summary["images_per_second"][model] = float(np.mean([t["images_per_s"] for t in trains]))
     ratios = []
-    for perceptual, pixel in PIXEL_OF.items():
-        for z in config["z_sizes"]:
-            a, b = runs.get((perceptual, z), {}).get("train"), runs.get((pixel, z), {}).get("train")
-            if a and b:
-                ratios.append(b["images_per_s"] / a["images_per_s"] - 1)
+    for (model, z, seed), r in runs.items():
+        pixel = runs.get((PIXEL_OF.get(model), z, seed), {}).get("train")
+        if r["train"] and pixel:
+            ratios.append(pixel["images_per_s"] / r["train"]["images_per_s"] - 1)
     if ratios:
         summary["perceptual_overhead"] = float(np.mean(ratios))
         summary["perceptual_overhead_std"] = float(np.std(ratios))
         summary["perceptual_overhead_pairs"] = len(ratios)
     return summary
+
+
+def _comparisons(summary: dict) -> list[dict]:
+    """Perceptual over pixel-wise, per predictor kind, on the Any row: the ratio of the two
+    models' metrics per seed (both trained on the same data with the same seed), its mean
+    and 95% interval, and a verdict that claims a winner only when the interval excludes 1."""
+    lower_is_better = summary["metric"] == "pixel_distance"
+    out = []
+    for kind in ("mlp", "linear"):
+        for perceptual, pixel in PIXEL_OF.items():
+            a = summary["per_seed"][kind].get(perceptual, {}).get("any")
+            b = summary["per_seed"][kind].get(pixel, {}).get("any")
+            if not a or not b:
+                continue
+            ratios = [x / y for x, y in zip(a, b) if x is not None and y is not None and y != 0]
+            if not ratios:
+                continue
+            mean, half = mean_interval(ratios)
+            if half is None:
+                verdict = "one seed: whether this difference exceeds seed noise is unknown (run with --seeds 3 or more)"
+            else:
+                low, high = mean - half, mean + half
+                perceptual_better = high < 1 if lower_is_better else low > 1
+                pixel_better = low > 1 if lower_is_better else high < 1
+                verdict = (f"{perceptual} beats {pixel} beyond seed noise" if perceptual_better else
+                           f"{pixel} beats {perceptual} beyond seed noise" if pixel_better else
+                           "the difference is within seed noise")
+            out.append({"kind": kind, "perceptual": perceptual, "pixel": pixel, "ratio": mean,
+                        "ratio_ci95": [mean - half, mean + half] if half is not None else None,
+                        "per_seed": ratios, "verdict": verdict})
+    return out
 
 
 def _fmt(value, metric: str) -> str:
@@ -128,13 +196,20 @@ def _fmt(value, metric: str) -> str:
     return f"{100 * value:.1f}%" if metric == "accuracy" else f"{value:.2f}"
 
 
+def _fmt_interval(value, half, metric: str) -> str:
+    if half is None or value is None:
+        return _fmt(value, metric)
+    return f"{_fmt(value, metric)} ± {_fmt(half, metric)}"
+
+
 def _table(summary: dict, kind: str, paper: dict | None) -> list[str]:
     metric, models = summary["metric"], [m for m in MODELS if m in summary["config"]["models"]]
     head = ["z size", *models] + ([f"paper {m}" for m in models] if paper else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for z in [*map(str, summary["config"]["z_sizes"]), "any"]:
         cells = [z.capitalize() if z == "any" else z]
-        cells += [_fmt(summary[kind].get(m, {}).get(z), metric) for m in models]
+        cells += [_fmt_interval(summary[kind].get(m, {}).get(z), summary["ci95"][kind].get(m, {}).get(z), metric)
+                  for m in models]
         if paper:
             row = paper[kind].get(z)
             cells += [_fmt(row[MODELS.index(m)], metric) if row else "–" for m in models]
@@ -152,9 +227,15 @@ def build_tables(summary: dict, notes: dict) -> str:
     baseline_text = "predicts the training mean position" if metric == "pixel_distance" else "predicts the most frequent training class"
     numbers = paper["tables"] if paper else ("–", "–")
     out = [f"# {ds}: perceptual vs pixel-wise autoencoder embeddings", ""]
-    out.append(f"Perceptual network: **{summary['perceptual_net']}**.")
+    out.append(f"Perceptual network: **{summary['perceptual_net']}** (weights: {summary['perceptual_net_weights']}).")
     if notes.get("perceptual_net"):
         out += ["", f"Note: {notes['perceptual_net']}."]
+    models, seeds = summary["config"]["models"], summary["seeds"]
+    if len(models) < len(MODELS):
+        out += ["", f"Models: {', '.join(models)} (of the paper's {', '.join(MODELS)}; `--models` runs any of them)."]
+    out += ["", f"Training seeds: {', '.join(map(str, seeds))}"
+            + ("; each cell is the mean ± the half-width of its 95% confidence interval (Student t) over the seeds."
+               if len(seeds) > 1 else "; one seed, so no interval (`--seeds 3` gives mean ± 95% CI).")]
     for n in notes.get("data", []):
         out += ["", f"Data: {n}."]
     if not summary["complete"]:
@@ -167,7 +248,9 @@ def build_tables(summary: dict, notes: dict) -> str:
     rel = summary.get("reconstruction_relative") or {}
     if rel:
         models = [m for m in MODELS if m in rel]
-        out += ["", "## Table VIII analogue: reconstruction after decoder retraining, relative to the autoencoder with the lowest L1 error", ""]
+        when = ("after decoder retraining" if summary["config"]["retrain_epochs"] > 0
+                else "as trained, without decoder retraining (--retrain-epochs 0)")
+        out += ["", f"## Table VIII analogue: reconstruction {when}, relative to the autoencoder with the lowest L1 error", ""]
         out.append("| | " + " | ".join(models) + " |")
         out.append("|" + "---|" * (len(models) + 1))
         out.append("| ours | " + " | ".join(f"{100 * rel[m]:.0f}%" for m in models) + " |")
@@ -175,11 +258,11 @@ def build_tables(summary: dict, notes: dict) -> str:
         if paper:
             out.append("| paper | " + " | ".join(f"{100 * paper['reconstruction_relative'][MODELS.index(m)]:.0f}%" for m in models) + " |")
     out += ["", "## Perceptual vs pixel-wise", ""]
-    for kind in ("mlp", "linear"):
-        for p, q in PIXEL_OF.items():
-            a, b = summary[kind].get(p, {}).get("any"), summary[kind].get(q, {}).get("any")
-            if a is not None and b is not None and b != 0:
-                out.append(f"- {kind.upper() if kind == 'mlp' else 'Linear'} ({'Any' }): {p} / {q} = {a / b:.2f}")
+    for c in summary["comparisons"]:
+        ratio = f"{c['ratio']:.2f}" + (f" (95% CI {c['ratio_ci95'][0]:.2f}–{c['ratio_ci95'][1]:.2f})"
+                                       if c["ratio_ci95"] else "")
+        out.append(f"- {'MLP' if c['kind'] == 'mlp' else 'Linear'} (Any): {c['perceptual']} / {c['pixel']} = {ratio}: "
+                   f"{c['verdict']}")
     if summary.get("perceptual_overhead") is not None:
         out += ["", f"Training-time overhead of the perceptual loss (images/s of the pixel-wise model over the perceptual one, minus 1, "
                 f"averaged over {summary.get('perceptual_overhead_pairs', 0)} pixel/perceptual pair(s)): "
@@ -196,14 +279,14 @@ def build_results_table(info: dict):
     import pandas as pd
 
     rows = []
-    for (model, z), r in info["runs"].items():
+    for (model, z, seed), r in info["runs"].items():
         p = r["predictors"]
         if p is None:
             continue
         for pr in p["predictors"]:
             sel = next((k for k, s in p["selected"].items() if s["predictor"] == pr["predictor"]), None)
             rows.append({
-                "model": model, "z": z, "predictor": pr["predictor"], "kind": pr["kind"],
+                "model": model, "z": z, "seed": seed, "predictor": pr["predictor"], "kind": pr["kind"],
                 "hidden": "-".join(map(str, pr["hidden"])), "hidden_activation": pr["hidden_activation"] or "",
                 "output_activation": pr["output_activation"], "val_loss": pr["val_loss"], "best_epoch": pr["best_epoch"],
                 "epochs_run": pr["epochs_run"], "selected": sel is not None,
@@ -226,13 +309,14 @@ def build_figure(results: Path, info: dict) -> Path | None:
     if not originals_path.exists():
         return None
     originals = np.load(originals_path)
-    z = min(info["config"]["z_sizes"])
+    z, seed = min(info["config"]["z_sizes"]), info["seeds"][0]
     rows = [("original", originals)]
     for model in MODELS:
-        r = info["runs"].get((model, z))
+        r = info["runs"].get((model, z, seed))
         if r and r["recon"].exists():
             before, after = np.load(r["recon"])
-            rows += [(f"{model} before", before), (f"{model} after", after)]
+            retrained = info["config"]["retrain_epochs"] > 0
+            rows += [(f"{model} before", before), (f"{model} after", after)] if retrained else [(model, before)]
     if len(rows) == 1:
         return None
     n = len(originals)
@@ -244,7 +328,9 @@ def build_figure(results: Path, info: dict) -> Path | None:
             ax.set_xticks([]), ax.set_yticks([])
             if j == 0:
                 ax.set_ylabel(label, fontsize=7)
-    fig.suptitle(f"Reconstructions (z = {z}); 'after' = decoder retrained with pixel loss", fontsize=8)
+    what = ("'after' = decoder retrained with pixel loss" if info["config"]["retrain_epochs"] > 0
+            else "as trained (no decoder retraining)")
+    fig.suptitle(f"Reconstructions (z = {z}, seed {seed}); {what}", fontsize=8)
     fig.tight_layout()
     path = results / "reconstructions.png"
     tmp = results / ".reconstructions.tmp.png"

