@@ -3,6 +3,8 @@ what it cannot do with one line and exit status 1, leaving no file behind."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -82,3 +84,33 @@ def test_encode_refuses_an_existing_output(run_dir, collection_path, tmp_path):
     result = encode("--run", run_dir, "--data", collection_path, "--out", out, "--device", "cpu")
     assert result.exit_code == 1 and "exists" in result.output
     assert out.read_bytes() == b"keep me"
+
+
+def test_train_perceptual_without_a_network_uses_the_offline_default_and_says_so(
+        collection_path, tmp_path, empty_torch_home, no_network):
+    from percae.loss import OFFLINE_PERCEPTUAL_NETWORK
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "--data", str(collection_path), "--out", str(out), "--z", "4",
+                                       "--epochs", "1", "--batch-size", "16", "--loss", "perceptual", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert f"note: AlexNet's ImageNet weights are not available offline; this run uses {OFFLINE_PERCEPTUAL_NETWORK}" \
+        in result.output
+    assert "weights: random, seeded" in result.output
+    assert json.loads((out / "train_config.json").read_text())["perceptual_net"] == OFFLINE_PERCEPTUAL_NETWORK
+
+
+@pytest.mark.parametrize("net, message", [
+    ("torchvision:alexnet:relu9_9", "alexnet has no layer 'relu9_9'"),
+    ("torchvision:nosuchnet:relu1_1", "no classification architecture 'nosuchnet'"),
+    ("nosuchnet", "unknown perceptual network 'nosuchnet'"),
+])
+def test_a_bad_network_spec_is_one_line_before_any_file(net, message, collection_path, tmp_path):
+    for args in (["train", "--data", str(collection_path), "--out", str(tmp_path / "run"), "--loss", "perceptual"],
+                 ["reproduce", "lunarlander", "--preset", "quick", "--root", str(collection_path),
+                  "--out", str(tmp_path / "study")]):
+        result = CliRunner().invoke(main, [*args, "--perceptual-net", net])
+        assert result.exit_code == 1
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.output
+    assert not any(tmp_path.iterdir())

@@ -25,6 +25,7 @@ from .loss import (
     OFFLINE_PERCEPTUAL_NETWORK,
     PixelLoss,
     build_loss,
+    build_perceptual_network,
     check_perceptual_net_name,
     default_perceptual_net,
     describe_weights,
@@ -146,19 +147,21 @@ def resolve_perceptual_net(config: StudyConfig, log: Callable[[str], None] = pri
     """(network name, note) for this study; the quick preset falls back to the offline
     network where AlexNet's weights cannot be had, the paper preset refuses."""
     if config.perceptual_net is not None:
-        check_perceptual_net_name(config.perceptual_net)
-        return config.perceptual_net, None
-    net, note = default_perceptual_net(config.perceptual_weights)
-    if note is None:
-        return net, None
-    if config.preset == "quick":
+        net, note = config.perceptual_net, None
+    else:
+        net, note = default_perceptual_net(config.perceptual_weights)
+        if note is not None and config.preset != "quick":
+            raise ConfigError(
+                "the paper preset needs the paper's perceptual network (ImageNet AlexNet), whose weights are "
+                "neither cached nor given: run once with internet, pass --perceptual-weights PATH, or name "
+                f"another network explicitly with --perceptual-net (e.g. {OFFLINE_PERCEPTUAL_NETWORK})"
+            )
+    check_perceptual_net_name(net)
+    if any(MODEL_VARIANTS[m][1] == "perceptual" for m in config.models):
+        build_perceptual_network(net, config.perceptual_weights)  # a bad layer or weights file refused before any work
+    if note:
         log(f"note: {note}")
-        return net, note
-    raise ConfigError(
-        "the paper preset needs the paper's perceptual network (ImageNet AlexNet), whose weights are "
-        "neither cached nor given: run once with internet, pass --perceptual-weights PATH, or name "
-        f"another network explicitly with --perceptual-net (e.g. {OFFLINE_PERCEPTUAL_NETWORK})"
-    )
+    return net, note
 
 
 def _limit(images: ImageSet, limit: int | None, seed: int) -> ImageSet:
@@ -248,7 +251,6 @@ def run_study(config: StudyConfig, out: str | os.PathLike, progress: bool = True
 
     config.validate()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     net, net_note = resolve_perceptual_net(config, log)
     config = replace(config, perceptual_net=net)
     saved = out / "study_config.json"
@@ -261,6 +263,7 @@ def run_study(config: StudyConfig, out: str | os.PathLike, progress: bool = True
                 f"{out} holds a study with other settings ({', '.join(diff)}); "
                 "use another --out, or the same settings to resume it"
             )
+    out.mkdir(parents=True, exist_ok=True)
     data = prepare_data(config, out, log, progress)
     if not saved.exists():  # only once the data is known to be usable: a refused start leaves nothing to trip over
         config.save(saved)
