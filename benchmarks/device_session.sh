@@ -31,7 +31,7 @@ if [ -d .whl ]; then
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
 python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'cuda', torch.cuda.is_available())"
-NET=$(python3 -c "from percae.loss import alexnet_available; print('alexnet' if alexnet_available() else 'efficientnet-lite0')")
+NET=$(python3 -c "from percae.loss import default_perceptual_net; print(default_perceptual_net()[0])")
 log "perceptual network: $NET"
 
 if [ "$TINY" = 1 ]; then

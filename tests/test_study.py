@@ -191,3 +191,25 @@ def test_preset_seed_count_starts_at_the_chosen_seed_and_seeds_override_it():
     for bad in ("0", "a", "1,1"):
         with pytest.raises(Exception, match="--seeds"):
             preset_config("lunarlander", "quick", seeds=parse_seeds(bad))
+
+
+def test_retrain_epochs_0_reads_reconstructions_as_trained(collection, tmp_path):
+    config = preset_config("lunarlander", "quick", root=str(collection), z_sizes=(4,), models=("AE",), seeds=(0,),
+                           ae_epochs=1, predictor_epochs=5, retrain_epochs=0, perceptual_net="alexnet-random")
+    summary = run_study(config, tmp_path, progress=False, log=lambda s: None)
+    retrain = tmp_path / "runs" / "AE_z4_seed0" / "retrain"
+    record = json.loads((retrain / "retrain.json").read_text())
+    assert record["epochs_run"] == 0 and record["l1_after"] == record["l1_before"] > 0
+    before, after = np.load(retrain / "reconstructions.npy")
+    assert np.array_equal(before, after)
+    assert not (retrain / "model.pt").exists()  # no decoder was trained
+    from percae.embeddings import reconstruction_l1
+    from percae.model import load_autoencoder
+    from percae.study import prepare_data
+
+    # The L1 is that of the autoencoder as trained, on the test part.
+    data = prepare_data(config, tmp_path, log=lambda s: None, progress=False)
+    expected = reconstruction_l1(load_autoencoder(tmp_path / "runs" / "AE_z4_seed0"), data.test, device="cpu")
+    assert record["l1_before"] == pytest.approx(expected, rel=1e-5)
+    assert summary["complete"]
+    assert "as trained, without decoder retraining" in (tmp_path / "tables.md").read_text()

@@ -256,7 +256,9 @@ def build_tables(summary: dict, notes: dict) -> str:
         out.append("| ours | " + " | ".join(f"{100 * rel[m]:.0f}%" for m in models) + " |")
         out.append("| L1 error | " + " | ".join(f"{summary['reconstruction_l1'][m]:.4f}" for m in models) + " |")
         if paper:
-            out.append("| paper | " + " | ".join(f"{100 * paper['reconstruction_relative'][MODELS.index(m)]:.0f}%" for m in models) + " |")
+            label = "paper" if summary["config"]["retrain_epochs"] > 0 else "paper (after decoder retraining)"
+            out.append(f"| {label} | "
+                       + " | ".join(f"{100 * paper['reconstruction_relative'][MODELS.index(m)]:.0f}%" for m in models) + " |")
     out += ["", "## Perceptual vs pixel-wise", ""]
     for c in summary["comparisons"]:
         ratio = f"{c['ratio']:.2f}" + (f" (95% CI {c['ratio_ci95'][0]:.2f}–{c['ratio_ci95'][1]:.2f})"
