@@ -213,3 +213,28 @@ def test_retrain_epochs_0_reads_reconstructions_as_trained(collection, tmp_path)
     assert record["l1_before"] == pytest.approx(expected, rel=1e-5)
     assert summary["complete"]
     assert "as trained, without decoder retraining" in (tmp_path / "tables.md").read_text()
+
+
+def test_kl_weight_reaches_every_vae_of_a_study_and_its_active_units_are_reported(collection, tmp_path):
+    from click.testing import CliRunner
+
+    from percae.cli import main
+
+    out = tmp_path / "study"
+    args = tiny_args(collection, out) + ["--models", "AE,VAE,P.VAE", "--kl-weight", "0.25", "--epochs", "2",
+                                         "--retrain-epochs", "0", "--predictor-epochs", "5"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "study_config.json").read_text())["kl_weight"] == 0.25
+    summary = json.loads((out / "summary.json").read_text())
+    for model in ("VAE", "P.VAE"):
+        run = out / "runs" / f"{model}_z4_seed0"
+        assert json.loads((run / "train_config.json").read_text())["kl_weight"] == 0.25
+        trained = json.loads((run / "train_result.json").read_text())
+        history = pd.read_csv(run / "history.csv")
+        best = history[history.epoch == trained["best_epoch"]].iloc[0]
+        # The KL term enters each VAE's objective with weight 0.25 (validation: decoding mu).
+        assert best.val_loss == pytest.approx(best.val_reconstruction + 0.25 * best.val_kl_term, rel=1e-4)
+        assert summary["active_units"][model]["4"] == [trained["active_units"]]
+    assert "AE" not in summary["active_units"]
+    assert "Active units of the VAEs" in (out / "tables.md").read_text()

@@ -362,3 +362,48 @@ def test_a_training_set_of_whole_batches_plus_one_image_has_a_finite_loss(tiny_i
     train, val = tiny_images.subset(np.arange(25)), tiny_images.subset(np.arange(48, 56))
     result = train_autoencoder(make(), PixelLoss(), train, val, cfg(epochs=2), progress=False, log=None)
     assert all(np.isfinite(r["train_loss"]) and np.isfinite(r["val_loss"]) for r in result.history)
+
+
+# --- VAE diagnostics ---------------------------------------------------------------------
+
+
+def test_active_units_count_the_latent_dimensions_whose_mean_varies(tiny_split):
+    from percae.loss import kl_divergence
+    from percae.training import latent_diagnostics
+
+    _, val = tiny_split
+    model = build_autoencoder(AutoencoderConfig("vae", 6, 64), seed=0)
+    with torch.no_grad():
+        model.mu.weight[:2] = 0  # dimensions 0 and 1: mu is the bias, the same for every image
+        # 2 and 3 as initialised: they vary over these similar frames, but far below the 0.01 threshold.
+        model.mu.weight[4:] *= 1000  # 4 and 5: clearly active
+    d = latent_diagnostics(model, PixelLoss(), DeviceImages(val, torch.device("cpu")), batch_size=5, amp=False)
+    model.eval()
+    with torch.no_grad():
+        x = to_float_batch(torch.from_numpy(val.materialize()))
+        h = model.encoder(x)
+        mu, logvar = model.mu(h), model.logvar(h)
+        variance = mu.var(0, correction=0)
+        assert (variance[:4] < 0.01).all() and (variance[4:] > 0.01).all()  # the setup is what it says
+        assert d["active_units"] == 2
+        # KL(N(mu, sigma) || N(0, 1)) per dimension in nats, and the objective's term (twice its mean).
+        per_dim = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)
+        assert d["val_kl_per_dim"] == pytest.approx(per_dim.mean().item(), rel=1e-5)
+        assert d["val_kl_term"] == pytest.approx(kl_divergence(mu, logvar).item(), rel=1e-5)
+        assert d["val_reconstruction"] == pytest.approx(F.mse_loss(model.decode(mu), x).item(), rel=1e-5)
+
+
+def test_vae_runs_record_their_diagnostics_every_epoch_and_at_the_best(tiny_split, tmp_path):
+    train, val = tiny_split
+    model = build_autoencoder(AutoencoderConfig("vae", 4, 64), seed=0)
+    result = train_autoencoder(model, PixelLoss(), train, val, TrainConfig(epochs=3, batch_size=16, device="cpu"),
+                               run_dir=tmp_path, progress=False, log=None)
+    rows = list(csv.DictReader((tmp_path / "history.csv").open()))
+    assert len(rows) == 3 and all(0 <= int(r["active_units"]) <= 4 for r in rows)
+    best = rows[result.best_epoch - 1]
+    saved = json.loads((tmp_path / "train_result.json").read_text())
+    assert saved["active_units"] == int(best["active_units"])
+    assert saved["val_kl_term"] == pytest.approx(float(best["val_kl_term"]))
+    # The epoch's objective is reconstruction + gamma * KL term (gamma 0.01), both in eval mode on mu.
+    assert float(best["val_loss"]) == pytest.approx(
+        float(best["val_reconstruction"]) + 0.01 * float(best["val_kl_term"]), rel=1e-4)

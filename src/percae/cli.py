@@ -183,18 +183,22 @@ def encode(run_dir, data_root, dataset, part, out, device):
 @click.option("--predictor-epochs", default=None, type=int)
 @click.option("--retrain-epochs", default=None, type=int)
 @_perceptual_options
+@click.option("--kl-weight", default=None, type=float, help="Gamma, the KL term's weight, of every VAE [0.01].")
 @click.option("--rollouts", default=None, type=int, help="LunarLander collection size, when generated.")
 @click.option("--steps", default=None, type=int)
 @click.option("--image-size", default=None, type=int,
               help="64 + 16n px: resizes folder datasets; sets a LunarLander collection's size when generated.")
 @click.option("--max-autoencoder-images", default=None, type=int)
-@click.option("--seed", default=None, type=int, help="The data's seed (collection, splits) and the first training seed.")
+@click.option("--seed", default=None, type=int,
+              help="The data's seed (collection, splits) and the first training seed.")
 @click.option("--seeds", default=None,
-              help="Training seeds: a count N (seed, seed+1, ...) or a comma-separated list; tables show mean ± 95% CI.")
+              help="Training seeds: a count N (seed, seed+1, ...) or a comma-separated list; "
+                   "tables show mean ± 95% CI.")
 @click.option("--device", default=None)
 @click.option("--progress/--no-progress", default=True)
 def reproduce(dataset, out, preset, root, z_sizes, models, epochs, predictor_epochs, retrain_epochs, perceptual_net,
-              perceptual_weights, rollouts, steps, image_size, max_autoencoder_images, seed, seeds, device, progress):
+              perceptual_weights, kl_weight, rollouts, steps, image_size, max_autoencoder_images, seed, seeds, device,
+              progress):
     """Run the whole study on DATASET and write its tables (resumable)."""
     from .study import parse_seeds, preset_config, run_study
 
@@ -208,8 +212,9 @@ def reproduce(dataset, out, preset, root, z_sizes, models, epochs, predictor_epo
         dataset, preset, root=root, z_sizes=ints(z_sizes) if z_sizes else None,
         models=tuple(models.split(",")) if models else None, ae_epochs=epochs, predictor_epochs=predictor_epochs,
         retrain_epochs=retrain_epochs, perceptual_net=perceptual_net, perceptual_weights=perceptual_weights,
-        rollouts=rollouts, steps=steps, image_size=image_size, max_autoencoder_images=max_autoencoder_images,
-        seed=seed, seeds=parse_seeds(seeds, seed or 0) if seeds else None, device=device,
+        kl_weight=kl_weight, rollouts=rollouts, steps=steps, image_size=image_size,
+        max_autoencoder_images=max_autoencoder_images, seed=seed,
+        seeds=parse_seeds(seeds, seed or 0) if seeds else None, device=device,
     )
     out = out or f"results/{dataset}-{preset}"
     run_study(config, out, progress=progress, log=click.echo)

@@ -128,6 +128,16 @@ def build_summary(info: dict) -> dict:
                 summary["ci95"][kind][model] = {k: h for k, (_, h) in intervals.items()}
                 summary["per_seed"][kind][model] = per_seed
     summary["comparisons"] = _comparisons(summary)
+    # VAE diagnostics at each run's best epoch (training.latent_diagnostics), one value per seed.
+    summary["active_units"] = {}
+    for model in config["models"]:
+        if MODEL_VARIANTS[model][0] != "vae":
+            continue
+        row = {str(z): [(runs[(model, z, s)]["train"] or {}).get("active_units") for s in seeds]
+               for z in config["z_sizes"]}
+        row = {z: v for z, v in row.items() if _present(v)}
+        if row:
+            summary["active_units"][model] = row
     # Table VIII: per model, its lowest L1 over z (mean over seeds), relative to the lowest of all models.
     best_l1 = {}
     for model in config["models"]:
@@ -259,6 +269,13 @@ def build_tables(summary: dict, notes: dict) -> str:
             label = "paper" if summary["config"]["retrain_epochs"] > 0 else "paper (after decoder retraining)"
             out.append(f"| {label} | "
                        + " | ".join(f"{100 * paper['reconstruction_relative'][MODELS.index(m)]:.0f}%" for m in models) + " |")
+    if summary.get("active_units"):
+        out += ["", "## Active units of the VAEs (latent dimensions whose mean varies over the validation set, "
+                "variance > 0.01; at the best epoch; one value per seed)", ""]
+        for model, row in summary["active_units"].items():
+            cells = "; ".join(f"z = {z}: " + ", ".join("–" if v is None else str(v) for v in values)
+                              for z, values in row.items())
+            out.append(f"- {model}: {cells}")
     out += ["", "## Perceptual vs pixel-wise", ""]
     for c in summary["comparisons"]:
         ratio = f"{c['ratio']:.2f}" + (f" (95% CI {c['ratio_ci95'][0]:.2f}–{c['ratio_ci95'][1]:.2f})"

@@ -9,6 +9,7 @@ epoch checkpoint, so it ends with the same results as an uninterrupted run.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, replace
@@ -61,6 +62,7 @@ class StudyConfig(JsonConfig):
     retrain_epochs: int = 50
     batch_size: int = 512  # autoencoder training and decoder retraining
     predictor_batch_size: int = 512
+    kl_weight: float = 0.01  # gamma of every VAE; the paper's 0.01
     perceptual_net: str | None = None  # None: the paper's AlexNet
     perceptual_weights: str | None = None
     rollouts: int = 1400  # LunarLander collection size, when it is generated
@@ -86,6 +88,8 @@ class StudyConfig(JsonConfig):
                 f"--epochs and --predictor-epochs must be at least 1 and --retrain-epochs at least 0 (0: no decoder "
                 f"retraining), got {self.ae_epochs}, {self.predictor_epochs} and {self.retrain_epochs}"
             )
+        if not math.isfinite(self.kl_weight) or self.kl_weight < 0:
+            raise ConfigError(f"--kl-weight must be a finite number, 0 or more, got {self.kl_weight}")
         if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)
                                        or any(s < 0 for s in self.seeds)):
             raise ConfigError(f"--seeds needs distinct non-negative seeds, got {self.seeds}")
@@ -305,7 +309,8 @@ def run_one(config, model_name, z, seed, data, ae_parts, pred_parts, targets, sa
         return
     train_config = TrainConfig(
         loss=loss_name, perceptual_net=config.perceptual_net, perceptual_weights=config.perceptual_weights,
-        epochs=config.ae_epochs, batch_size=config.batch_size, seed=seed, device=config.device,
+        kl_weight=config.kl_weight, epochs=config.ae_epochs, batch_size=config.batch_size, seed=seed,
+        device=config.device,
     )
     if (run_dir / RESULT).exists():
         model = load_autoencoder(run_dir)

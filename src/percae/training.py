@@ -313,8 +313,10 @@ def train_autoencoder(
         if device.type == "cuda" and "cuda_rng" in ck:
             torch.cuda.set_rng_state(ck["cuda_rng"])
         history = [dict(zip(ck["history_keys"], row)) for row in ck["history"].tolist()]
-        for row in history:
-            row["epoch"] = int(row["epoch"])
+        for row in history:  # the checkpoint keeps the history as float64: counts back to int
+            for key in ("epoch", "active_units"):
+                if key in row:
+                    row[key] = int(row[key])
         best_val, best_epoch, bad_epochs = ck["best_val"], int(ck["best_epoch"]), int(ck["bad_epochs"])
         start_epoch = len(history) + 1
         if log:
@@ -365,6 +367,8 @@ def train_autoencoder(
             "seconds": seconds,
             "images_per_s": len(order) / train_seconds,
         }
+        if model.variational and not freeze_encoder:
+            row.update(latent_diagnostics(model, loss_fn, val_data, config.batch_size, config.amp))
         history.append(row)
         if val_loss < best_val:
             best_val, best_epoch, bad_epochs = val_loss, epoch, 0
@@ -384,6 +388,7 @@ def train_autoencoder(
     model.load_state_dict(best_state)
     model.eval()
     result = TrainResult(best_epoch, best_val, len(history), history, float(sum(r["seconds"] for r in history)))
+    best_row = next((r for r in history if r["epoch"] == best_epoch), {})
     if run_dir is not None:
         save_autoencoder(model, run_dir)
         config.save(run_dir / "train_config.json")
@@ -398,6 +403,7 @@ def train_autoencoder(
                 "seconds_per_epoch": result.seconds_per_epoch,
                 "device": str(device),
                 "bf16_autocast": amp_enabled(device, config.amp),
+                **{k: best_row[k] for k in LATENT_DIAGNOSTICS if k in best_row},
             },
         )
         (run_dir / CHECKPOINT).unlink(missing_ok=True)
@@ -415,6 +421,38 @@ def evaluate_loss(model, loss_fn, data: DeviceImages, batch_size: int, kl_weight
             features = cache.features(positions) if cache is not None else None
             total += step(model, loss_fn, x, kl_weight, freeze_encoder, features).float() * len(x)
     return total.item() / data.n
+
+
+# Burda et al. (2016): a latent dimension is active when its mean varies over the data.
+ACTIVE_UNIT_VARIANCE = 0.01
+LATENT_DIAGNOSTICS = ("val_reconstruction", "val_kl_term", "val_kl_per_dim", "active_units")
+
+
+@torch.no_grad()
+def latent_diagnostics(model, loss_fn, data: DeviceImages, batch_size: int, amp: bool = True) -> dict:
+    """A VAE's validation terms, to tell posterior collapse from learning: the reconstruction
+    loss (decoding mu), the KL term as the objective weighs it (gamma not applied), the mean KL
+    per latent dimension in nats, and the active units: dimensions whose mean (mu) has a
+    variance over the set above ACTIVE_UNIT_VARIANCE."""
+    model.eval()
+    reconstruction = torch.zeros((), device=data.device)
+    kl = torch.zeros(model.config.latent_dim, device=data.device)
+    means = []
+    for x in data.batches(batch_size):
+        with _autocast(data.device, amp):
+            out = model(x)
+            reconstruction += loss_fn(out.reconstruction, x).float() * len(x)
+        mu, logvar = out.mu.float(), out.logvar.float()
+        kl += (0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)).sum(0)
+        means.append(mu)
+    kl_per_dim = kl / data.n
+    active = torch.cat(means).var(0, correction=0) > ACTIVE_UNIT_VARIANCE
+    return {
+        "val_reconstruction": reconstruction.item() / data.n,
+        "val_kl_term": 2 * kl_per_dim.mean().item(),  # = kl_divergence(mu, logvar) over the set
+        "val_kl_per_dim": kl_per_dim.mean().item(),
+        "active_units": int(active.sum()),
+    }
 
 
 def _save_checkpoint(run_dir, model, optimizer, best_state, generator, history, best_val, best_epoch, bad_epochs, device):
