@@ -114,3 +114,28 @@ def test_a_bad_network_spec_is_one_line_before_any_file(net, message, collection
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.output
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("option, value", [("--lr", "inf"), ("--lr", "nan"), ("--kl-weight", "nan")])
+def test_train_refuses_non_finite_settings_in_one_line(option, value, collection_path, tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "--data", str(collection_path), "--out", str(out), "--model", "vae",
+                                       option, value])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and option in lines[0] and "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_a_diverged_training_is_one_line_and_no_finished_run(collection_path, tmp_path, monkeypatch):
+    import percae.training as training
+
+    def diverge(*args, **kwargs):
+        raise training.TrainingDiverged("training diverged at epoch 1 (training loss nan, validation loss nan)")
+
+    monkeypatch.setattr(training, "train_autoencoder", diverge)
+    result = CliRunner().invoke(main, ["train", "--data", str(collection_path), "--out", str(tmp_path / "run"),
+                                       "--z", "4", "--epochs", "1", "--device", "cpu"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1] == "Error: training diverged at epoch 1 (training loss nan, " \
+                                                      "validation loss nan)"

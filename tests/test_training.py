@@ -407,3 +407,60 @@ def test_vae_runs_record_their_diagnostics_every_epoch_and_at_the_best(tiny_spli
     # The epoch's objective is reconstruction + gamma * KL term (gamma 0.01), both in eval mode on mu.
     assert float(best["val_loss"]) == pytest.approx(
         float(best["val_reconstruction"]) + 0.01 * float(best["val_kl_term"]), rel=1e-4)
+
+
+# --- a diverged run is never saved as a finished one --------------------------------------
+
+
+class NaNAfter(PixelLoss):
+    """Pixel loss that turns NaN from its `after`-th call on."""
+
+    def __init__(self, after: int):
+        super().__init__()
+        self.calls, self.after = 0, after
+
+    def forward(self, reconstruction, target):
+        self.calls += 1
+        loss = super().forward(reconstruction, target)
+        return loss * float("nan") if self.calls > self.after else loss
+
+
+def test_a_nan_loss_stops_training_and_saves_nothing_as_finished(tiny_split, tmp_path):
+    from percae.training import CHECKPOINT, RESULT, TrainingDiverged
+
+    train, val = tiny_split
+    model = build_autoencoder(AutoencoderConfig("ae", 4, 64), seed=0)
+    # 48 training images at batch 16: 3 calls a training epoch, 1 for validation; NaN from epoch 2 on.
+    with pytest.raises(TrainingDiverged, match="at epoch 2 .*the last good epoch is 1") as e:
+        train_autoencoder(model, NaNAfter(4), train, val, TrainConfig(epochs=3, batch_size=16, device="cpu"),
+                          run_dir=tmp_path, progress=False, log=None)
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / RESULT).exists() and not (tmp_path / MODEL_FILE).exists()
+    assert (tmp_path / CHECKPOINT).exists()  # epoch 1's, the last good one
+    assert len(list(csv.DictReader((tmp_path / "history.csv").open()))) == 1
+
+
+def test_inf_in_a_buffer_with_a_finite_loss_is_not_saved_as_finished(tiny_split, tmp_path):
+    from percae.training import RESULT, TrainingDiverged
+
+    train, val = tiny_split
+    model = build_autoencoder(AutoencoderConfig("ae", 4, 64), seed=0)
+
+    class PoisonBatchNorm(PixelLoss):
+        # An inf running variance makes that BatchNorm output 0 in eval mode: validation stays finite.
+        def forward(self, reconstruction, target):
+            if model.training:
+                model.encoder[1].running_var.data.fill_(float("inf"))  # .data: autograd saved this tensor
+            return super().forward(reconstruction, target)
+
+    with pytest.raises(TrainingDiverged, match="encoder.1.running_var"):
+        train_autoencoder(model, PoisonBatchNorm(), train, val, TrainConfig(epochs=2, batch_size=16, device="cpu"),
+                          run_dir=tmp_path, progress=False, log=None)
+    assert not (tmp_path / RESULT).exists() and not (tmp_path / MODEL_FILE).exists()
+
+
+@pytest.mark.parametrize("field, value", [("lr", float("inf")), ("lr", float("nan")), ("kl_weight", float("nan")),
+                                          ("kl_weight", -1.0)])
+def test_non_finite_or_negative_settings_are_refused(field, value):
+    with pytest.raises(ConfigError, match=f"--{field.replace('_', '-')}"):
+        TrainConfig(**{field: value}).validate()

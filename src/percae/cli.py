@@ -13,8 +13,9 @@ from .config import ConfigError
 def _errors():
     from .data import DataError
     from .loss import PerceptualNetworkUnavailable
+    from .training import TrainingDiverged
 
-    return (ConfigError, DataError, PerceptualNetworkUnavailable, FileExistsError)
+    return (ConfigError, DataError, PerceptualNetworkUnavailable, TrainingDiverged, FileExistsError)
 
 
 class _Group(click.Group):

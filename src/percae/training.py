@@ -53,8 +53,10 @@ class TrainConfig(JsonConfig):
             raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 2:
             raise ConfigError(f"--batch-size must be at least 2, got {self.batch_size}")
-        if self.lr <= 0:
-            raise ConfigError(f"--lr must be positive, got {self.lr}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"--lr must be a positive number, got {self.lr}")
+        if not (math.isfinite(self.kl_weight) and self.kl_weight >= 0):
+            raise ConfigError(f"--kl-weight must be a finite number, 0 or more, got {self.kl_weight}")
         if self.feature_cache_mb is not None and self.feature_cache_mb < 0:
             raise ConfigError(f"feature_cache_mb must be 0 (off), positive, or None (automatic), got {self.feature_cache_mb}")
 
@@ -204,6 +206,10 @@ def objective(model: Autoencoder, loss_fn: nn.Module, x: torch.Tensor, kl_weight
     if out.logvar is not None:
         loss = loss + kl_weight * kl_divergence(out.mu.float(), out.logvar.float())
     return loss
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the weights became NaN or infinite; nothing is saved as a finished run."""
 
 
 @dataclass
@@ -367,6 +373,12 @@ def train_autoencoder(
             "seconds": seconds,
             "images_per_s": len(order) / train_seconds,
         }
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+            # Raised before this epoch's checkpoint: the one on disk is the last good epoch's.
+            raise TrainingDiverged(
+                f"training diverged at epoch {epoch} (training loss {train_loss}, validation loss {val_loss}); "
+                f"the last good epoch is {len(history)}; nothing was saved as finished: lower --lr or check the data"
+            )
         if model.variational and not freeze_encoder:
             row.update(latent_diagnostics(model, loss_fn, val_data, config.batch_size, config.amp))
         history.append(row)
@@ -385,6 +397,10 @@ def train_autoencoder(
                 f"{seconds:6.1f}s  {row['images_per_s']:7.0f} img/s" + ("  *" if best_epoch == epoch else "")
             )
 
+    bad = [k for k, v in best_state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise TrainingDiverged(f"training diverged: the best epoch's {', '.join(bad[:3])} hold NaN or inf "
+                               "values; nothing was saved as finished: lower --lr or check the data")
     model.load_state_dict(best_state)
     model.eval()
     result = TrainResult(best_epoch, best_val, len(history), history, float(sum(r["seconds"] for r in history)))
