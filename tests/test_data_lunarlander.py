@@ -184,9 +184,9 @@ def test_offscreen_filter_and_meta(collection):
 
 
 def test_generation_is_reproducible_and_independent_of_workers(tmp_path):
-    a = load_lunarlander(generate_lunarlander(tmp_path / "a", LunarLanderConfig(rollouts=4, steps=10, seed=0, workers=1), progress=False))
-    b = load_lunarlander(generate_lunarlander(tmp_path / "b", LunarLanderConfig(rollouts=4, steps=10, seed=0, workers=2), progress=False))
-    c = load_lunarlander(generate_lunarlander(tmp_path / "c", LunarLanderConfig(rollouts=4, steps=10, seed=1, workers=2), progress=False))
+    a = load_lunarlander(generate_lunarlander(tmp_path / "a", LunarLanderConfig(rollouts=5, steps=10, seed=0, workers=1), progress=False))
+    b = load_lunarlander(generate_lunarlander(tmp_path / "b", LunarLanderConfig(rollouts=5, steps=10, seed=0, workers=2), progress=False))
+    c = load_lunarlander(generate_lunarlander(tmp_path / "c", LunarLanderConfig(rollouts=5, steps=10, seed=1, workers=2), progress=False))
     np.testing.assert_array_equal(np.asarray(a.images), np.asarray(b.images))
     np.testing.assert_array_equal(a.positions, b.positions)
     np.testing.assert_array_equal(a.rollouts, b.rollouts)
@@ -201,10 +201,27 @@ def test_generation_is_reproducible_and_independent_of_workers(tmp_path):
 
 def test_generation_refuses_to_overwrite_and_bad_settings(collection_path, tmp_path):
     with pytest.raises(DataError, match="already holds"):
-        generate_lunarlander(collection_path, LunarLanderConfig(rollouts=4, steps=2, workers=1), progress=False)
+        generate_lunarlander(collection_path, LunarLanderConfig(rollouts=5, steps=2, workers=1), progress=False)
     with pytest.raises(DataError):
         generate_lunarlander(tmp_path / "x", LunarLanderConfig(rollouts=3, steps=2, workers=1), progress=False)
     assert not (tmp_path / "x").exists()
+
+
+def test_generation_removes_what_a_killed_generation_left_and_spares_a_running_one(tmp_path):
+    killed = tmp_path / ".c.partial.abc123"  # killed before it wrote its owner
+    killed.mkdir()
+    (killed / "frames.tmp.npy").write_bytes(b"0" * 1000)
+    dead = tmp_path / ".c.partial.def456"  # its owner's process is gone
+    dead.mkdir()
+    (dead / "generating.pid").write_text("999999999")
+    running = tmp_path / ".c.partial.ghi789"  # its owner (init) is running
+    running.mkdir()
+    (running / "generating.pid").write_text("1")
+    other = tmp_path / ".d.partial.xyz"  # another collection's
+    other.mkdir()
+    generate_lunarlander(tmp_path / "c", LunarLanderConfig(rollouts=5, steps=2, workers=1), progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".c.partial.ghi789", ".d.partial.xyz", "c"]
+    assert not (tmp_path / "c" / "generating.pid").exists()
 
 
 def test_load_rejects_a_folder_that_is_not_a_collection(tmp_path):

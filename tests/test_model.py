@@ -152,13 +152,13 @@ def test_reload_is_strict(tmp_path):
     missing = dict(state)
     del missing["mu.weight"]
     torch.save(missing, tmp_path / MODEL_FILE)
-    with pytest.raises(RuntimeError, match="mu.weight"):
+    with pytest.raises(ConfigError, match="lacks mu.weight"):
         load_autoencoder(tmp_path)
 
     extra = dict(state)
     extra["perceptual.network.weight"] = torch.zeros(3)
     torch.save(extra, tmp_path / MODEL_FILE)
-    with pytest.raises(RuntimeError, match="perceptual.network.weight"):
+    with pytest.raises(ConfigError, match="has unexpected perceptual.network.weight"):
         load_autoencoder(tmp_path)
 
 

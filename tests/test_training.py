@@ -430,11 +430,13 @@ def test_a_nan_loss_stops_training_and_saves_nothing_as_finished(tiny_split, tmp
 
     train, val = tiny_split
     model = build_autoencoder(AutoencoderConfig("ae", 4, 64), seed=0)
-    # 48 training images at batch 16: 3 calls a training epoch, 1 for validation; NaN from epoch 2 on.
-    with pytest.raises(TrainingDiverged, match="at epoch 2 .*the last good epoch is 1") as e:
-        train_autoencoder(model, NaNAfter(4), train, val, TrainConfig(epochs=3, batch_size=16, device="cpu"),
+    # 48 training images at batch 16: 3 calls a training epoch, 1 for validation; NaN from the
+    # 6th call on, the second step of epoch 2.
+    with pytest.raises(TrainingDiverged, match="at step 2 of epoch 2 .*the last good epoch is 1") as e:
+        train_autoencoder(model, NaNAfter(5), train, val, TrainConfig(epochs=3, batch_size=16, device="cpu"),
                           run_dir=tmp_path, progress=False, log=None)
     assert "\n" not in str(e.value)
+    assert str(e.value).startswith(f"{tmp_path} (ae z=4): ")  # which run diverged
     assert not (tmp_path / RESULT).exists() and not (tmp_path / MODEL_FILE).exists()
     assert (tmp_path / CHECKPOINT).exists()  # epoch 1's, the last good one
     assert len(list(csv.DictReader((tmp_path / "history.csv").open()))) == 1

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .config import ConfigError
+from .config import ConfigError, check_output_folder
 
 
 def _errors():
@@ -19,13 +19,35 @@ def _errors():
 
 
 class _Group(click.Group):
-    """Turns the library's own errors into one clear line and exit status 1."""
+    """Turns the library's own errors, the system's refusals to read or write a file, and
+    click's usage errors into one clear line and exit status 1 (other exceptions are bugs:
+    they keep their traceback)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as e:
+            hint = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+            click.echo(f"Error: {e.format_message()}{hint}", err=True)
+            sys.exit(1)
+        except click.ClickException as e:
+            click.echo(f"Error: {e.format_message()}", err=True)
+            sys.exit(1)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except _errors() as e:
-            raise click.ClickException(str(e)) from None
+            raise click.ClickException(" ".join(str(e).split())) from None
+        except OSError as e:
+            where = f": {e.filename}" if e.filename else ""
+            raise click.ClickException(f"{e.strerror or e}{where}") from None
 
 
 @click.group(cls=_Group)
@@ -113,6 +135,7 @@ def train(data_root, dataset, out, model, z, loss, perceptual_net, perceptual_we
     from .model import AutoencoderConfig, build_autoencoder
     from .training import RESULT, TrainConfig, train_autoencoder
 
+    check_output_folder(out)
     if (Path(out) / RESULT).exists():
         raise ConfigError(f"{out} already holds a trained run; choose another --out")
     note = None
@@ -124,6 +147,8 @@ def train(data_root, dataset, out, model, z, loss, perceptual_net, perceptual_we
     config = TrainConfig(loss=loss, perceptual_net=perceptual_net, perceptual_weights=perceptual_weights,
                          kl_weight=kl_weight, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
     config.validate()
+    if z < 1:
+        raise ConfigError(f"--z must be at least 1, got {z}")
     study = load_study_data(dataset, data_root, seed=seed, image_size=image_size)
     ae = build_autoencoder(AutoencoderConfig(model, z, study.autoencoder.image_size), seed=seed)
     loss_fn = build_loss(loss, config.perceptual_net, perceptual_weights)
@@ -151,7 +176,17 @@ def encode(run_dir, data_root, dataset, part, out, device):
     from .data import ImageSet, load_study_data
     from .embeddings import cached_embeddings
     from .model import load_autoencoder
+    from .training import resolve_device
 
+    if not out.endswith(".npy"):
+        raise ConfigError(f"--out must end in .npy (got {out})")
+    if Path(out).exists():
+        raise ConfigError(f"{out} exists; choose another --out")
+    folder = Path(out).parent
+    if not folder.is_dir():
+        raise ConfigError(f"--out {out}: the folder {folder} does not exist (or is a file); create it first")
+    check_output_folder(folder)
+    resolve_device(device)
     model = load_autoencoder(run_dir)
     # The images at the size the model takes: a folder dataset is resized to it.
     study = load_study_data(dataset, data_root, image_size=model.config.image_size)
@@ -164,10 +199,6 @@ def encode(run_dir, data_root, dataset, part, out, device):
         images = ImageSet(base.images, base.targets, base.groups, tile=base.tile, name=base.name)
     else:
         images = getattr(study, part)
-    if not out.endswith(".npy"):
-        raise ConfigError(f"--out must end in .npy (got {out})")
-    if Path(out).exists():
-        raise ConfigError(f"{out} exists; choose another --out")
     z = cached_embeddings(out, model, images, device)
     click.echo(f"wrote {z.shape[0]} x {z.shape[1]} embeddings to {out}")
 

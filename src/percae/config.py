@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import tempfile
+import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,6 +17,24 @@ T = TypeVar("T", bound="JsonConfig")
 
 class ConfigError(ValueError):
     """A configuration value or file is wrong; the message says how to fix it."""
+
+
+def check_output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
+    """Refuse, before any work, a folder that cannot be created or written: a file in its
+    place or above it."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} {path} is a file; choose a folder")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{option} {path}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise ConfigError(f"{option} {path}: {parent} is not writable; choose another place")
+            break
+    if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {path} is not writable; choose another place")
+    return path
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -34,7 +54,33 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    """Standard JSON only: a NaN or an infinity is an error here, never a file other tools misread."""
+    try:
+        text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False)
+    except ValueError:
+        raise ValueError(f"refusing to write {path}: it would hold NaN or infinity ({_non_finite(obj)})") from None
+    atomic_write_text(path, text + "\n")
+
+
+def read_json(path: str | os.PathLike, what: str = "file") -> Any:
+    """A JSON file's content; a missing, unreadable or malformed file is a ConfigError naming it."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} does not exist") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{what} {path} is not valid JSON ({e}); restore or regenerate it") from None
+
+
+def _non_finite(obj: Any, where: str = "") -> str:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return f"{where or 'value'} = {obj}"
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
+    for key, value in items:
+        found = _non_finite(value, f"{where}.{key}" if where else str(key))
+        if found:
+            return found
+    return ""
 
 
 class JsonConfig:
@@ -46,6 +92,8 @@ class JsonConfig:
     @classmethod
     def from_dict(cls: type[T], data: dict[str, Any]) -> T:
         fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        if not isinstance(data, dict):
+            raise ConfigError(f"{cls.__name__}: expected an object of settings, got {type(data).__name__}")
         unknown = sorted(set(data) - set(fields))
         if unknown:
             raise ConfigError(
@@ -53,21 +101,29 @@ class JsonConfig:
                 f"known settings are {', '.join(fields)}"
             )
         hints = typing.get_type_hints(cls)
-        kwargs = {k: _coerce(hints[k], v) for k, v in data.items()}
-        return cls(**kwargs)
+        config = cls(**{k: _coerce(hints[k], v) for k, v in data.items()})
+        config.check_types()
+        return config
+
+    def check_types(self) -> None:
+        """Refuse a field whose value is not of its declared type (e.g. epochs="5")."""
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if not _matches(hints[f.name], value):
+                raise ConfigError(f"{type(self).__name__}: setting {f.name} must be {_describe(hints[f.name])}, "
+                                  f"got {value!r}")
 
     def save(self, path: str | os.PathLike) -> None:
         atomic_write_json(path, self.to_dict())
 
     @classmethod
     def load(cls: type[T], path: str | os.PathLike) -> T:
+        data = read_json(path, "config file")
         try:
-            data = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"config file {path} is not valid JSON ({e})") from None
-        return cls.from_dict(data)
+            return cls.from_dict(data)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
 
 
 def _plain(value: Any) -> Any:
@@ -80,12 +136,49 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _matches(hint: Any, value: Any) -> bool:
+    """Whether a JSON value fits a config field's type (int for float, not bool for int)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(a, value) for a in args)
+    if hint is type(None):
+        return value is None
+    if origin is tuple:
+        if not isinstance(value, tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_matches(args[0], v) for v in value)
+        return len(args) == len(value) and all(_matches(a, v) for a, v in zip(args, value))
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    return True  # types the configs do not use are not checked
+
+
+def _describe(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    if hint is type(None):
+        return "null"
+    if origin is tuple:
+        return f"a list, each item {_describe(args[0])}"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
+
+
 def _coerce(hint: Any, value: Any) -> Any:
     # JSON has no tuples; turn lists back into the tuples the dataclass declares.
     origin = typing.get_origin(hint)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)  # JSON writes 1.0 as 1 in some tools
     if origin is tuple and isinstance(value, list):
         return tuple(value)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         if value is not None and len(args) == 1:
             return _coerce(args[0], value)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .config import ConfigError
 from .data import ImageSet
 from .model import Autoencoder
 from .training import DeviceImages, resolve_device
@@ -16,12 +17,28 @@ from .training import DeviceImages, resolve_device
 
 @torch.no_grad()
 def encode_images(model: Autoencoder, images: ImageSet, batch_size: int = 1024, device: str = "auto") -> np.ndarray:
-    """float32 (N, z): the deterministic embedding (mu) of every image, in order."""
+    """float32 (N, z): the deterministic embedding (mu) of every image, in order. Images of
+    another size than the model's, and embeddings that come out NaN or inf, are refused."""
+    check_fits(model, images)
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be at least 1, got {batch_size}")
     dev = resolve_device(device)
     model.to(dev).eval()
     data = DeviceImages(images, dev)
     out = [model.encode(x).float().cpu() for x in data.batches(batch_size)]
-    return torch.cat(out).numpy() if out else np.zeros((0, model.config.latent_dim), np.float32)
+    z = torch.cat(out).numpy() if out else np.zeros((0, model.config.latent_dim), np.float32)
+    bad = ~np.isfinite(z).all(axis=1)
+    if bad.any():
+        raise ConfigError(f"the autoencoder's embeddings of {int(bad.sum())} of {len(z)} images "
+                          f"{'(' + images.name + ') ' if images.name else ''}are NaN or inf: its weights are too large "
+                          "for these images; retrain it (lower --lr)")
+    return z
+
+
+def check_fits(model: Autoencoder, images: ImageSet) -> None:
+    if images.image_size != model.config.image_size:
+        raise ConfigError(f"the autoencoder takes {model.config.image_size} px images, these are "
+                          f"{images.image_size} px; resize them or use a model trained at that size")
 
 
 @torch.no_grad()

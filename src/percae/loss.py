@@ -111,7 +111,14 @@ def _load_trunk_weights(trunk: nn.Module, state: dict, prefix: str, source: str)
         raise PerceptualNetworkUnavailable(
             f"{source} is not a torchvision AlexNet state dict: it lacks {', '.join(missing)}"
         )
-    trunk.load_state_dict({k: state[full] for k, full in wanted.items()}, strict=True)
+    try:
+        trunk.load_state_dict({k: state[full] for k, full in wanted.items()}, strict=True)
+    except RuntimeError:
+        shapes = [f"{full} is {tuple(state[full].shape)}, not {tuple(v.shape)}" for k, v in trunk.state_dict().items()
+                  if (full := wanted[k]) and getattr(state[full], "shape", None) != v.shape]
+        raise PerceptualNetworkUnavailable(
+            f"{source} does not fit a torchvision AlexNet: {'; '.join(shapes[:2]) or 'its tensors do not load'}"
+        ) from None
 
 
 def _read_state_dict(path: str | os.PathLike) -> dict:

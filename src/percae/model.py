@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .config import ConfigError, JsonConfig
+from .data import check_image_size
 
 
 @dataclass
@@ -23,13 +24,10 @@ class AutoencoderConfig(JsonConfig):
     image_size: int = 64
 
     def validate(self) -> None:
+        self.check_types()
         if self.kind not in MODELS:
             raise ConfigError(f"unknown autoencoder kind {self.kind!r}; choose one of {', '.join(MODELS)}")
-        if self.image_size < 64 or (self.image_size - 64) % 16:
-            raise ConfigError(
-                f"image size {self.image_size} is not supported: the architecture takes 64 + 16n "
-                "pixels (64, 80, 96, ...); resize the images or pick another --image-size"
-            )
+        check_image_size(self.image_size, ConfigError)
         if self.latent_dim < 1:
             raise ConfigError(f"latent size must be positive, got {self.latent_dim}")
 
@@ -131,13 +129,38 @@ def save_autoencoder(model: Autoencoder, directory: str | os.PathLike) -> None:
     atomic_write_json(directory / CONFIG_FILE, model.config.to_dict())
 
 
+def non_finite_entries(state: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point weights and buffers that hold NaN or inf."""
+    return [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+
+
 def load_autoencoder(directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> Autoencoder:
-    """Rebuild a saved autoencoder; weights load with weights_only=True and strict=True."""
+    """Rebuild a saved autoencoder; weights load with weights_only=True and strict=True.
+    A file that cannot be read, does not fit its config, or holds NaN/inf is refused."""
     directory = Path(directory)
     for f in (CONFIG_FILE, MODEL_FILE):
         if not (directory / f).exists():
             raise ConfigError(f"{directory} is not a trained run (missing {f}); train one with `percae train`")
     model = build_autoencoder(AutoencoderConfig.load(directory / CONFIG_FILE))
-    state = torch.load(directory / MODEL_FILE, map_location=map_location, weights_only=True)
+    try:
+        state = torch.load(directory / MODEL_FILE, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - unreadable and truncated files get one clear message
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"{directory / MODEL_FILE} cannot be read ({type(e).__name__}: {reason[:160]}); "
+                          "retrain the run or restore the file") from None
+    expected = model.state_dict()
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ConfigError(f"{directory / MODEL_FILE} holds a {type(state).__name__}, not a state dict of tensors")
+    problems = [f"lacks {', '.join(k for k in expected if k not in state)}" if set(expected) - set(state) else "",
+                f"has unexpected {', '.join(k for k in state if k not in expected)}" if set(state) - set(expected) else "",
+                "; ".join(f"{k} is {tuple(state[k].shape)}, not {tuple(v.shape)}" for k, v in expected.items()
+                          if k in state and state[k].shape != v.shape)]
+    if any(problems):
+        raise ConfigError(f"{directory / MODEL_FILE} does not fit {directory / CONFIG_FILE}: "
+                          f"{'; '.join(p for p in problems if p)[:400]}; retrain the run or restore the files")
     model.load_state_dict(state, strict=True)
+    bad = non_finite_entries(state)
+    if bad:
+        raise ConfigError(f"{directory / MODEL_FILE} holds NaN or inf values in {', '.join(bad[:3])}: the training "
+                          "diverged; retrain it (lower --lr)")
     return model.eval()

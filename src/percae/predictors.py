@@ -75,6 +75,19 @@ class PredictorConfig(JsonConfig):
     def effective_patience(self) -> int:
         return self.patience if self.patience is not None else max(10, self.epochs // 20)
 
+    def validate(self) -> None:
+        self.check_types()
+        if self.epochs < 1:
+            raise ConfigError(f"predictor epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ConfigError(f"predictor batch size must be at least 1, got {self.batch_size}")
+        if not (math.isfinite(self.lr) and self.lr >= 0):
+            raise ConfigError(f"predictor learning rate must be a finite number, 0 or more, got {self.lr}")
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError(f"predictor patience must be at least 1 (or None), got {self.patience}")
+        if self.seed < 0:
+            raise ConfigError(f"predictor seed must be 0 or more, got {self.seed}")
+
 
 @dataclass
 class FittedPredictor:
@@ -253,9 +266,16 @@ def fit_predictor_grid(
     import time
 
     config = config or PredictorConfig()
+    config.validate()
     specs = list(specs) if specs is not None else predictor_grid()
     if len(train_x) < 1 or len(val_x) < 1:
         raise ConfigError(f"need training and validation embeddings, got {len(train_x)} and {len(val_x)}")
+    for name, x, y in (("training", train_x, train_y), ("validation", val_x, val_y)):
+        if len(x) != len(y):
+            raise ConfigError(f"{len(x)} {name} embeddings but {len(y)} {name} targets; they must pair up")
+        for what, array in (("embeddings", x), ("targets", y)):
+            if not np.isfinite(np.asarray(array, np.float32)).all():
+                raise ConfigError(f"the {name} {what} hold NaN or inf values; check the autoencoder and the data")
     t0 = time.perf_counter()
     device = resolve_device(config.device)
     tx = torch.as_tensor(np.asarray(train_x, np.float32), device=device)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ConfigError, atomic_write_json, atomic_write_text
+from .config import ConfigError, atomic_write_json, atomic_write_text, read_json
 from .loss import describe_weights
 from .study import MODEL_VARIANTS, PIXEL_OF, StudyConfig, run_name
 
@@ -45,8 +45,32 @@ PAPER = {
 }
 
 
+# What each result file must hold for a report (a file missing it was not written by percae
+# or was edited): top-level keys, and for predictors.json those of each selected predictor.
+REQUIRED = {
+    "train_result.json": ("best_epoch", "best_val_loss", "seconds_per_epoch", "images_per_s"),
+    "predictors.json": ("task", "selected"),
+    "retrain.json": ("l1_before", "l1_after"),
+    "baseline.json": ("task", "baseline"),
+}
+SELECTED = ("predictor", "val_loss", "test_metric")
+
+
 def _read(path: Path):
-    return json.loads(path.read_text()) if path.exists() else None
+    """A result file's content, None where it is not written yet; refused when malformed."""
+    if not path.exists():
+        return None
+    content = read_json(path, "result file")
+    missing = [k for k in REQUIRED.get(path.name, ()) if not isinstance(content, dict) or k not in content]
+    if path.name == "predictors.json" and not missing:
+        selected = content["selected"]
+        missing = [f"selected.{kind}.{k}" for kind in ("mlp", "linear") for k in SELECTED
+                   if not isinstance(selected, dict) or not isinstance(selected.get(kind), dict)
+                   or k not in selected[kind]]
+    if missing:
+        raise ConfigError(f"result file {path} lacks {', '.join(missing)}: it is incomplete or was edited; delete "
+                          "it (and the files of that run after it) and rerun `percae reproduce` with the same settings")
+    return content
 
 
 def collect(results: Path) -> dict:

@@ -19,8 +19,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .config import ConfigError, JsonConfig, atomic_write_json
-from .data import ImageSet, StudyData, load_study_data, split
+from .config import ConfigError, JsonConfig, atomic_write_json, check_output_folder
+from .data import ImageSet, StudyData, check_image_size, load_study_data, split
+from .data.lunarlander import LunarLanderConfig, check_collection_folder, generate_lunarlander
 from .embeddings import cached_embeddings, reconstruct, reconstruction_l1
 from .loss import (
     OFFLINE_PERCEPTUAL_NETWORK,
@@ -33,7 +34,7 @@ from .loss import (
 )
 from .model import AutoencoderConfig, build_autoencoder, load_autoencoder
 from .predictors import PredictorConfig, fit_predictor_grid, select_best
-from .training import RESULT, TrainConfig, train_autoencoder
+from .training import RESULT, TrainConfig, resolve_device, train_autoencoder
 
 # Study model name -> (autoencoder kind, loss).
 MODEL_VARIANTS: dict[str, tuple[str, str]] = {
@@ -78,6 +79,7 @@ class StudyConfig(JsonConfig):
     device: str = "auto"
 
     def validate(self) -> None:
+        self.check_types()
         unknown = [m for m in self.models if m not in MODEL_VARIANTS]
         if unknown:
             raise ConfigError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODEL_VARIANTS)}")
@@ -93,6 +95,28 @@ class StudyConfig(JsonConfig):
         if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)
                                        or any(s < 0 for s in self.seeds)):
             raise ConfigError(f"--seeds needs distinct non-negative seeds, got {self.seeds}")
+        if self.seed < 0:
+            raise ConfigError(f"--seed must be 0 or more, got {self.seed}")
+        if self.batch_size < 2 or self.predictor_batch_size < 1:
+            raise ConfigError(f"batch sizes must be at least 2 (autoencoders) and 1 (predictors), got "
+                              f"{self.batch_size} and {self.predictor_batch_size}")
+        for option in ("max_autoencoder_images", "max_predictor_images", "max_test_images"):
+            if getattr(self, option) is not None and getattr(self, option) < 1:
+                raise ConfigError(f"--{option.replace('_', '-')} must be at least 1, got {getattr(self, option)}")
+        if self.image_size is not None:
+            check_image_size(self.image_size, ConfigError)
+        if self.dataset == "lunarlander":
+            self.lunarlander_config().validate()
+        elif self.root is None:
+            raise ConfigError(f"--root DIR is needed for {self.dataset}: the folder that holds its files")
+        elif not Path(self.root).is_dir():
+            raise ConfigError(f"--root {self.root} is not a folder; give the folder that holds the {self.dataset} files")
+        resolve_device(self.device)
+
+    def lunarlander_config(self) -> LunarLanderConfig:
+        """The settings of the LunarLander collection this study generates when it is missing."""
+        return LunarLanderConfig(rollouts=self.rollouts, steps=self.steps, image_size=self.image_size or 64,
+                                 seed=self.seed)
 
     def training_seeds(self) -> tuple[int, ...]:
         return self.seeds if self.seeds is not None else (self.seed,)
@@ -187,24 +211,27 @@ def _limit(images: ImageSet, limit: int | None, seed: int) -> ImageSet:
     return images.subset(np.sort(rng.choice(len(images), size=limit, replace=False)))
 
 
-def prepare_data(config: StudyConfig, out: Path, log: Callable[[str], None] = print, progress: bool = True) -> StudyData:
-    """Load (LunarLander: generate if missing) the dataset and apply the preset's size caps."""
-    root = config.root
-    if config.dataset == "lunarlander":
-        from .data.lunarlander import LunarLanderConfig, generate_lunarlander
+def data_root(config: StudyConfig, out: Path) -> Path:
+    """Where the study's data is: --root, or for LunarLander by default RESULTS/data."""
+    return Path(config.root) if config.root is not None else out / "data"
 
-        root = root or str(out / "data")
-        if not (Path(root) / "meta.json").exists():
-            log(f"generating the LunarLander collection ({config.rollouts} rollouts x {config.steps} steps) in {root}")
-            generate_lunarlander(root, LunarLanderConfig(rollouts=config.rollouts, steps=config.steps,
-                                                         image_size=config.image_size or 64, seed=config.seed),
-                                 progress=progress)
-    elif root is None:
-        raise ConfigError(f"--root DIR is needed for {config.dataset}: the folder that holds its files")
+
+def needs_generation(config: StudyConfig, out: Path) -> bool:
+    return config.dataset == "lunarlander" and not (data_root(config, out) / "meta.json").exists()
+
+
+def prepare_data(config: StudyConfig, out: Path, log: Callable[[str], None] = print, progress: bool = True) -> StudyData:
+    """Load (LunarLander: generate if missing) the dataset, apply the preset's size caps and
+    refuse data no study can use (`StudyData.validate`)."""
+    root = data_root(config, out)
+    if needs_generation(config, out):
+        log(f"generating the LunarLander collection ({config.rollouts} rollouts x {config.steps} steps) in {root}")
+        generate_lunarlander(root, config.lunarlander_config(), progress=progress)
     data = load_study_data(config.dataset, root, seed=config.seed, image_size=config.image_size)
     data.autoencoder = _limit(data.autoencoder, config.max_autoencoder_images, config.seed)
     data.predictor = _limit(data.predictor, config.max_predictor_images, config.seed + 1)
     data.test = _limit(data.test, config.max_test_images, config.seed + 2)
+    data.validate(root)
     return data
 
 
@@ -253,8 +280,9 @@ def run_study(config: StudyConfig, out: str | os.PathLike, progress: bool = True
     """Run (or resume) the whole study into `out`; returns summary.json's content."""
     from .report import write_report
 
+    # Every check before the first file: a refused start leaves `out` as it was.
     config.validate()
-    out = Path(out)
+    out = check_output_folder(out)
     net, net_note = resolve_perceptual_net(config, log)
     config = replace(config, perceptual_net=net)
     saved = out / "study_config.json"
@@ -267,8 +295,12 @@ def run_study(config: StudyConfig, out: str | os.PathLike, progress: bool = True
                 f"{out} holds a study with other settings ({', '.join(diff)}); "
                 "use another --out, or the same settings to resume it"
             )
-    out.mkdir(parents=True, exist_ok=True)
+    if needs_generation(config, out):
+        # Settings already checked: generation cannot refuse them, and a killed one leaves no collection.
+        check_collection_folder(data_root(config, out))
+        out.mkdir(parents=True, exist_ok=True)
     data = prepare_data(config, out, log, progress)
+    out.mkdir(parents=True, exist_ok=True)
     if not saved.exists():  # only once the data is known to be usable: a refused start leaves nothing to trip over
         config.save(saved)
     if net_note:

@@ -26,7 +26,7 @@ from torch import nn
 from .config import ConfigError, JsonConfig, atomic_write_json, atomic_write_text
 from .data import ImageSet
 from .loss import PerceptualLoss, kl_divergence
-from .model import Autoencoder, save_autoencoder
+from .model import Autoencoder, non_finite_entries, save_autoencoder
 
 
 @dataclass
@@ -49,6 +49,7 @@ class TrainConfig(JsonConfig):
     feature_cache_mb: float | None = None
 
     def validate(self) -> None:
+        self.check_types()
         if self.epochs < 1:
             raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 2:
@@ -57,6 +58,11 @@ class TrainConfig(JsonConfig):
             raise ConfigError(f"--lr must be a positive number, got {self.lr}")
         if not (math.isfinite(self.kl_weight) and self.kl_weight >= 0):
             raise ConfigError(f"--kl-weight must be a finite number, 0 or more, got {self.kl_weight}")
+        if self.seed < 0:
+            raise ConfigError(f"--seed must be 0 or more, got {self.seed}")
+        if self.loss not in ("pixel", "perceptual"):
+            raise ConfigError(f"--loss must be pixel or perceptual, got {self.loss!r}")
+        resolve_device(self.device)
         if self.feature_cache_mb is not None and self.feature_cache_mb < 0:
             raise ConfigError(f"feature_cache_mb must be 0 (off), positive, or None (automatic), got {self.feature_cache_mb}")
 
@@ -64,13 +70,27 @@ class TrainConfig(JsonConfig):
     def effective_patience(self) -> int:
         return self.patience if self.patience is not None else max(10, self.epochs // 20)
 
+    def resume_differences(self, saved: dict) -> list[str]:
+        """The settings of a checkpoint's run (`saved`, as to_dict) that this config changes.
+        Where the run computes is free to change; what it computes is not."""
+        ignored = {"device", "compile", "feature_cache_mb"}
+        if self.loss == "pixel" and saved.get("loss") == "pixel":
+            ignored |= {"perceptual_net", "perceptual_weights"}  # unused by a pixel-wise run
+        mine = self.to_dict()
+        return [k for k in mine if k not in ignored and k in saved and saved[k] != mine[k]]
+
 
 def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but no CUDA device is available; use --device cpu")
+        raise ConfigError(f"--device {name} was asked for but no CUDA device is available; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return device
 
 
@@ -310,7 +330,8 @@ def train_autoencoder(
     best_val, best_epoch, bad_epochs, start_epoch = math.inf, 0, 0, 1
     run_dir = Path(run_dir) if run_dir is not None else None
     if run_dir is not None and (run_dir / CHECKPOINT).exists():
-        ck = torch.load(run_dir / CHECKPOINT, map_location=device, weights_only=True)
+        ck = _load_checkpoint(run_dir, device)
+        _check_resumable(ck, run_dir, config, model, freeze_encoder)
         model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
         best_state = ck["best_state"]
@@ -342,6 +363,10 @@ def train_autoencoder(
         if train_data.n % config.batch_size == 1:
             order = order[:-1]  # BatchNorm cannot train on a batch of one
         total = torch.zeros((), device=device)
+        # Steps before the first one whose loss is not finite: counted on the device, so
+        # that no step waits for the host to look at its loss.
+        finite_so_far = torch.ones((), dtype=torch.bool, device=device)
+        good_steps = torch.zeros((), dtype=torch.long, device=device)
         if train_cache is not None:
             # Inside the epoch's time: the first epoch pays for what the later ones save.
             train_cache.fill(loss_fn, config.batch_size, config.amp)
@@ -357,6 +382,8 @@ def train_autoencoder(
             loss.backward()
             optimizer.step()
             total += loss.detach().float() * len(x)
+            finite_so_far &= torch.isfinite(loss.detach())
+            good_steps += finite_so_far
             bar.update(len(x))
         bar.close()
         if device.type == "cuda":
@@ -375,9 +402,12 @@ def train_autoencoder(
         }
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
             # Raised before this epoch's checkpoint: the one on disk is the last good epoch's.
+            where = (f"step {int(good_steps) + 1} of epoch {epoch}" if not bool(finite_so_far)
+                     else f"epoch {epoch} (in validation)")
             raise TrainingDiverged(
-                f"training diverged at epoch {epoch} (training loss {train_loss}, validation loss {val_loss}); "
-                f"the last good epoch is {len(history)}; nothing was saved as finished: lower --lr or check the data"
+                f"{_run_label(model, run_dir)}: training diverged at {where} (training loss {train_loss}, validation "
+                f"loss {val_loss}); the last good epoch is {len(history)}; nothing was saved as finished: lower --lr "
+                "or check the data"
             )
         if model.variational and not freeze_encoder:
             row.update(latent_diagnostics(model, loss_fn, val_data, config.batch_size, config.amp))
@@ -389,7 +419,8 @@ def train_autoencoder(
             bad_epochs += 1
         stopped = bad_epochs >= patience
         if run_dir is not None:
-            _save_checkpoint(run_dir, model, optimizer, best_state, generator, history, best_val, best_epoch, bad_epochs, device)
+            _save_checkpoint(run_dir, model, optimizer, best_state, generator, history, best_val, best_epoch, bad_epochs,
+                             device, config, freeze_encoder)
             _write_history(run_dir, history)
         if log:
             log(
@@ -397,10 +428,10 @@ def train_autoencoder(
                 f"{seconds:6.1f}s  {row['images_per_s']:7.0f} img/s" + ("  *" if best_epoch == epoch else "")
             )
 
-    bad = [k for k, v in best_state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    bad = non_finite_entries(best_state)
     if bad:
-        raise TrainingDiverged(f"training diverged: the best epoch's {', '.join(bad[:3])} hold NaN or inf "
-                               "values; nothing was saved as finished: lower --lr or check the data")
+        raise TrainingDiverged(f"{_run_label(model, run_dir)}: training diverged: the best epoch's {', '.join(bad[:3])} "
+                               "hold NaN or inf values; nothing was saved as finished: lower --lr or check the data")
     model.load_state_dict(best_state)
     model.eval()
     result = TrainResult(best_epoch, best_val, len(history), history, float(sum(r["seconds"] for r in history)))
@@ -471,10 +502,47 @@ def latent_diagnostics(model, loss_fn, data: DeviceImages, batch_size: int, amp:
     }
 
 
-def _save_checkpoint(run_dir, model, optimizer, best_state, generator, history, best_val, best_epoch, bad_epochs, device):
+def _run_label(model: Autoencoder, run_dir: Path | None) -> str:
+    label = f"{model.config.kind} z={model.config.latent_dim}"
+    return f"{run_dir} ({label})" if run_dir is not None else label
+
+
+def _load_checkpoint(run_dir: Path, device: torch.device) -> dict:
+    try:
+        ck = torch.load(run_dir / CHECKPOINT, map_location=device, weights_only=True)
+        if not isinstance(ck, dict) or "model" not in ck:
+            raise TypeError("not a percae checkpoint")
+        return ck
+    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint gets the same clear message
+        raise ConfigError(f"{run_dir / CHECKPOINT} cannot be read ({type(e).__name__}); delete it to start the run "
+                          "over") from None
+
+
+def _check_resumable(ck: dict, run_dir: Path, config: TrainConfig, model: Autoencoder, freeze_encoder: bool) -> None:
+    """A checkpoint resumes only the run that wrote it: other settings would silently mix two runs."""
+    changed = config.resume_differences(ck.get("train_config", {}))
+    saved_model = ck.get("model_config", {})
+    changed += [k for k, v in model.config.to_dict().items() if k in saved_model and saved_model[k] != v]
+    if "freeze_encoder" in ck and bool(ck["freeze_encoder"]) != freeze_encoder:
+        changed.append("freeze_encoder")
+    if changed:
+        was = {**ck.get("train_config", {}), **saved_model}
+        now = {**config.to_dict(), **model.config.to_dict()}
+        raise ConfigError(
+            f"{run_dir} holds an interrupted run with other settings "
+            f"({', '.join(f'{k}: {was.get(k)!r} there, {now.get(k)!r} now' for k in changed)}); "
+            "rerun with its settings to resume it, or use another --out"
+        )
+
+
+def _save_checkpoint(run_dir, model, optimizer, best_state, generator, history, best_val, best_epoch, bad_epochs, device,
+                     config: TrainConfig, freeze_encoder: bool):
     run_dir.mkdir(parents=True, exist_ok=True)
     keys = list(history[0].keys())
     ck = {
+        "train_config": config.to_dict(),
+        "model_config": model.config.to_dict(),
+        "freeze_encoder": freeze_encoder,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "best_state": best_state,

@@ -19,6 +19,14 @@ class DataError(ValueError):
     """A dataset is missing, malformed or inconsistent; the message names the file and the fix."""
 
 
+def check_image_size(image_size: int, error: type[Exception] = DataError) -> None:
+    """The autoencoders take square images of 64 + 16n pixels (the one place of that rule)."""
+    if image_size < 64 or (image_size - 64) % 16:
+        raise error(
+            f"--image-size {image_size} is not supported: the autoencoders take 64 + 16n pixels (64, 80, 96, ...)"
+        )
+
+
 @dataclass
 class ImageSet:
     """Images (N, H, W, 3) uint8 (possibly a memmap), optional targets and split groups.
@@ -135,6 +143,35 @@ class StudyData:
     test: ImageSet
     num_classes: int | None = None
     notes: list[str] = field(default_factory=list)
+
+    def validate(self, root=None) -> None:
+        """Refuse data no study can use, before anything is trained on it: targets that are
+        not finite, labels outside the classes, a single class, or too few groups to split."""
+        where = f" in {root}" if root is not None else ""
+        for part_name, part in (("predictor", self.predictor), ("test", self.test)):
+            y = part.selected_targets()
+            if self.task == "position":
+                if y.dtype.kind not in "fiu" or y.ndim != 2:
+                    raise DataError(f"{self.dataset}{where}: the {part_name} positions are {y.dtype} {y.shape}, "
+                                    "expected numbers of shape (N, 2)")
+                bad = ~np.isfinite(y).all(axis=1)
+                if bad.any():
+                    raise DataError(
+                        f"{self.dataset}{where}: {int(bad.sum())} {part_name} position(s) are NaN or infinite "
+                        f"(first: image {int(part.indices[np.flatnonzero(bad)[0]])}); fix or regenerate the data"
+                    )
+            elif len(y) and (y.min() < 0 or y.max() >= (self.num_classes or 0)):
+                raise DataError(f"{self.dataset}{where}: {part_name} labels must lie in 0..{(self.num_classes or 0) - 1}, "
+                                f"found {int(y.min())}..{int(y.max())}")
+        if self.task == "classification" and len(np.unique(self.predictor.selected_targets())) < 2:
+            raise DataError(f"{self.dataset}{where}: the predictor images hold a single class; a classification "
+                            "study needs at least 2 (every model and the baseline would score 100%)")
+        for part_name, part in (("autoencoder", self.autoencoder), ("predictor", self.predictor)):
+            if len(np.unique(part.selected_groups())) < 2:
+                raise DataError(f"{self.dataset}{where}: the {part_name} part has {len(part)} image(s) in fewer than 2 "
+                                "groups (rollouts), too few to split into training and validation; use more data")
+        if len(self.test) < 1:
+            raise DataError(f"{self.dataset}{where}: the test part is empty; use more data")
 
 
 # Dataset name -> "module:function" returning StudyData(root, seed); imported on use.

@@ -18,18 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from ..config import atomic_write_json
-from . import DataError, ImageSet, StudyData
+from . import DataError, ImageSet, StudyData, check_image_size
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 FRACTIONS = (0.5, 0.4, 0.1)  # autoencoder, predictor, test
 CACHE_VERSION = 1
-
-
-def check_image_size(image_size: int) -> None:
-    if image_size < 64 or (image_size - 64) % 16:
-        raise DataError(
-            f"image size {image_size} is not supported: the autoencoders take 64 + 16n pixels (64, 80, 96, ...)"
-        )
 
 
 def list_images(root: str | os.PathLike) -> tuple[list[str], list[tuple[str, int]]]:

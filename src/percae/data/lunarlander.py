@@ -21,13 +21,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import JsonConfig, atomic_write_json
-from . import DataError, ImageSet, StudyData, split_by_group
+from ..config import JsonConfig, atomic_write_json, check_output_folder
+from . import DataError, ImageSet, StudyData, check_image_size, split_by_group
 
 # gymnasium's LunarLander draws a 600 x 400 viewport at SCALE = 30 pixels per metre.
 SCALE = 30.0
 VIEWPORT_W = 600
 VIEWPORT_H = 400
+
+
+# Half the rollouts are unaltered (autoencoder train/validation: 2 at least), half altered
+# (predictor train/validation and test: 3 at least).
+MIN_ROLLOUTS = 5
 
 
 @dataclass
@@ -39,12 +44,19 @@ class LunarLanderConfig(JsonConfig):
     workers: int = 0  # 0: one per CPU core, at most 8
 
     def validate(self) -> None:
-        if self.rollouts < 4:
-            raise DataError(f"--rollouts must be at least 4 (two per half), got {self.rollouts}")
+        self.check_types()
+        if self.rollouts < MIN_ROLLOUTS:
+            raise DataError(
+                f"--rollouts must be at least {MIN_ROLLOUTS} (2 unaltered rollouts to split for the autoencoders, "
+                f"3 altered ones for the predictors' training, validation and test), got {self.rollouts}"
+            )
         if self.steps < 1:
             raise DataError(f"--steps must be at least 1, got {self.steps}")
-        if self.image_size < 8:
-            raise DataError(f"--image-size must be at least 8, got {self.image_size}")
+        check_image_size(self.image_size)
+        if self.seed < 0:
+            raise DataError(f"--seed must be 0 or more, got {self.seed}")
+        if self.workers < 0:
+            raise DataError(f"--workers must be 0 (one per core) or more, got {self.workers}")
 
 
 def lander_pixel_position(world_x: float, world_y: float, height: int, width: int) -> tuple[float, float]:
@@ -111,11 +123,12 @@ def generate_lunarlander(out: str | os.PathLike, config: LunarLanderConfig, prog
 
     config.validate()
     out = Path(out)
-    if (out / "meta.json").exists():
-        raise DataError(f"{out} already holds a collection; choose another --out or delete it")
+    check_collection_folder(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(out)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial."))
     try:
+        (tmp / OWNER).write_text(str(os.getpid()))
         S, T, R = config.image_size, config.steps, config.rollouts
         n_unaltered = R // 2
         full = np.lib.format.open_memmap(tmp / "frames.tmp.npy", mode="w+", dtype=np.uint8, shape=(R * T, S, S, 3))
@@ -160,6 +173,7 @@ def generate_lunarlander(out: str | os.PathLike, config: LunarLanderConfig, prog
             "versions": _versions(),
         }
         atomic_write_json(tmp / "meta.json", meta)
+        (tmp / OWNER).unlink()
         if out.exists() and not any(out.iterdir()):
             out.rmdir()
         os.replace(tmp, out)
@@ -167,6 +181,39 @@ def generate_lunarlander(out: str | os.PathLike, config: LunarLanderConfig, prog
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+OWNER = "generating.pid"  # in a partial folder: the process writing it
+
+
+def check_collection_folder(out: Path) -> None:
+    """Refuse, before any work, a place a new collection cannot go."""
+    if (out / "meta.json").exists():
+        raise DataError(f"{out} already holds a collection; choose another --out or delete it")
+    check_output_folder(out)
+    if out.is_dir() and any(out.iterdir()):
+        raise DataError(f"--out {out} is not empty; choose a new or empty folder")
+
+
+def _remove_stale_partials(out: Path) -> None:
+    """Partial folders a killed generation into `out` left behind (their writer is gone)."""
+    for partial in out.parent.glob(f".{out.name}.partial.*"):
+        try:
+            pid = int((partial / OWNER).read_text())
+        except (OSError, ValueError):
+            pid = None  # no owner file (killed before writing it) or an unreadable one
+        if pid is None or pid == os.getpid() or not _running(pid):
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def _versions() -> dict[str, str]:
@@ -203,13 +250,20 @@ def load_lunarlander(path: str | os.PathLike) -> LunarLanderCollection:
         images = np.load(path / "images.npy", mmap_mode="r")
         positions = np.load(path / "positions.npy")
         rollouts = np.load(path / "rollouts.npy")
-    except ValueError as e:
-        raise DataError(f"{path}: a collection file is truncated or malformed ({e})") from None
+    except (ValueError, OSError, EOFError) as e:
+        raise DataError(f"{path}: a collection file is truncated or malformed ({e}); regenerate the collection") from None
+    for name, array, kinds in (("images.npy", images, "u"), ("positions.npy", positions, "fiu"),
+                               ("rollouts.npy", rollouts, "iu")):
+        if array.dtype.kind not in kinds:
+            raise DataError(f"{path}/{name} holds {array.dtype} values, not numbers of the right kind; "
+                            "regenerate the collection")
     try:
-        meta = json.loads((path / "meta.json").read_text())
-    except json.JSONDecodeError as e:
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DataError(f"{path}/meta.json is not valid JSON ({e}); regenerate the collection") from None
     n = len(images)
+    if n == 0:
+        raise DataError(f"{path} holds no frames (images.npy is empty); regenerate the collection with more rollouts")
     unaltered = meta.get("unaltered_rollouts") if isinstance(meta, dict) else None
     # The split needs it; a hand-made or truncated meta.json would otherwise fail deep inside the study.
     if not isinstance(unaltered, int) or not 0 < unaltered <= (int(rollouts.max()) if len(rollouts) else 0):
@@ -222,6 +276,10 @@ def load_lunarlander(path: str | os.PathLike) -> LunarLanderCollection:
             f"{path}: images, positions and rollouts disagree in length "
             f"({n}, {positions.shape}, {rollouts.shape}); regenerate the collection"
         )
+    bad = ~np.isfinite(positions).all(axis=1)
+    if bad.any():
+        raise DataError(f"{path}/positions.npy holds {int(bad.sum())} NaN or infinite position(s) (first: frame "
+                        f"{int(np.flatnonzero(bad)[0])}); regenerate the collection")
     return LunarLanderCollection(images, positions.astype(np.float32), rollouts.astype(np.int64), meta)
 
 

@@ -44,9 +44,13 @@ def _read_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
         ) from None
     missing = [k for k in ("X", "y") if k not in mat]
     if missing:
+        from scipy.io import whosmat
+
+        # loadmat read only X and y: list what the file holds instead.
+        found = [name for name, _, _ in whosmat(path)]
         raise DataError(
             f"{path.name}: no variable(s) {', '.join(missing)} in {path} (found: "
-            f"{', '.join(k for k in mat if not k.startswith('__')) or 'none'}); not an SVHN cropped-digits file"
+            f"{', '.join(found) or 'none'}); not an SVHN cropped-digits file"
         )
     return mat["X"], mat["y"]
 

@@ -1,0 +1,61 @@
+"""Typed configuration: JSON round-trips refuse what the dataclass does not declare, and
+no file percae writes holds NaN or infinity (not standard JSON)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from percae.config import ConfigError, atomic_write_json
+from percae.study import StudyConfig
+from percae.training import TrainConfig
+
+
+def test_a_config_round_trips_through_json(tmp_path):
+    config = StudyConfig(z_sizes=(32, 64), seeds=(0, 2), kl_weight=0.001, image_size=80)
+    config.save(tmp_path / "c.json")
+    assert StudyConfig.load(tmp_path / "c.json") == config
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"epochs": "5"}, "epochs must be an integer"),
+    ({"epochs": 5.5}, "epochs must be an integer"),
+    ({"epochs": True}, "epochs must be an integer"),
+    ({"lr": "fast"}, "lr must be a number"),
+    ({"amp": 1}, "amp must be true or false"),
+    ({"patience": "3"}, "patience must be an integer or null"),
+    ({"depth": 3}, "unknown setting(s) depth"),
+])
+def test_a_setting_of_the_wrong_type_is_refused_by_name(data, message):
+    with pytest.raises(ConfigError) as e:
+        TrainConfig.from_dict(data)
+    assert message in str(e.value)
+
+
+def test_a_list_setting_checks_its_items():
+    assert StudyConfig.from_dict({"z_sizes": [32, 64]}).z_sizes == (32, 64)
+    with pytest.raises(ConfigError, match="z_sizes"):
+        StudyConfig.from_dict({"z_sizes": [32, "64"]})
+    # An integer where a number is declared is that number.
+    assert TrainConfig.from_dict({"lr": 1}).lr == 1.0 and isinstance(TrainConfig.from_dict({"lr": 1}).lr, float)
+
+
+def test_a_config_file_that_is_not_an_object_or_not_utf8_is_one_clear_error(tmp_path):
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(ConfigError, match="expected an object"):
+        TrainConfig.load(tmp_path / "list.json")
+    (tmp_path / "bytes.json").write_bytes(b"\xff\xfe{}")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        TrainConfig.load(tmp_path / "bytes.json")
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_json_with_nan_or_infinity_is_never_written(value, tmp_path):
+    path = tmp_path / "result.json"
+    path.write_text('{"old": 1}\n')
+    with pytest.raises(ValueError, match=r"runs\.0\.loss"):
+        atomic_write_json(path, {"runs": [{"loss": value}]})
+    assert json.loads(path.read_text()) == {"old": 1}  # the previous content stays
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]  # no temporary file left
