@@ -401,13 +401,12 @@ def train_autoencoder(
             "images_per_s": len(order) / train_seconds,
         }
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
-            # Raised before this epoch's checkpoint: the one on disk is the last good epoch's.
+            _discard_unfinished(run_dir)
             where = (f"step {int(good_steps) + 1} of epoch {epoch}" if not bool(finite_so_far)
                      else f"epoch {epoch} (in validation)")
             raise TrainingDiverged(
                 f"{_run_label(model, run_dir)}: training diverged at {where} (training loss {train_loss}, validation "
-                f"loss {val_loss}); the last good epoch is {len(history)}; nothing was saved as finished: lower --lr "
-                "or check the data"
+                f"loss {val_loss}); the last good epoch is {len(history)}; nothing was kept: lower --lr or check the data"
             )
         if model.variational and not freeze_encoder:
             row.update(latent_diagnostics(model, loss_fn, val_data, config.batch_size, config.amp))
@@ -430,8 +429,9 @@ def train_autoencoder(
 
     bad = non_finite_entries(best_state)
     if bad:
+        _discard_unfinished(run_dir)
         raise TrainingDiverged(f"{_run_label(model, run_dir)}: training diverged: the best epoch's {', '.join(bad[:3])} "
-                               "hold NaN or inf values; nothing was saved as finished: lower --lr or check the data")
+                               "hold NaN or inf values; nothing was kept: lower --lr or check the data")
     model.load_state_dict(best_state)
     model.eval()
     result = TrainResult(best_epoch, best_val, len(history), history, float(sum(r["seconds"] for r in history)))
@@ -500,6 +500,17 @@ def latent_diagnostics(model, loss_fn, data: DeviceImages, batch_size: int, amp:
         "val_kl_per_dim": kl_per_dim.mean().item(),
         "active_units": int(active.sum()),
     }
+
+
+def _discard_unfinished(run_dir: Path | None) -> None:
+    """A diverged run keeps nothing: its checkpoint would resume the divergence, and it would
+    block the corrected command (a checkpoint resumes only under its own settings)."""
+    if run_dir is None:
+        return
+    for name in (CHECKPOINT, HISTORY):
+        (run_dir / name).unlink(missing_ok=True)
+    if run_dir.is_dir() and not any(run_dir.iterdir()):
+        run_dir.rmdir()
 
 
 def _run_label(model: Autoencoder, run_dir: Path | None) -> str:
