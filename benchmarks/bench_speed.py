@@ -53,7 +53,8 @@ def ae_percae(args, loss_name, compile=False):
     from percae.data import ImageSet
     from percae.loss import build_loss
     from percae.model import AutoencoderConfig, build_autoencoder
-    from percae.training import TrainConfig, resolve_device, train_autoencoder
+    from percae.device import resolve_device
+    from percae.training import TrainConfig, train_autoencoder
 
     images, _ = synthetic_collection(args.images)
     n_val = args.images // 5
@@ -62,7 +63,7 @@ def ae_percae(args, loss_name, compile=False):
     model = build_autoencoder(AutoencoderConfig("ae", 32, 64))
     loss = build_loss(loss_name, args.perceptual_net)
     config = TrainConfig(loss=loss_name, epochs=args.epochs + 1, patience=100, device=args.device, compile=compile)
-    result = train_autoencoder(model, loss, train, val, config, progress=False, log=None)
+    result = train_autoencoder(model, train, val, config, progress=False, log=None, loss_fn=loss)
     epoch_s = [r["seconds"] for r in result.history[1:]]  # first epoch: warm-up
     return {"images_per_s": args.images / (sum(epoch_s) / len(epoch_s)), **peak_memory(device)}
 
@@ -75,7 +76,7 @@ def ae_baseline(args, loss_name):
 
     from percae.loss import build_loss
     from percae.model import AutoencoderConfig, build_autoencoder
-    from percae.training import resolve_device
+    from percae.device import resolve_device
 
     images, _ = synthetic_collection(args.images)
     device = resolve_device(args.device)
@@ -131,7 +132,7 @@ def warm_torch_optim() -> None:
 
 def grid_vectorised(args):
     from percae.predictors import PredictorConfig, fit_predictor_grid
-    from percae.training import resolve_device
+    from percae.device import resolve_device
 
     tx, ty, vx, vy = grid_data(args)
     config = PredictorConfig(epochs=args.grid_epochs, patience=10**6, device=args.device)
@@ -149,7 +150,7 @@ def grid_one_at_a_time(args):
     from torch.utils.data import DataLoader, TensorDataset
 
     from percae.predictors import predictor_grid
-    from percae.training import resolve_device
+    from percae.device import resolve_device
 
     device = resolve_device(args.device)
     tx, ty, vx, vy = (torch.from_numpy(a) for a in grid_data(args))

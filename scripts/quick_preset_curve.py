@@ -8,15 +8,17 @@ learning curve rather than one point.
 
     python scripts/quick_preset_curve.py --root COLLECTION --bs 16 --epochs 2 --model P.AE --seed 2
 """
-import sys, time, argparse, tempfile
-import numpy as np, torch
-from pathlib import Path
+import time, argparse, tempfile
+import torch
 from percae.data import load_study_data, split
 from percae.model import AutoencoderConfig, build_autoencoder
 from percae.loss import build_loss
-from percae.training import DeviceImages, objective, _autocast, resolve_device
+from percae.device import DeviceImages, autocast
+from percae.training import objective
 from percae.embeddings import encode_images
-from percae.study import _limit, fit_predictors, targets_for, trivial_baseline
+from percae.layout import RunFiles
+from percae.predictors import fit_predictors, trivial_baseline
+from percae.study import _limit
 from percae.predictors import PredictorConfig
 
 p = argparse.ArgumentParser()
@@ -38,7 +40,7 @@ data = load_study_data("lunarlander", a.root, seed=a.data_seed)
 data.autoencoder = _limit(data.autoencoder, a.n, a.data_seed)
 tr, va = split(data.autoencoder, 0.2, a.data_seed)
 ptr, pva = split(data.predictor, 0.2, a.data_seed)
-ytr, yva, yte = (targets_for(data, s) for s in (ptr, pva, data.test))
+ytr, yva, yte = (data.targets(s) for s in (ptr, pva, data.test))
 print("sizes", len(tr), len(va), "baseline %.2f" % trivial_baseline("position", ytr, yte), vars(a), flush=True)
 loss_name = "perceptual" if a.model.startswith("P.") else "pixel"
 kind = "vae" if "VAE" in a.model else "ae"
@@ -55,7 +57,7 @@ for ep in range(1, a.epochs + 1):
     if D.n % a.bs == 1: order = order[:-1]
     tot = 0
     for pos, x in D.indexed_batches(a.bs, order):
-        with _autocast(dev, True):
+        with autocast(dev, True):
             loss = objective(model, loss_fn, x, 0.01 if kind == "vae" else 0.0)
         opt.zero_grad(); loss.backward(); opt.step(); tot += loss.item() * len(x)
     t_train += time.time() - t0
@@ -64,6 +66,6 @@ for ep in range(1, a.epochs + 1):
         model.eval()
         zp = encode_images(model, ptr); zv = encode_images(model, pva); zt = encode_images(model, data.test)
         with tempfile.TemporaryDirectory() as d:
-            rec = fit_predictors("position", zp, ytr, zv, yva, zt, yte, PredictorConfig(epochs=a.pepochs, batch_size=512, seed=a.seed), Path(d))
+            rec = fit_predictors("position", zp, ytr, zv, yva, zt, yte, PredictorConfig(epochs=a.pepochs, batch_size=512, seed=a.seed), RunFiles(d))
         msg += f"  mlp {rec['selected']['mlp']['test_metric']:.2f} lin {rec['selected']['linear']['test_metric']:.2f}"
     print(msg, flush=True)

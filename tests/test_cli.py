@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from percae.cli import main
-from percae.training import to_float_batch
+from percae.device import to_float_batch
 from percae.model import AutoencoderConfig, build_autoencoder, save_autoencoder
 
 from test_data_stl10 import intended_images, write_images, write_labels

@@ -11,7 +11,7 @@ from scipy.io import savemat
 
 from percae.data import DataError, load_study_data
 from percae.data.svhn import download_svhn, load_svhn, svhn_study_data
-from percae.training import to_float_batch
+from percae.device import to_float_batch
 
 S = 32
 

@@ -205,10 +205,11 @@ def test_retrain_epochs_0_reads_reconstructions_as_trained(collection, tmp_path)
     assert not (retrain / "model.pt").exists()  # no decoder was trained
     from percae.embeddings import reconstruction_l1
     from percae.model import load_autoencoder
+    from percae.layout import StudyFiles
     from percae.study import prepare_data
 
     # The L1 is that of the autoencoder as trained, on the test part.
-    data = prepare_data(config, tmp_path, log=lambda s: None, progress=False)
+    data = prepare_data(config, StudyFiles(tmp_path), log=lambda s: None, progress=False)
     expected = reconstruction_l1(load_autoencoder(tmp_path / "runs" / "AE_z4_seed0"), data.test, device="cpu")
     assert record["l1_before"] == pytest.approx(expected, rel=1e-5)
     assert summary["complete"]

@@ -17,7 +17,8 @@ from torch import nn
 from percae.config import ConfigError
 from percae.loss import PerceptualLoss, PixelLoss
 from percae.model import MODEL_FILE, AutoencoderConfig, build_autoencoder, load_autoencoder
-from percae.training import DeviceImages, TrainConfig, evaluate_loss, to_float_batch, train_autoencoder
+from percae.device import DeviceImages, to_float_batch
+from percae.training import TrainConfig, evaluate_loss, train_autoencoder
 
 EPOCH_LINE = re.compile(r"^epoch\s+(\d+)/")
 
@@ -107,7 +108,7 @@ def test_loss_decreases_and_the_best_epoch_is_kept(tiny_split):
     train, val = tiny_split
     model = make()
     snaps = Snapshots(model)
-    result = train_autoencoder(model, PixelLoss(), train, val, cfg(epochs=3, batch_size=16), progress=False, log=snaps)
+    result = train_autoencoder(model, train, val, cfg(epochs=3, batch_size=16), progress=False, log=snaps, loss_fn=PixelLoss())
     h = result.history
     assert [r["epoch"] for r in h] == [1, 2, 3] and result.epochs_run == 3
     assert h[-1]["train_loss"] < h[0]["train_loss"]
@@ -130,7 +131,7 @@ def test_best_epoch_is_restored_when_later_epochs_are_worse(small):
     train, val = small
     model = make()
     snaps = Snapshots(model)
-    result = train_autoencoder(model, WorseWhenEvaluated(), train, val, cfg(epochs=3), progress=False, log=snaps)
+    result = train_autoencoder(model, train, val, cfg(epochs=3), progress=False, log=snaps, loss_fn=WorseWhenEvaluated())
     assert result.best_epoch < 3, "test setup: validation should get worse while training"
     assert_same_state(state_copy(model), snaps.states[result.best_epoch])
     last = snaps.states[3]
@@ -141,7 +142,7 @@ def test_best_epoch_is_restored_when_later_epochs_are_worse(small):
 
 def test_early_stopping(small):
     train, val = small
-    result = train_autoencoder(make(), WorseWhenEvaluated(), train, val, cfg(epochs=6, patience=1), progress=False, log=None)
+    result = train_autoencoder(make(), train, val, cfg(epochs=6, patience=1), progress=False, log=None, loss_fn=WorseWhenEvaluated())
     assert result.epochs_run < 6
     assert result.epochs_run == result.best_epoch + 1
     assert len(result.history) == result.epochs_run
@@ -168,7 +169,7 @@ def test_interrupted_run_resumes_exactly(kind, loss, small, tmp_path):
 
     whole_dir = tmp_path / "whole"
     whole = make(kind)
-    r_whole = train_autoencoder(whole, loss_named(loss), train, val, config, run_dir=whole_dir, progress=False, log=None)
+    r_whole = train_autoencoder(whole, train, val, config, run_dir=whole_dir, progress=False, log=None, loss_fn=loss_named(loss))
 
     run_dir = tmp_path / "interrupted"
 
@@ -178,8 +179,8 @@ def test_interrupted_run_resumes_exactly(kind, loss, small, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_autoencoder(make(kind), loss_named(loss), train, val, config, run_dir=run_dir, progress=False,
-                          log=interrupt_at_epoch_2)
+        train_autoencoder(make(kind), train, val, config, run_dir=run_dir, progress=False,
+                          log=interrupt_at_epoch_2, loss_fn=loss_named(loss))
     # The interruption leaves a checkpoint (plain tensors) and the history of the epochs it holds.
     checkpoint = run_dir / "checkpoint.pt"
     assert checkpoint.exists()
@@ -191,8 +192,8 @@ def test_interrupted_run_resumes_exactly(kind, loss, small, tmp_path):
 
     resumed = make(kind)
     lines = []
-    r_resumed = train_autoencoder(resumed, loss_named(loss), train, val, config, run_dir=run_dir, progress=False,
-                                  log=lines.append)
+    r_resumed = train_autoencoder(resumed, train, val, config, run_dir=run_dir, progress=False,
+                                  log=lines.append, loss_fn=loss_named(loss))
     assert any("resum" in line for line in lines)
     assert sum(bool(EPOCH_LINE.match(line)) for line in lines) == 3 - done  # it did not start over
 
@@ -230,7 +231,7 @@ def test_perceptual_training_leaves_the_network_untouched(small, tmp_path):
 
     model = make()
     model_before = state_copy(model)
-    train_autoencoder(model, loss, train, val, cfg(epochs=2), run_dir=tmp_path, progress=False, log=None)
+    train_autoencoder(model, train, val, cfg(epochs=2), run_dir=tmp_path, progress=False, log=None, loss_fn=loss)
 
     assert modes and not any(modes)  # eval mode at every call, in training and validation alike
     assert_same_state(before, state_copy(net))
@@ -253,7 +254,7 @@ def test_decoder_retraining_moves_only_the_decoder(kind, small):
             m.running_mean.uniform_(-0.1, 0.1)
             m.running_var.uniform_(0.5, 1.5)
     before = state_copy(model)
-    result = train_autoencoder(model, PixelLoss(), train, val, cfg(epochs=2), progress=False, log=None, freeze_encoder=True)
+    result = train_autoencoder(model, train, val, cfg(epochs=2), progress=False, log=None, freeze_encoder=True, loss_fn=PixelLoss())
     after = state_copy(model)
     frozen = [k for k in before if not k.startswith(("decoder_input.", "decoder_body."))]
     assert any(k.startswith("encoder.") and "running_var" in k for k in frozen)
@@ -270,11 +271,11 @@ def test_training_refuses_mismatched_or_tiny_data(tiny_images):
 
     model = build_autoencoder(AutoencoderConfig(image_size=80))
     with pytest.raises(ConfigError, match="80"):
-        train_autoencoder(model, PixelLoss(), tiny_images, tiny_images, cfg(), progress=False, log=None)
+        train_autoencoder(model, tiny_images, tiny_images, cfg(), progress=False, log=None, loss_fn=PixelLoss())
     with pytest.raises(ConfigError):
-        train_autoencoder(make(), PixelLoss(), tiny_images.subset(np.arange(1)), tiny_images, cfg(), progress=False, log=None)
+        train_autoencoder(make(), tiny_images.subset(np.arange(1)), tiny_images, cfg(), progress=False, log=None, loss_fn=PixelLoss())
     with pytest.raises(ConfigError):
-        train_autoencoder(make(), PixelLoss(), tiny_images, tiny_images, cfg(epochs=0), progress=False, log=None)
+        train_autoencoder(make(), tiny_images, tiny_images, cfg(epochs=0), progress=False, log=None, loss_fn=PixelLoss())
 
 
 @pytest.mark.parametrize("cpu_chunk", [None, 4])  # 4: the CPU's chunked, recomputed reconstruction features
@@ -286,8 +287,8 @@ def test_target_features_are_computed_once_per_image_and_training_is_unchanged(c
     for cache_mb in (0, 64, None):  # None: the default, which on a CPU keeps nothing
         net = CountingNetwork()
         model = make()
-        result = train_autoencoder(model, PerceptualLoss(net, cpu_chunk=cpu_chunk), train, val,
-                                   cfg(epochs=4, feature_cache_mb=cache_mb), progress=False, log=None)
+        result = train_autoencoder(model, train, val,
+                                   cfg(epochs=4, feature_cache_mb=cache_mb), progress=False, log=None, loss_fn=PerceptualLoss(net, cpu_chunk=cpu_chunk))
         histories.append([(r["train_loss"], r["val_loss"]) for r in result.history])
         states.append(state_copy(model))
         nets.append(net)
@@ -308,7 +309,7 @@ def test_target_features_are_computed_once_per_image_and_training_is_unchanged(c
 
 
 def test_feature_cache_keeps_nothing_beyond_its_budget(tiny_images):
-    from percae.training import FeatureCache
+    from percae.feature_cache import FeatureCache
 
     data = DeviceImages(tiny_images.subset(np.arange(16)), torch.device("cpu"))
     loss = PerceptualLoss(CountingNetwork(), cpu_chunk=None)
@@ -328,7 +329,7 @@ def test_feature_cache_keeps_nothing_beyond_its_budget(tiny_images):
 
 def test_cached_features_are_those_training_would_compute_under_bf16_autocast(tiny_images, monkeypatch):
     from percae import training
-    from percae.training import FeatureCache
+    from percae.feature_cache import FeatureCache
 
     monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: True)  # bf16 autocast on any CPU
     data = DeviceImages(tiny_images.subset(np.arange(16)), torch.device("cpu"))
@@ -350,7 +351,7 @@ def test_validation_features_get_the_budget_the_training_set_leaves(tiny_images,
     per_image = 3 * 16 * 16 * 4
     monkeypatch.setattr(training, "feature_cache_bytes", lambda device, mb: 24 * per_image)  # training's alone
     net = CountingNetwork()
-    train_autoencoder(make(), PerceptualLoss(net, cpu_chunk=None), train, val, cfg(epochs=3), progress=False, log=None)
+    train_autoencoder(make(), train, val, cfg(epochs=3), progress=False, log=None, loss_fn=PerceptualLoss(net, cpu_chunk=None))
     # Training targets once; nothing left for validation, which computes its targets every
     # epoch, beside the validation reconstructions.
     assert net.seen["no_grad"] == 24 + 3 * 2 * 10
@@ -360,7 +361,7 @@ def test_a_training_set_of_whole_batches_plus_one_image_has_a_finite_loss(tiny_i
     # 25 images at batch 8: the last image is left out (BatchNorm cannot train on a batch of
     # one). An earlier version then trained on an empty batch, and the epoch's loss was nan.
     train, val = tiny_images.subset(np.arange(25)), tiny_images.subset(np.arange(48, 56))
-    result = train_autoencoder(make(), PixelLoss(), train, val, cfg(epochs=2), progress=False, log=None)
+    result = train_autoencoder(make(), train, val, cfg(epochs=2), progress=False, log=None, loss_fn=PixelLoss())
     assert all(np.isfinite(r["train_loss"]) and np.isfinite(r["val_loss"]) for r in result.history)
 
 
@@ -396,8 +397,8 @@ def test_active_units_count_the_latent_dimensions_whose_mean_varies(tiny_split):
 def test_vae_runs_record_their_diagnostics_every_epoch_and_at_the_best(tiny_split, tmp_path):
     train, val = tiny_split
     model = build_autoencoder(AutoencoderConfig("vae", 4, 64), seed=0)
-    result = train_autoencoder(model, PixelLoss(), train, val, TrainConfig(epochs=3, batch_size=16, device="cpu"),
-                               run_dir=tmp_path, progress=False, log=None)
+    result = train_autoencoder(model, train, val, TrainConfig(epochs=3, batch_size=16, device="cpu"),
+                               run_dir=tmp_path, progress=False, log=None, loss_fn=PixelLoss())
     rows = list(csv.DictReader((tmp_path / "history.csv").open()))
     assert len(rows) == 3 and all(0 <= int(r["active_units"]) <= 4 for r in rows)
     best = rows[result.best_epoch - 1]
@@ -433,22 +434,22 @@ def test_a_nan_loss_stops_training_and_saves_nothing_as_finished(tiny_split, tmp
     # 48 training images at batch 16: 3 calls a training epoch, 1 for validation; NaN from the
     # 6th call on, the second step of epoch 2.
     with pytest.raises(TrainingDiverged, match="at step 2 of epoch 2 .*the last good epoch is 1") as e:
-        train_autoencoder(model, NaNAfter(5), train, val, TrainConfig(epochs=3, batch_size=16, device="cpu"),
-                          run_dir=tmp_path, progress=False, log=None)
+        train_autoencoder(model, train, val, TrainConfig(epochs=3, batch_size=16, device="cpu"),
+                          run_dir=tmp_path, progress=False, log=None, loss_fn=NaNAfter(5))
     assert "\n" not in str(e.value)
     assert str(e.value).startswith(f"{tmp_path} (ae z=4): ")  # which run diverged
     # Nothing kept: not as finished, and no checkpoint that would block the corrected run
     # (a checkpoint resumes only under its own settings) or resume the divergence.
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
     fresh = build_autoencoder(AutoencoderConfig("ae", 4, 64), seed=0)
-    result = train_autoencoder(fresh, PixelLoss(), train, val, TrainConfig(epochs=2, batch_size=16, lr=1e-4,
+    result = train_autoencoder(fresh, train, val, TrainConfig(epochs=2, batch_size=16, lr=1e-4,
                                                                           device="cpu"),
-                               run_dir=tmp_path, progress=False, log=None)
+                               run_dir=tmp_path, progress=False, log=None, loss_fn=PixelLoss())
     assert result.epochs_run == 2 and (tmp_path / RESULT).exists() and not (tmp_path / CHECKPOINT).exists()
 
 
 def test_inf_in_a_buffer_with_a_finite_loss_is_not_saved_as_finished(tiny_split, tmp_path):
-    from percae.training import RESULT, TrainingDiverged
+    from percae.training import TrainingDiverged
 
     train, val = tiny_split
     model = build_autoencoder(AutoencoderConfig("ae", 4, 64), seed=0)
@@ -461,8 +462,8 @@ def test_inf_in_a_buffer_with_a_finite_loss_is_not_saved_as_finished(tiny_split,
             return super().forward(reconstruction, target)
 
     with pytest.raises(TrainingDiverged, match="encoder.1.running_var"):
-        train_autoencoder(model, PoisonBatchNorm(), train, val, TrainConfig(epochs=2, batch_size=16, device="cpu"),
-                          run_dir=tmp_path, progress=False, log=None)
+        train_autoencoder(model, train, val, TrainConfig(epochs=2, batch_size=16, device="cpu"),
+                          run_dir=tmp_path, progress=False, log=None, loss_fn=PoisonBatchNorm())
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from .config import ConfigError, check_output_folder
+from .layout import StudyFiles
 
 
 def _errors():
@@ -131,12 +132,13 @@ def train(data_root, dataset, out, model, z, loss, perceptual_net, perceptual_we
           kl_weight, seed, device, image_size):
     """Train an autoencoder on a dataset's autoencoder part (80/20 train/validation)."""
     from .data import load_study_data, split
-    from .loss import build_loss, check_perceptual_net_name, default_perceptual_net, describe_weights
+    from .loss import check_perceptual_net_name, default_perceptual_net, describe_weights
     from .model import AutoencoderConfig, build_autoencoder
-    from .training import RESULT, TrainConfig, train_autoencoder
+    from .layout import RunFiles
+    from .training import TrainConfig, train_autoencoder
 
     check_output_folder(out)
-    if (Path(out) / RESULT).exists():
+    if RunFiles(out).train_result.exists():
         raise ConfigError(f"{out} already holds a trained run; choose another --out")
     note = None
     if perceptual_net is None:
@@ -151,13 +153,12 @@ def train(data_root, dataset, out, model, z, loss, perceptual_net, perceptual_we
         raise ConfigError(f"--z must be at least 1, got {z}")
     study = load_study_data(dataset, data_root, seed=seed, image_size=image_size)
     ae = build_autoencoder(AutoencoderConfig(model, z, study.autoencoder.image_size), seed=seed)
-    loss_fn = build_loss(loss, config.perceptual_net, perceptual_weights)
     tr, va = split(study.autoencoder, 0.2, seed)
     click.echo(f"training {model} z={z} with {loss} loss"
                + (f" ({config.perceptual_net}, weights: {describe_weights(config.perceptual_net, perceptual_weights)})"
                   if loss == "perceptual" else "")
                + f" on {len(tr)} images, validating on {len(va)}")
-    result = train_autoencoder(ae, loss_fn, tr, va, config, run_dir=out, log=click.echo)
+    result = train_autoencoder(ae, tr, va, config, run_dir=out, log=click.echo)
     click.echo(f"best epoch {result.best_epoch} (val {result.best_val_loss:.4g}); "
                f"{result.images_per_second:.0f} images/s; run saved in {out}")
 
@@ -176,7 +177,7 @@ def encode(run_dir, data_root, dataset, part, out, device):
     from .data import ImageSet, load_study_data
     from .embeddings import cached_embeddings
     from .model import load_autoencoder
-    from .training import resolve_device
+    from .device import resolve_device
 
     if not out.endswith(".npy"):
         raise ConfigError(f"--out must end in .npy (got {out})")
@@ -251,7 +252,7 @@ def reproduce(dataset, out, preset, root, z_sizes, models, epochs, predictor_epo
     out = out or f"results/{dataset}-{preset}"
     run_study(config, out, progress=progress, log=click.echo)
     click.echo("")
-    click.echo((Path(out) / "tables.md").read_text())
+    click.echo(StudyFiles(out).tables.read_text())
     click.echo(f"results: {out}/tables.md, summary.json, results.csv, reconstructions.png")
 
 
@@ -262,7 +263,7 @@ def report(results):
     from .report import write_report
 
     write_report(results)
-    click.echo((Path(results) / "tables.md").read_text())
+    click.echo(StudyFiles(results).tables.read_text())
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import tempfile
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, Callable, TypeVar
 
 T = TypeVar("T", bound="JsonConfig")
 
@@ -37,20 +37,25 @@ def check_output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
     return path
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write a file so that a reader sees the old content or the new one, never half."""
+def atomic_write_bytes(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
+    """Write a file through `write(file)` so that a reader sees the old content or the new
+    one, never half: into a temporary file beside it, synced, then renamed over it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, lambda f: f.write(text.encode()))
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:

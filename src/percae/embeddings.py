@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import ConfigError
+from .config import ConfigError, atomic_write_bytes
 from .data import ImageSet
+from .device import DeviceImages, resolve_device
 from .model import Autoencoder
-from .training import DeviceImages, resolve_device
 
 
 @torch.no_grad()
@@ -69,7 +69,5 @@ def cached_embeddings(path: str | os.PathLike, model: Autoencoder, images: Image
     if path.exists():
         return np.load(path)
     z = encode_images(model, images, device=device)
-    tmp = path.with_name(f".{path.name}.tmp.npy")
-    np.save(tmp, z)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, lambda f: np.save(f, z))
     return z

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from .config import ConfigError, JsonConfig
+from .config import ConfigError, JsonConfig, atomic_write_bytes, atomic_write_json
 from .data import check_image_size
+from .layout import RunFiles
 
 
 @dataclass
@@ -113,20 +113,12 @@ def build_autoencoder(config: AutoencoderConfig, seed: int | None = None) -> Aut
         return MODELS[config.kind](config)
 
 
-MODEL_FILE = "model.pt"
-CONFIG_FILE = "model_config.json"
-
-
 def save_autoencoder(model: Autoencoder, directory: str | os.PathLike) -> None:
     """Write model_config.json and a plain state dict (tensors only) into `directory`."""
-    from .config import atomic_write_json
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{MODEL_FILE}.tmp"
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
-    os.replace(tmp, directory / MODEL_FILE)
-    atomic_write_json(directory / CONFIG_FILE, model.config.to_dict())
+    files = RunFiles(directory)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    atomic_write_bytes(files.model, lambda f: torch.save(state, f))
+    atomic_write_json(files.model_config, model.config.to_dict())
 
 
 def non_finite_entries(state: dict[str, torch.Tensor]) -> list[str]:
@@ -137,30 +129,30 @@ def non_finite_entries(state: dict[str, torch.Tensor]) -> list[str]:
 def load_autoencoder(directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> Autoencoder:
     """Rebuild a saved autoencoder; weights load with weights_only=True and strict=True.
     A file that cannot be read, does not fit its config, or holds NaN/inf is refused."""
-    directory = Path(directory)
-    for f in (CONFIG_FILE, MODEL_FILE):
-        if not (directory / f).exists():
-            raise ConfigError(f"{directory} is not a trained run (missing {f}); train one with `percae train`")
-    model = build_autoencoder(AutoencoderConfig.load(directory / CONFIG_FILE))
+    files = RunFiles(directory)
+    for path in (files.model_config, files.model):
+        if not path.exists():
+            raise ConfigError(f"{directory} is not a trained run (missing {path.name}); train one with `percae train`")
+    model = build_autoencoder(AutoencoderConfig.load(files.model_config))
     try:
-        state = torch.load(directory / MODEL_FILE, map_location=map_location, weights_only=True)
+        state = torch.load(files.model, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - unreadable and truncated files get one clear message
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"{directory / MODEL_FILE} cannot be read ({type(e).__name__}: {reason[:160]}); "
+        raise ConfigError(f"{files.model} cannot be read ({type(e).__name__}: {reason[:160]}); "
                           "retrain the run or restore the file") from None
     expected = model.state_dict()
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ConfigError(f"{directory / MODEL_FILE} holds a {type(state).__name__}, not a state dict of tensors")
+        raise ConfigError(f"{files.model} holds a {type(state).__name__}, not a state dict of tensors")
     problems = [f"lacks {', '.join(k for k in expected if k not in state)}" if set(expected) - set(state) else "",
                 f"has unexpected {', '.join(k for k in state if k not in expected)}" if set(state) - set(expected) else "",
                 "; ".join(f"{k} is {tuple(state[k].shape)}, not {tuple(v.shape)}" for k, v in expected.items()
                           if k in state and state[k].shape != v.shape)]
     if any(problems):
-        raise ConfigError(f"{directory / MODEL_FILE} does not fit {directory / CONFIG_FILE}: "
+        raise ConfigError(f"{files.model} does not fit {files.model_config}: "
                           f"{'; '.join(p for p in problems if p)[:400]}; retrain the run or restore the files")
     model.load_state_dict(state, strict=True)
     bad = non_finite_entries(state)
     if bad:
-        raise ConfigError(f"{directory / MODEL_FILE} holds NaN or inf values in {', '.join(bad[:3])}: the training "
+        raise ConfigError(f"{files.model} holds NaN or inf values in {', '.join(bad[:3])}: the training "
                           "diverged; retrain it (lower --lr)")
     return model.eval()

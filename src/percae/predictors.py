@@ -11,6 +11,7 @@ the same weights and sees the same batches as inside the grid.
 from __future__ import annotations
 
 import math
+import time
 import zlib
 from dataclasses import dataclass
 from itertools import pairwise, product
@@ -18,8 +19,9 @@ from itertools import pairwise, product
 import numpy as np
 import torch
 
-from .config import ConfigError, JsonConfig
-from .training import resolve_device
+from .config import ConfigError, JsonConfig, atomic_write_bytes, atomic_write_json
+from .device import resolve_device
+from .layout import RunFiles
 
 HIDDEN_ACTIVATIONS = ("relu", "sigmoid")
 OUTPUT_ACTIVATIONS = ("none", "softmax")
@@ -340,3 +342,53 @@ def select_best(fitted: list[FittedPredictor], kind: str) -> FittedPredictor:
     if not candidates:
         raise ValueError(f"no trained {kind} predictor to select from")
     return min(candidates, key=lambda f: f.val_loss)
+
+
+def test_metric(task: str, prediction: np.ndarray, truth: np.ndarray) -> float:
+    """Mean Euclidean distance in pixels (position), or accuracy in [0, 1] (classification)."""
+    if task == "classification":
+        return float((prediction.argmax(1) == truth.argmax(1)).mean())
+    return float(np.linalg.norm(prediction - truth, axis=1).mean())
+
+
+def trivial_baseline(task: str, train_y: np.ndarray, test_y: np.ndarray) -> float:
+    """Predict the training mean position, or the most frequent training class."""
+    if task == "classification":
+        guess = np.zeros_like(test_y)
+        guess[:, train_y.sum(0).argmax()] = 1
+        return test_metric(task, guess, test_y)
+    return test_metric(task, np.broadcast_to(train_y.mean(0), test_y.shape), test_y)
+
+
+def fit_predictors(task, x_train, y_train, x_val, y_val, x_test, y_test, config: PredictorConfig, files: RunFiles) -> dict:
+    """Fit the grid on standardised targets, test the best MLP and the best linear regressor
+    once (selected by validation loss), and save it all in the run's folder."""
+    if task == "position":
+        # Standardised targets keep every predictor's output scale near 1; metrics are in pixels.
+        mean, std = y_train.mean(0), y_train.std(0) + 1e-6
+    else:
+        mean, std = np.zeros(y_train.shape[1], np.float32), np.ones(y_train.shape[1], np.float32)
+    t0 = time.perf_counter()
+    fitted = fit_predictor_grid(x_train, (y_train - mean) / std, x_val, (y_val - mean) / std, config=config)
+    seconds = time.perf_counter() - t0
+    selected = {}
+    for kind in ("mlp", "linear"):
+        best = select_best(fitted, kind)
+        prediction = best.predict(x_test) * std + mean
+        selected[kind] = {"predictor": best.spec.name, "val_loss": best.val_loss, "test_metric": test_metric(task, prediction, y_test)}
+        state = best.state_dict()
+        atomic_write_bytes(files.predictor(kind), lambda f: torch.save(state, f))
+    record = {
+        "task": task,
+        "grid_seconds": seconds,
+        "count": len(fitted),
+        "selected": selected,
+        "predictors": [
+            {"predictor": f.spec.name, "kind": f.spec.kind, **f.spec.to_dict(), "val_loss": f.val_loss,
+             "best_epoch": f.best_epoch, "epochs_run": f.epochs_run}
+            for f in fitted
+        ],
+        "config": config.to_dict(),
+    }
+    atomic_write_json(files.predictors, record)
+    return record

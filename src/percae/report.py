@@ -4,17 +4,17 @@ beside them), summary.json and reconstructions.png (the Fig. 6 analogue)."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
-from .config import ConfigError, atomic_write_json, atomic_write_text, read_json
+from .config import ConfigError, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from .layout import RunFiles, StudyFiles
 from .loss import describe_weights
-from .study import MODEL_VARIANTS, PIXEL_OF, StudyConfig, run_name
+from .study import MODEL_VARIANTS, PIXEL_OF, StudyConfig
 
-MODELS = tuple(MODEL_VARIANTS)
+MODELS = tuple(MODEL_VARIANTS)  # the paper's column order
 
 # The paper's numbers (Tables II-VIII): position error in pixels, accuracy as a fraction.
 PAPER = {
@@ -47,11 +47,12 @@ PAPER = {
 
 # What each result file must hold for a report (a file missing it was not written by percae
 # or was edited): top-level keys, and for predictors.json those of each selected predictor.
+_RUN, _STUDY = RunFiles(""), StudyFiles("")
 REQUIRED = {
-    "train_result.json": ("best_epoch", "best_val_loss", "seconds_per_epoch", "images_per_s"),
-    "predictors.json": ("task", "selected"),
-    "retrain.json": ("l1_before", "l1_after"),
-    "baseline.json": ("task", "baseline"),
+    _RUN.train_result.name: ("best_epoch", "best_val_loss", "seconds_per_epoch", "images_per_s"),
+    _RUN.predictors.name: ("task", "selected"),
+    _RUN.retrain_result.name: ("l1_before", "l1_after"),
+    _STUDY.baseline.name: ("task", "baseline"),
 }
 SELECTED = ("predictor", "val_loss", "test_metric")
 
@@ -62,7 +63,7 @@ def _read(path: Path):
         return None
     content = read_json(path, "result file")
     missing = [k for k in REQUIRED.get(path.name, ()) if not isinstance(content, dict) or k not in content]
-    if path.name == "predictors.json" and not missing:
+    if path.name == _RUN.predictors.name and not missing:
         selected = content["selected"]
         missing = [f"selected.{kind}.{k}" for kind in ("mlp", "linear") for k in SELECTED
                    if not isinstance(selected, dict) or not isinstance(selected.get(kind), dict)
@@ -75,25 +76,26 @@ def _read(path: Path):
 
 def collect(results: Path) -> dict:
     """Everything a report needs, read from a results folder."""
-    if not (results / "study_config.json").exists():
+    files = StudyFiles(results)
+    if not files.config.exists():
         raise ConfigError(f"{results} holds no study (no study_config.json); run `percae reproduce` first")
-    study = StudyConfig.load(results / "study_config.json")
+    study = StudyConfig.load(files.config)
     config = study.to_dict()
     runs = {}
     for seed in study.training_seeds():
         for model in study.models:
             for z in study.z_sizes:
-                runs[(model, z, seed)] = _run_files(results / "runs" / run_name(model, z, seed))
-    return {"config": config, "seeds": list(study.training_seeds()), "baseline": _read(results / "baseline.json"),
-            "notes": _read(results / "notes.json") or {}, "runs": runs}
+                runs[(model, z, seed)] = _run_files(files.run(model, z, seed))
+    return {"config": config, "seeds": list(study.training_seeds()), "baseline": _read(files.baseline),
+            "notes": _read(files.notes) or {}, "runs": runs}
 
 
-def _run_files(d: Path) -> dict:
+def _run_files(run: RunFiles) -> dict:
     return {
-        "train": _read(d / "train_result.json"),
-        "predictors": _read(d / "predictors.json"),
-        "retrain": _read(d / "retrain" / "retrain.json"),
-        "recon": d / "retrain" / "reconstructions.npy",
+        "train": _read(run.train_result),
+        "predictors": _read(run.predictors),
+        "retrain": _read(run.retrain_result),
+        "recon": run.reconstructions,
     }
 
 
@@ -348,7 +350,7 @@ def build_figure(results: Path, info: dict) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    originals_path = results / "originals.npy"
+    originals_path = StudyFiles(results).originals
     if not originals_path.exists():
         return None
     originals = np.load(originals_path)
@@ -375,11 +377,9 @@ def build_figure(results: Path, info: dict) -> Path | None:
             else "as trained (no decoder retraining)")
     fig.suptitle(f"Reconstructions (z = {z}, seed {seed}); {what}", fontsize=8)
     fig.tight_layout()
-    path = results / "reconstructions.png"
-    tmp = results / ".reconstructions.tmp.png"
-    fig.savefig(tmp, dpi=120)
+    path = StudyFiles(results).figure
+    atomic_write_bytes(path, lambda f: fig.savefig(f, dpi=120, format="png"))
     plt.close(fig)
-    tmp.replace(path)
     return path
 
 
@@ -388,8 +388,9 @@ def write_report(results: str | Path) -> dict:
     results = Path(results)
     info = collect(results)
     summary = build_summary(info)
-    atomic_write_text(results / "results.csv", build_results_table(info).to_csv(index=False))
-    atomic_write_text(results / "tables.md", build_tables(summary, info["notes"]))
-    atomic_write_json(results / "summary.json", summary)
+    files = StudyFiles(results)
+    atomic_write_text(files.results_csv, build_results_table(info).to_csv(index=False))
+    atomic_write_text(files.tables, build_tables(summary, info["notes"]))
+    atomic_write_json(files.summary, summary)
     build_figure(results, info)
     return summary

@@ -11,30 +11,28 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 
-from .config import ConfigError, JsonConfig, atomic_write_json, check_output_folder
-from .data import ImageSet, StudyData, check_image_size, load_study_data, split
+from .config import ConfigError, JsonConfig, atomic_write_bytes, atomic_write_json, check_output_folder
+from .data import ImageSet, StudyData, check_image_size, load_study_data, split, split_by_group
 from .data.lunarlander import LunarLanderConfig, check_collection_folder, generate_lunarlander
+from .device import resolve_device
 from .embeddings import cached_embeddings, reconstruct, reconstruction_l1
 from .loss import (
     OFFLINE_PERCEPTUAL_NETWORK,
-    PixelLoss,
-    build_loss,
     build_perceptual_network,
     check_perceptual_net_name,
     default_perceptual_net,
     describe_weights,
 )
 from .model import AutoencoderConfig, build_autoencoder, load_autoencoder
-from .predictors import PredictorConfig, fit_predictor_grid, select_best
-from .training import RESULT, TrainConfig, resolve_device, train_autoencoder
+from .layout import RunFiles, StudyFiles
+from .predictors import PredictorConfig, fit_predictors, trivial_baseline
+from .training import TrainConfig, train_autoencoder
 
 # Study model name -> (autoencoder kind, loss).
 MODEL_VARIANTS: dict[str, tuple[str, str]] = {
@@ -120,6 +118,23 @@ class StudyConfig(JsonConfig):
 
     def training_seeds(self) -> tuple[int, ...]:
         return self.seeds if self.seeds is not None else (self.seed,)
+
+    def autoencoder_config(self, model: str, z: int, image_size: int) -> AutoencoderConfig:
+        return AutoencoderConfig(MODEL_VARIANTS[model][0], z, image_size)
+
+    def train_config(self, model: str, seed: int) -> TrainConfig:
+        """The training of `model` (AE, VAE, P.AE, P.VAE) with one training seed."""
+        return TrainConfig(loss=MODEL_VARIANTS[model][1], perceptual_net=self.perceptual_net,
+                           perceptual_weights=self.perceptual_weights, kl_weight=self.kl_weight,
+                           epochs=self.ae_epochs, batch_size=self.batch_size, seed=seed, device=self.device)
+
+    def retrain_config(self, model: str, seed: int) -> TrainConfig:
+        """The decoder retraining of `model`: its training, with pixel loss, for retrain_epochs."""
+        return replace(self.train_config(model, seed), loss="pixel", epochs=self.retrain_epochs)
+
+    def predictor_config(self, seed: int) -> PredictorConfig:
+        return PredictorConfig(epochs=self.predictor_epochs, batch_size=self.predictor_batch_size, seed=seed,
+                               device=self.device)
 
 
 PRESETS: dict[str, dict[str, dict]] = {
@@ -211,20 +226,21 @@ def _limit(images: ImageSet, limit: int | None, seed: int) -> ImageSet:
     return images.subset(np.sort(rng.choice(len(images), size=limit, replace=False)))
 
 
-def data_root(config: StudyConfig, out: Path) -> Path:
+def data_root(config: StudyConfig, files: StudyFiles) -> Path:
     """Where the study's data is: --root, or for LunarLander by default RESULTS/data."""
-    return Path(config.root) if config.root is not None else out / "data"
+    return Path(config.root) if config.root is not None else files.data
 
 
-def needs_generation(config: StudyConfig, out: Path) -> bool:
-    return config.dataset == "lunarlander" and not (data_root(config, out) / "meta.json").exists()
+def needs_generation(config: StudyConfig, files: StudyFiles) -> bool:
+    return config.dataset == "lunarlander" and not (data_root(config, files) / "meta.json").exists()
 
 
-def prepare_data(config: StudyConfig, out: Path, log: Callable[[str], None] = print, progress: bool = True) -> StudyData:
+def prepare_data(config: StudyConfig, files: StudyFiles, log: Callable[[str], None] = print,
+                 progress: bool = True) -> StudyData:
     """Load (LunarLander: generate if missing) the dataset, apply the preset's size caps and
     refuse data no study can use (`StudyData.validate`)."""
-    root = data_root(config, out)
-    if needs_generation(config, out):
+    root = data_root(config, files)
+    if needs_generation(config, files):
         log(f"generating the LunarLander collection ({config.rollouts} rollouts x {config.steps} steps) in {root}")
         generate_lunarlander(root, config.lunarlander_config(), progress=progress)
     data = load_study_data(config.dataset, root, seed=config.seed, image_size=config.image_size)
@@ -233,34 +249,6 @@ def prepare_data(config: StudyConfig, out: Path, log: Callable[[str], None] = pr
     data.test = _limit(data.test, config.max_test_images, config.seed + 2)
     data.validate(root)
     return data
-
-
-def targets_for(data: StudyData, images: ImageSet) -> np.ndarray:
-    y = images.selected_targets()
-    if data.task == "classification":
-        return np.eye(data.num_classes or int(y.max()) + 1, dtype=np.float32)[y]
-    return y.astype(np.float32)
-
-
-def test_metric(task: str, prediction: np.ndarray, truth: np.ndarray) -> float:
-    """Mean Euclidean distance in pixels (position), or accuracy in [0, 1] (classification)."""
-    if task == "classification":
-        return float((prediction.argmax(1) == truth.argmax(1)).mean())
-    return float(np.linalg.norm(prediction - truth, axis=1).mean())
-
-
-def trivial_baseline(task: str, train_y: np.ndarray, test_y: np.ndarray) -> float:
-    """Predict the training mean position, or the most frequent training class."""
-    if task == "classification":
-        guess = np.zeros_like(test_y)
-        guess[:, train_y.sum(0).argmax()] = 1
-        return test_metric(task, guess, test_y)
-    return test_metric(task, np.broadcast_to(train_y.mean(0), test_y.shape), test_y)
-
-
-def run_name(model: str, z: int, seed: int) -> str:
-    """The run folder of one (model, latent size, training seed) under RESULTS/runs/."""
-    return f"{model}_z{z}_seed{seed}"
 
 
 def parse_seeds(text: str, first: int = 0) -> tuple[int, ...]:
@@ -276,143 +264,113 @@ def parse_seeds(text: str, first: int = 0) -> tuple[int, ...]:
     return values
 
 
+@dataclass
+class StudyParts:
+    """What every run of a study shares: the Table I parts, the autoencoder's and the
+    predictors' train/validation splits (by group), the targets, and the test images the
+    figure shows."""
+
+    data: StudyData
+    ae_train: ImageSet
+    ae_val: ImageSet
+    pred_train: np.ndarray  # positions in data.predictor (and in its embeddings)
+    pred_val: np.ndarray
+    y_train: np.ndarray
+    y_val: np.ndarray
+    y_test: np.ndarray
+    sample: np.ndarray  # positions in data.test
+
+    @classmethod
+    def split(cls, data: StudyData, seed: int) -> "StudyParts":
+        ae_train, ae_val = split(data.autoencoder, 0.2, seed)
+        pred_train, pred_val = split_by_group(data.predictor.selected_groups(), 0.2, seed)
+        return cls(data, ae_train, ae_val, pred_train, pred_val,
+                   data.targets(data.predictor.subset(pred_train)), data.targets(data.predictor.subset(pred_val)),
+                   data.targets(data.test),
+                   np.linspace(0, len(data.test) - 1, num=min(6, len(data.test))).astype(int))
+
+
 def run_study(config: StudyConfig, out: str | os.PathLike, progress: bool = True, log: Callable[[str], None] = print) -> dict:
     """Run (or resume) the whole study into `out`; returns summary.json's content."""
     from .report import write_report
 
     # Every check before the first file: a refused start leaves `out` as it was.
     config.validate()
-    out = check_output_folder(out)
+    files = StudyFiles(check_output_folder(out))
     net, net_note = resolve_perceptual_net(config, log)
     config = replace(config, perceptual_net=net)
-    saved = out / "study_config.json"
-    if saved.exists():
+    if files.config.exists():
         # Through StudyConfig, so that settings added since that study began take their defaults.
-        previous, current = StudyConfig.load(saved).to_dict(), config.to_dict()
+        previous, current = StudyConfig.load(files.config).to_dict(), config.to_dict()
         if previous != current:
             diff = [k for k in current if previous.get(k) != current[k]]
             raise ConfigError(
-                f"{out} holds a study with other settings ({', '.join(diff)}); "
+                f"{files.root} holds a study with other settings ({', '.join(diff)}); "
                 "use another --out, or the same settings to resume it"
             )
-    if needs_generation(config, out):
+    if needs_generation(config, files):
         # Settings already checked: generation cannot refuse them, and a killed one leaves no collection.
-        check_collection_folder(data_root(config, out))
-        out.mkdir(parents=True, exist_ok=True)
-    data = prepare_data(config, out, log, progress)
-    out.mkdir(parents=True, exist_ok=True)
-    if not saved.exists():  # only once the data is known to be usable: a refused start leaves nothing to trip over
-        config.save(saved)
-    if net_note:
-        atomic_write_json(out / "notes.json", {"perceptual_net": net_note, "data": data.notes})
-    else:
-        atomic_write_json(out / "notes.json", {"data": data.notes})
-    ae_train, ae_val = split(data.autoencoder, 0.2, config.seed)
-    pred_train, pred_val = split(data.predictor, 0.2, config.seed)
+        check_collection_folder(data_root(config, files))
+        files.root.mkdir(parents=True, exist_ok=True)
+    data = prepare_data(config, files, log, progress)
+    parts = StudyParts.split(data, config.seed)
+    files.root.mkdir(parents=True, exist_ok=True)
+    if not files.config.exists():  # only once the data is known to be usable: a refused start leaves nothing to trip over
+        config.save(files.config)
+    atomic_write_json(files.notes, {"perceptual_net": net_note, "data": data.notes} if net_note else {"data": data.notes})
     log(
-        f"{config.dataset}: autoencoder {len(ae_train)}/{len(ae_val)} train/val images, "
-        f"predictor {len(pred_train)}/{len(pred_val)}, test {len(data.test)}; perceptual network {net} "
+        f"{config.dataset}: autoencoder {len(parts.ae_train)}/{len(parts.ae_val)} train/val images, "
+        f"predictor {len(parts.pred_train)}/{len(parts.pred_val)}, test {len(data.test)}; perceptual network {net} "
         f"(weights: {describe_weights(net, config.perceptual_weights)}); training seeds "
         f"{', '.join(map(str, config.training_seeds()))}"
     )
-    y_train, y_val, y_test = (targets_for(data, s) for s in (pred_train, pred_val, data.test))
-    baseline = trivial_baseline(data.task, y_train, y_test)
-    atomic_write_json(out / "baseline.json", {"task": data.task, "baseline": baseline})
-    sample = np.linspace(0, len(data.test) - 1, num=min(6, len(data.test))).astype(int)
-    np.save(out / "originals.npy", data.test.subset(sample).materialize())
-
+    atomic_write_json(files.baseline, {"task": data.task,
+                                       "baseline": trivial_baseline(data.task, parts.y_train, parts.y_test)})
+    atomic_write_bytes(files.originals, lambda f: np.save(f, data.test.subset(parts.sample).materialize()))
     for seed in config.training_seeds():
         for z in config.z_sizes:
             for model_name in config.models:
-                run_one(config, model_name, z, seed, data, (ae_train, ae_val), (pred_train, pred_val),
-                        (y_train, y_val, y_test), sample, out / "runs" / run_name(model_name, z, seed), progress, log)
-    return write_report(out)
+                run_one(config, model_name, z, seed, parts, files.run(model_name, z, seed), progress, log)
+    return write_report(files.root)
 
 
-def run_one(config, model_name, z, seed, data, ae_parts, pred_parts, targets, sample, run_dir: Path, progress,
-            log) -> None:
-    kind, loss_name = MODEL_VARIANTS[model_name]
-    name = run_name(model_name, z, seed)
-    ae_train, ae_val = ae_parts
-    pred_train, pred_val = pred_parts
-    y_train, y_val, y_test = targets
-    if (run_dir / "retrain" / "retrain.json").exists():
+def run_one(config: StudyConfig, model_name: str, z: int, seed: int, parts: StudyParts, files: RunFiles,
+            progress: bool, log: Callable[[str], None]) -> None:
+    """One (model, z, seed): train the autoencoder, embed, fit the predictor grid, retrain
+    the decoder; each step skipped where its file shows it finished."""
+    name, data = files.root.name, parts.data
+    if files.retrain_result.exists():
         log(f"{name}: finished earlier, skipped")
         return
-    train_config = TrainConfig(
-        loss=loss_name, perceptual_net=config.perceptual_net, perceptual_weights=config.perceptual_weights,
-        kl_weight=config.kl_weight, epochs=config.ae_epochs, batch_size=config.batch_size, seed=seed,
-        device=config.device,
-    )
-    if (run_dir / RESULT).exists():
-        model = load_autoencoder(run_dir)
+    train_config = config.train_config(model_name, seed)
+    if files.train_result.exists():
+        model = load_autoencoder(files.root)
     else:
-        log(f"{name}: training the autoencoder ({loss_name} loss)")
-        model = build_autoencoder(AutoencoderConfig(kind, z, data.autoencoder.image_size), seed=seed)
-        loss_fn = build_loss(loss_name, config.perceptual_net, config.perceptual_weights)
-        train_autoencoder(model, loss_fn, ae_train, ae_val, train_config, run_dir=run_dir, progress=progress, log=log)
+        log(f"{name}: training the autoencoder ({train_config.loss} loss)")
+        model = build_autoencoder(config.autoencoder_config(model_name, z, data.autoencoder.image_size), seed=seed)
+        train_autoencoder(model, parts.ae_train, parts.ae_val, train_config, run_dir=files.root, progress=progress,
+                          log=log)
 
-    if not (run_dir / "predictors.json").exists():
+    if not files.predictors.exists():
         log(f"{name}: embedding and fitting the predictor grid")
-        zp = cached_embeddings(run_dir / "embeddings_predictor.npy", model, data.predictor, config.device)
-        zt = cached_embeddings(run_dir / "embeddings_test.npy", model, data.test, config.device)
-        # Positions of pred_train/pred_val inside data.predictor, to index the embeddings.
-        where = {int(i): k for k, i in enumerate(data.predictor.indices)}
-        zt_train = zp[[where[int(i)] for i in pred_train.indices]]
-        zt_val = zp[[where[int(i)] for i in pred_val.indices]]
-        fit_predictors(data.task, zt_train, y_train, zt_val, y_val, zt, y_test,
-                       PredictorConfig(epochs=config.predictor_epochs, batch_size=config.predictor_batch_size,
-                                       seed=seed, device=config.device),
-                       run_dir)
+        zp = cached_embeddings(files.embeddings("predictor"), model, data.predictor, config.device)
+        zt = cached_embeddings(files.embeddings("test"), model, data.test, config.device)
+        fit_predictors(data.task, zp[parts.pred_train], parts.y_train, zp[parts.pred_val], parts.y_val, zt,
+                       parts.y_test, config.predictor_config(seed), files)
 
-    retrain_dir = run_dir / "retrain"
     before = reconstruction_l1(model, data.test, device=config.device)
-    recon_before = reconstruct(model, data.test, sample, config.device)
+    recon_before = reconstruct(model, data.test, parts.sample, config.device)
     if config.retrain_epochs == 0:
         # No decoder retraining (the quick preset's choice): Table VIII reads the reconstructions as trained.
         after, recon_after, epochs_run, best_epoch = before, recon_before, 0, 0
     else:
         log(f"{name}: retraining the decoder with pixel loss")
-        retrain_config = replace(train_config, loss="pixel", epochs=config.retrain_epochs)
-        result = train_autoencoder(model, PixelLoss(), ae_train, ae_val, retrain_config, run_dir=retrain_dir,
-                                   progress=progress, log=log, freeze_encoder=True)
+        result = train_autoencoder(model, parts.ae_train, parts.ae_val, config.retrain_config(model_name, seed),
+                                   run_dir=files.retrain.root, progress=progress, log=log, freeze_encoder=True)
         after = reconstruction_l1(model, data.test, device=config.device)
-        recon_after = reconstruct(model, data.test, sample, config.device)
+        recon_after = reconstruct(model, data.test, parts.sample, config.device)
         epochs_run, best_epoch = result.epochs_run, result.best_epoch
-    retrain_dir.mkdir(parents=True, exist_ok=True)
-    np.save(retrain_dir / "reconstructions.npy", np.stack([recon_before, recon_after]))
-    atomic_write_json(retrain_dir / "retrain.json", {
+    atomic_write_bytes(files.reconstructions, lambda f: np.save(f, np.stack([recon_before, recon_after])))
+    atomic_write_json(files.retrain_result, {
         "l1_before": before, "l1_after": after, "epochs_run": epochs_run, "best_epoch": best_epoch,
     })
-
-
-def fit_predictors(task, x_train, y_train, x_val, y_val, x_test, y_test, config: PredictorConfig, run_dir: Path) -> dict:
-    """Fit the grid, test the best MLP and the best linear regressor once, save it all."""
-    if task == "position":
-        # Standardised targets keep every predictor's output scale near 1; metrics are in pixels.
-        mean, std = y_train.mean(0), y_train.std(0) + 1e-6
-    else:
-        mean, std = np.zeros(y_train.shape[1], np.float32), np.ones(y_train.shape[1], np.float32)
-    t0 = time.perf_counter()
-    fitted = fit_predictor_grid(x_train, (y_train - mean) / std, x_val, (y_val - mean) / std, config=config)
-    seconds = time.perf_counter() - t0
-    selected = {}
-    for kind in ("mlp", "linear"):
-        best = select_best(fitted, kind)
-        prediction = best.predict(x_test) * std + mean
-        selected[kind] = {"predictor": best.spec.name, "val_loss": best.val_loss, "test_metric": test_metric(task, prediction, y_test)}
-        torch.save(best.state_dict(), run_dir / f"predictor_{kind}.pt")
-    record = {
-        "task": task,
-        "grid_seconds": seconds,
-        "count": len(fitted),
-        "selected": selected,
-        "predictors": [
-            {"predictor": f.spec.name, "kind": f.spec.kind, **f.spec.to_dict(), "val_loss": f.val_loss,
-             "best_epoch": f.best_epoch, "epochs_run": f.epochs_run}
-            for f in fitted
-        ],
-        "config": config.to_dict(),
-    }
-    atomic_write_json(run_dir / "predictors.json", record)
-    return record

@@ -2,7 +2,7 @@
 and the leak-free splits the study uses.
 
 An `ImageSet` never holds a float copy of its images: batches are gathered by index
-as uint8 and converted on the device (`to_float_batch`).
+as uint8 and converted on the device (`percae.device.to_float_batch`).
 """
 
 from __future__ import annotations
@@ -143,6 +143,14 @@ class StudyData:
     test: ImageSet
     num_classes: int | None = None
     notes: list[str] = field(default_factory=list)
+
+    def targets(self, images: ImageSet) -> np.ndarray:
+        """float32 targets of `images` (a part of this data) for the predictors: positions
+        as they are, classes one-hot."""
+        y = images.selected_targets()
+        if self.task == "classification":
+            return np.eye(self.num_classes or int(y.max()) + 1, dtype=np.float32)[y]
+        return y.astype(np.float32)
 
     def validate(self, root=None) -> None:
         """Refuse data no study can use, before anything is trained on it: targets that are

@@ -1,0 +1,65 @@
+"""The frozen perceptual network's features of a run's target images, computed once."""
+
+from __future__ import annotations
+
+import torch
+
+from .device import DeviceImages, autocast
+from .loss import PerceptualLoss
+
+
+class FeatureCache:
+    """The frozen perceptual network's features of every image of a set, computed once per
+    run: the network and the images never change during a run, so each epoch would compute
+    the same tensor again (one of the network's three passes in a training step, target
+    forward, reconstruction forward and backward; one of its two in validation).
+
+    `fill` computes them in a fixed order of batches, whatever the epoch, so that a resumed
+    run gets the same features, to the bit, as an uninterrupted one. Where the whole set's
+    features do not fit in `max_bytes`, nothing is kept and each batch computes its own.
+    """
+
+    def __init__(self, data: DeviceImages, max_bytes: int):
+        self.data, self.max_bytes = data, max_bytes
+        self.store: torch.Tensor | None = None
+        self.tried = False
+
+    def fill(self, loss_fn: PerceptualLoss, batch_size: int, amp: bool) -> None:
+        if self.tried or self.max_bytes <= 0 or (self.data.device.type == "cuda" and not self.data.resident):
+            return  # (images too large for the device: their features, larger still, would not fit)
+        self.tried = True  # once: a set found too large costs one batch, once per run
+        for positions, x in self.data.indexed_batches(batch_size):
+            with torch.no_grad(), autocast(self.data.device, amp):
+                f = loss_fn.features(x)
+            if self.store is None:
+                if f[:1].numel() * f.element_size() * self.data.n > self.max_bytes:
+                    return
+                layout = torch.channels_last if f.dim() == 4 else torch.contiguous_format
+                try:
+                    self.store = torch.empty((self.data.n, *f.shape[1:]), dtype=f.dtype, device=f.device,
+                                             memory_format=layout)
+                except torch.cuda.OutOfMemoryError:
+                    return  # a budget set larger than the memory free: recompute, as without a cache
+            self.store[positions.to(f.device)] = f
+
+    def features(self, positions: torch.Tensor) -> torch.Tensor | None:
+        return None if self.store is None else self.store[positions.to(self.store.device)]
+
+    @property
+    def nbytes(self) -> int:
+        return 0 if self.store is None else self.store.numel() * self.store.element_size()
+
+
+def feature_cache_bytes(device: torch.device, megabytes: float | None) -> int:
+    """Bytes a run's feature caches may take: `megabytes` if set; else on CUDA a quarter of
+    the device's memory (its total, not what is free now, so that a resumed run makes the
+    same choice as the run it resumes: cached and recomputed features may differ in the
+    last bits), and nothing on a CPU. There it was measured at -1 to +6% images/s for
+    +200 MB at the peak of `percae reproduce stl10 --preset quick`, 20 MB short of that
+    study's host memory budget (EfficientNet-Lite0's features of a 96 px image take 4 times
+    its bytes): not worth it by default (docs/performance.md)."""
+    if megabytes is not None:
+        return int(megabytes * (1 << 20))
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory // 4
+    return 0

@@ -1,0 +1,125 @@
+"""Where every file of a run and of a study lives: the one place their names are spelled.
+
+A run folder holds one autoencoder (`percae train`, or one (model, z, seed) of a study);
+in a study it also holds that autoencoder's embeddings, predictors and decoder retraining
+(itself a run folder, `retrain/`). A study folder holds its settings, the shared
+baseline and the report, and its runs under `runs/<model>_z<z>_seed<seed>/`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    root: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))  # a str is welcome
+
+    # What training writes (`training.train_autoencoder`, `model.save_autoencoder`).
+    @property
+    def model(self) -> Path:
+        return self.root / "model.pt"
+
+    @property
+    def model_config(self) -> Path:
+        return self.root / "model_config.json"
+
+    @property
+    def train_config(self) -> Path:
+        return self.root / "train_config.json"
+
+    @property
+    def train_result(self) -> Path:
+        """Written last: a run is finished when it exists."""
+        return self.root / "train_result.json"
+
+    @property
+    def history(self) -> Path:
+        return self.root / "history.csv"
+
+    @property
+    def checkpoint(self) -> Path:
+        """Only while the run is unfinished."""
+        return self.root / "checkpoint.pt"
+
+    # What a study adds to a run.
+    def embeddings(self, part: str) -> Path:
+        return self.root / f"embeddings_{part}.npy"
+
+    @property
+    def predictors(self) -> Path:
+        return self.root / "predictors.json"
+
+    def predictor(self, kind: str) -> Path:
+        return self.root / f"predictor_{kind}.pt"
+
+    @property
+    def retrain(self) -> "RunFiles":
+        """The decoder retraining, a run of its own."""
+        return RunFiles(self.root / "retrain")
+
+    @property
+    def retrain_result(self) -> Path:
+        """Written last: a study's run is finished when it exists."""
+        return self.root / "retrain" / "retrain.json"
+
+    @property
+    def reconstructions(self) -> Path:
+        return self.root / "retrain" / "reconstructions.npy"
+
+
+def run_name(model: str, z: int, seed: int) -> str:
+    """The run folder of one (model, latent size, training seed) under RESULTS/runs/."""
+    return f"{model}_z{z}_seed{seed}"
+
+
+@dataclass(frozen=True)
+class StudyFiles:
+    root: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))  # a str is welcome
+
+    def run(self, model: str, z: int, seed: int) -> RunFiles:
+        return RunFiles(self.root / "runs" / run_name(model, z, seed))
+
+    @property
+    def config(self) -> Path:
+        return self.root / "study_config.json"
+
+    @property
+    def data(self) -> Path:
+        """A LunarLander collection generated for the study when no --root is given."""
+        return self.root / "data"
+
+    @property
+    def notes(self) -> Path:
+        return self.root / "notes.json"
+
+    @property
+    def baseline(self) -> Path:
+        return self.root / "baseline.json"
+
+    @property
+    def originals(self) -> Path:
+        return self.root / "originals.npy"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.json"
+
+    @property
+    def tables(self) -> Path:
+        return self.root / "tables.md"
+
+    @property
+    def results_csv(self) -> Path:
+        return self.root / "results.csv"
+
+    @property
+    def figure(self) -> Path:
+        return self.root / "reconstructions.png"
