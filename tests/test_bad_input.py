@@ -209,17 +209,19 @@ def _study_with_other_settings(w):
 
 def _interrupted_train(w, *settings):
     """A `percae train` run killed after its first epoch's checkpoint (epochs 2, pixel loss, z 4, lr 0.001)."""
-    import percae.training as training
+    from percae.training import TrainState
 
-    def killed(*args, **kwargs):
+    original = TrainState.save
+
+    def killed(self, *args, **kwargs):
+        original(self, *args, **kwargs)
         raise RuntimeError("killed after the first checkpoint")
 
-    original = training._write_history
-    training._write_history = killed
+    TrainState.save = killed
     try:
         CliRunner().invoke(main, list(map(str, _train(w, "--epochs", "2", *settings))))
     finally:
-        training._write_history = original
+        TrainState.save = original
     assert (w.tmp / "out" / "checkpoint.pt").exists()
 
 

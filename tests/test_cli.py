@@ -139,3 +139,38 @@ def test_a_diverged_training_is_one_line_and_no_finished_run(collection_path, tm
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.strip().splitlines()[-1] == "Error: training diverged at epoch 1 (training loss nan, " \
                                                       "validation loss nan)"
+
+
+def _options(command) -> dict:
+    return {p.name: p for p in command.params if isinstance(p, __import__("click").Option)}
+
+
+def test_every_reproduce_option_is_a_study_setting_of_that_name():
+    """A setting is named in its dataclass and in the option that sets it, nowhere else: the
+    command passes its options to StudyConfig by name, so each must be a field."""
+    import dataclasses
+
+    from percae.study import StudyConfig
+
+    fields = {f.name for f in dataclasses.fields(StudyConfig)}
+    options = set(_options(main.commands["reproduce"])) - {"out", "progress"}
+    assert options <= fields, options - fields
+    assert {"ae_epochs", "z_sizes", "kl_weight", "seeds", "perceptual_net", "image_size"} <= options
+
+
+@pytest.mark.parametrize("command, config_class", [("train", "percae.training:TrainConfig"),
+                                                   ("data lunarlander", "percae.data.lunarlander:LunarLanderConfig")])
+def test_a_command_option_that_is_a_config_setting_defaults_to_the_settings_default(command, config_class):
+    import dataclasses
+    import importlib
+
+    module, name = config_class.split(":")
+    defaults = {f.name: f.default for f in dataclasses.fields(getattr(importlib.import_module(module), name))}
+    group = main
+    for word in command.split():
+        group = group.commands[word]
+    # --perceptual-net unset means: the paper's network where its weights are at hand, else the offline one.
+    shared = {k: o for k, o in _options(group).items() if k in defaults and k != "perceptual_net"}
+    assert len(shared) >= 5
+    for key, option in shared.items():
+        assert option.default == defaults[key], f"--{key.replace('_', '-')}: {option.default} vs {defaults[key]}"

@@ -10,7 +10,6 @@ import torch
 
 from percae.config import ConfigError
 from percae.model import (
-    MODEL_FILE,
     AutoencoderConfig,
     VariationalAutoencoder,
     build_autoencoder,
@@ -135,7 +134,7 @@ def test_save_and_reload_gives_identical_outputs(kind, tmp_path):
 def test_state_file_is_plain_tensors(tmp_path):
     model = make("vae")
     save_autoencoder(model, tmp_path)
-    state = torch.load(tmp_path / MODEL_FILE, weights_only=True)
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
     assert set(state) == set(model.state_dict())
     assert all(isinstance(v, torch.Tensor) for v in state.values())
     # The config is plain JSON naming the architecture.
@@ -147,17 +146,17 @@ def test_state_file_is_plain_tensors(tmp_path):
 def test_reload_is_strict(tmp_path):
     model = make("ae")
     save_autoencoder(model, tmp_path)
-    state = torch.load(tmp_path / MODEL_FILE, weights_only=True)
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
 
     missing = dict(state)
     del missing["mu.weight"]
-    torch.save(missing, tmp_path / MODEL_FILE)
+    torch.save(missing, tmp_path / "model.pt")
     with pytest.raises(ConfigError, match="lacks mu.weight"):
         load_autoencoder(tmp_path)
 
     extra = dict(state)
     extra["perceptual.network.weight"] = torch.zeros(3)
-    torch.save(extra, tmp_path / MODEL_FILE)
+    torch.save(extra, tmp_path / "model.pt")
     with pytest.raises(ConfigError, match="has unexpected perceptual.network.weight"):
         load_autoencoder(tmp_path)
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from percae.config import ConfigError
 from percae.loss import PerceptualLoss, PixelLoss
-from percae.model import MODEL_FILE, AutoencoderConfig, build_autoencoder, load_autoencoder
+from percae.model import AutoencoderConfig, build_autoencoder, load_autoencoder
 from percae.device import DeviceImages, to_float_batch
 from percae.training import TrainConfig, evaluate_loss, train_autoencoder
 
@@ -188,7 +188,7 @@ def test_interrupted_run_resumes_exactly(kind, loss, small, tmp_path):
     done = len(ck["history"])
     assert 1 <= done <= 2
     assert len(read_history(run_dir / "history.csv")) == done
-    assert not (run_dir / MODEL_FILE).exists()
+    assert not (run_dir / "model.pt").exists()
 
     resumed = make(kind)
     lines = []
@@ -204,7 +204,7 @@ def test_interrupted_run_resumes_exactly(kind, loss, small, tmp_path):
 
     # The finished run folder: weights, configs, history; the checkpoint is gone.
     for d in (whole_dir, run_dir):
-        assert (d / MODEL_FILE).exists() and (d / "train_config.json").exists() and (d / "train_result.json").exists()
+        assert (d / "model.pt").exists() and (d / "train_config.json").exists() and (d / "train_result.json").exists()
         assert not (d / "checkpoint.pt").exists()
         rows = read_history(d / "history.csv")
         assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
@@ -239,7 +239,7 @@ def test_perceptual_training_leaves_the_network_untouched(small, tmp_path):
     assert not net.training
     # The autoencoder itself did train, and its saved state holds nothing of the network.
     assert any(not torch.equal(model_before[k], v) for k, v in model.state_dict().items())
-    saved = torch.load(tmp_path / MODEL_FILE, weights_only=True)
+    saved = torch.load(tmp_path / "model.pt", weights_only=True)
     assert set(saved) == set(make().state_dict())
     assert set(model.state_dict()) == set(make().state_dict())
 
@@ -328,10 +328,10 @@ def test_feature_cache_keeps_nothing_beyond_its_budget(tiny_images):
 
 
 def test_cached_features_are_those_training_would_compute_under_bf16_autocast(tiny_images, monkeypatch):
-    from percae import training
+    from percae import device
     from percae.feature_cache import FeatureCache
 
-    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: True)  # bf16 autocast on any CPU
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)  # bf16 autocast on any CPU
     data = DeviceImages(tiny_images.subset(np.arange(16)), torch.device("cpu"))
     torch.manual_seed(4)
     loss = PerceptualLoss(nn.Sequential(nn.Conv2d(3, 6, 5, stride=4), nn.ReLU()), cpu_chunk=None)
@@ -427,7 +427,7 @@ class NaNAfter(PixelLoss):
 
 
 def test_a_nan_loss_stops_training_and_saves_nothing_as_finished(tiny_split, tmp_path):
-    from percae.training import CHECKPOINT, RESULT, TrainingDiverged
+    from percae.training import TrainingDiverged
 
     train, val = tiny_split
     model = build_autoencoder(AutoencoderConfig("ae", 4, 64), seed=0)
@@ -445,7 +445,7 @@ def test_a_nan_loss_stops_training_and_saves_nothing_as_finished(tiny_split, tmp
     result = train_autoencoder(fresh, train, val, TrainConfig(epochs=2, batch_size=16, lr=1e-4,
                                                                           device="cpu"),
                                run_dir=tmp_path, progress=False, log=None, loss_fn=PixelLoss())
-    assert result.epochs_run == 2 and (tmp_path / RESULT).exists() and not (tmp_path / CHECKPOINT).exists()
+    assert result.epochs_run == 2 and (tmp_path / "train_result.json").exists() and not (tmp_path / "checkpoint.pt").exists()
 
 
 def test_inf_in_a_buffer_with_a_finite_loss_is_not_saved_as_finished(tiny_split, tmp_path):

@@ -132,7 +132,7 @@ def train(data_root, dataset, out, model, z, loss, perceptual_net, perceptual_we
           kl_weight, seed, device, image_size):
     """Train an autoencoder on a dataset's autoencoder part (80/20 train/validation)."""
     from .data import load_study_data, split
-    from .loss import check_perceptual_net_name, default_perceptual_net, describe_weights
+    from .loss import build_perceptual_network, check_perceptual_net_name, default_perceptual_net, describe_weights
     from .model import AutoencoderConfig, build_autoencoder
     from .layout import RunFiles
     from .training import TrainConfig, train_autoencoder
@@ -144,8 +144,10 @@ def train(data_root, dataset, out, model, z, loss, perceptual_net, perceptual_we
     if perceptual_net is None:
         perceptual_net, note = default_perceptual_net(perceptual_weights)
     check_perceptual_net_name(perceptual_net)
-    if loss == "perceptual" and note:
-        click.echo(f"note: {note}")
+    if loss == "perceptual":
+        build_perceptual_network(perceptual_net, perceptual_weights)  # a bad layer or weights file: refused now
+        if note:
+            click.echo(f"note: {note}")
     config = TrainConfig(loss=loss, perceptual_net=perceptual_net, perceptual_weights=perceptual_weights,
                          kl_weight=kl_weight, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
     config.validate()
@@ -212,11 +214,11 @@ def encode(run_dir, data_root, dataset, part, out, device):
               help="Dataset folder (LunarLander: the collection, generated there if missing).")
 @click.option("--z", "z_sizes", default=None, help="Latent sizes, comma-separated (e.g. 32,64).")
 @click.option("--models", default=None, help="Comma-separated subset of AE,VAE,P.AE,P.VAE.")
-@click.option("--epochs", default=None, type=int, help="Autoencoder epochs (at most).")
+@click.option("--epochs", "ae_epochs", default=None, type=int, help="Autoencoder epochs (at most).")
 @click.option("--predictor-epochs", default=None, type=int)
 @click.option("--retrain-epochs", default=None, type=int)
 @_perceptual_options
-@click.option("--kl-weight", default=None, type=float, help="Gamma, the KL term's weight, of every VAE [0.01].")
+@click.option("--kl-weight", default=None, type=float, help="Gamma, the KL term's weight, of every VAE (default: the paper's).")
 @click.option("--rollouts", default=None, type=int, help="LunarLander collection size, when generated.")
 @click.option("--steps", default=None, type=int)
 @click.option("--image-size", default=None, type=int,
@@ -229,10 +231,10 @@ def encode(run_dir, data_root, dataset, part, out, device):
                    "tables show mean ± 95% CI.")
 @click.option("--device", default=None)
 @click.option("--progress/--no-progress", default=True)
-def reproduce(dataset, out, preset, root, z_sizes, models, epochs, predictor_epochs, retrain_epochs, perceptual_net,
-              perceptual_weights, kl_weight, rollouts, steps, image_size, max_autoencoder_images, seed, seeds, device,
-              progress):
+def reproduce(dataset, out, preset, progress, z_sizes, models, seeds, **settings):
     """Run the whole study on DATASET and write its tables (resumable)."""
+    # Every option in `settings` is the StudyConfig field of its name (tests/test_cli.py checks
+    # it); those not given are None and take the preset's value.
     from .study import parse_seeds, preset_config, run_study
 
     def ints(text):
@@ -242,12 +244,9 @@ def reproduce(dataset, out, preset, root, z_sizes, models, epochs, predictor_epo
             raise ConfigError(f"--z takes comma-separated integers, got {text!r}") from None
 
     config = preset_config(
-        dataset, preset, root=root, z_sizes=ints(z_sizes) if z_sizes else None,
-        models=tuple(models.split(",")) if models else None, ae_epochs=epochs, predictor_epochs=predictor_epochs,
-        retrain_epochs=retrain_epochs, perceptual_net=perceptual_net, perceptual_weights=perceptual_weights,
-        kl_weight=kl_weight, rollouts=rollouts, steps=steps, image_size=image_size,
-        max_autoencoder_images=max_autoencoder_images, seed=seed,
-        seeds=parse_seeds(seeds, seed or 0) if seeds else None, device=device,
+        dataset, preset, z_sizes=ints(z_sizes) if z_sizes else None,
+        models=tuple(models.split(",")) if models else None,
+        seeds=parse_seeds(seeds, settings["seed"] or 0) if seeds else None, **settings,
     )
     out = out or f"results/{dataset}-{preset}"
     run_study(config, out, progress=progress, log=click.echo)

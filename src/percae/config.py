@@ -88,6 +88,12 @@ def _non_finite(obj: Any, where: str = "") -> str:
     return ""
 
 
+def early_stopping_patience(epochs: int, patience: int | None) -> int:
+    """Epochs without a better validation loss before training stops: as set, else the
+    study's max(10, epochs // 20) (the one place of that rule, for autoencoders and predictors)."""
+    return patience if patience is not None else max(10, epochs // 20)
+
+
 class JsonConfig:
     """Mixin for dataclass configs: `to_dict`, `from_dict` (unknown keys are errors), `save`, `load`."""
 

@@ -65,7 +65,7 @@ class PerceptualLoss(nn.Module):
     ) -> torch.Tensor:
         """`target_features`, where given, must be `features(target)` computed earlier under the
         same autocast: they depend on the image alone, so training computes them once per image
-        rather than once per epoch (see `training.FeatureCache`)."""
+        rather than once per epoch (see `feature_cache.FeatureCache`)."""
         if target_features is None:
             with torch.no_grad():
                 target_features = self.features(target)

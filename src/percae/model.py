@@ -1,7 +1,7 @@
 """The paper's convolutional autoencoders (the "world models" VAE architecture):
 `Autoencoder` (embedding = mean) and `VariationalAutoencoder` (reparameterised
 sample in training), for square inputs of 64 + 16n pixels; saved as a folder
-holding config.json and a state dict, reloaded strictly."""
+holding model_config.json and a state dict, reloaded strictly."""
 
 from __future__ import annotations
 

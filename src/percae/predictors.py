@@ -19,7 +19,7 @@ from itertools import pairwise, product
 import numpy as np
 import torch
 
-from .config import ConfigError, JsonConfig, atomic_write_bytes, atomic_write_json
+from .config import ConfigError, JsonConfig, atomic_write_bytes, atomic_write_json, early_stopping_patience
 from .device import resolve_device
 from .layout import RunFiles
 
@@ -75,7 +75,7 @@ class PredictorConfig(JsonConfig):
 
     @property
     def effective_patience(self) -> int:
-        return self.patience if self.patience is not None else max(10, self.epochs // 20)
+        return early_stopping_patience(self.epochs, self.patience)
 
     def validate(self) -> None:
         self.check_types()

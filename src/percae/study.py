@@ -2,7 +2,7 @@
 the autoencoder, embed the predictor and test parts once, fit the predictor grid,
 test the best MLP and linear regressor, and retrain the decoder with pixel loss.
 
-Every finished step leaves a file in RESULTS/runs/<model>_z<z>/, written atomically;
+Every finished step leaves a file in its run folder (layout.StudyFiles), written atomically;
 a rerun skips what is finished and resumes an interrupted autoencoder from its last
 epoch checkpoint, so it ends with the same results as an uninterrupted run.
 """

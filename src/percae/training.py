@@ -22,7 +22,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import ConfigError, JsonConfig, atomic_write_bytes, atomic_write_json, atomic_write_text
+from .config import (
+    ConfigError,
+    JsonConfig,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    early_stopping_patience,
+)
 from .data import ImageSet
 from .device import DeviceImages, amp_enabled, autocast, resolve_device
 from .feature_cache import FeatureCache, feature_cache_bytes
@@ -70,7 +77,7 @@ class TrainConfig(JsonConfig):
 
     @property
     def effective_patience(self) -> int:
-        return self.patience if self.patience is not None else max(10, self.epochs // 20)
+        return early_stopping_patience(self.epochs, self.patience)
 
     def build_loss(self) -> nn.Module:
         """The reconstruction loss these settings name (the one source of it)."""

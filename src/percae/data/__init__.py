@@ -182,7 +182,19 @@ class StudyData:
             raise DataError(f"{self.dataset}{where}: the test part is empty; use more data")
 
 
-# Dataset name -> "module:function" returning StudyData(root, seed); imported on use.
+    def check_native_size(self, image_size: int | None, root) -> "StudyData":
+        """For datasets of one fixed size: refuse another asked-for size (only folder
+        datasets are resized; a LunarLander collection's size is chosen when generated)."""
+        if image_size is not None and self.autoencoder.image_size != image_size:
+            raise DataError(
+                f"{self.dataset} images in {root} are {self.autoencoder.image_size} px, not {image_size}: --image-size "
+                "resizes only folder datasets (and sets the size of a LunarLander collection when it is generated)"
+            )
+        return self
+
+
+# Dataset name -> "module:function", each `function(root, seed=0, image_size=None) -> StudyData`
+# (the one dataset interface); imported on use.
 DATASETS: dict[str, str] = {
     "lunarlander": "percae.data.lunarlander:lunarlander_study_data",
     "stl10": "percae.data.stl10:stl10_study_data",
@@ -201,13 +213,4 @@ def load_study_data(dataset: str, root, seed: int = 0, image_size: int | None = 
     if dataset not in DATASETS:
         raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     module, function = DATASETS[dataset].split(":")
-    load = getattr(importlib.import_module(module), function)
-    if dataset == "folder" and image_size is not None:
-        return load(root, seed=seed, image_size=image_size)
-    data = load(root, seed=seed)
-    if image_size is not None and data.autoencoder.image_size != image_size:
-        raise DataError(
-            f"{dataset} images in {root} are {data.autoencoder.image_size} px, not {image_size}: --image-size "
-            "resizes only folder datasets (and sets the size of a LunarLander collection when it is generated)"
-        )
-    return data
+    return getattr(importlib.import_module(module), function)(root, seed=seed, image_size=image_size)

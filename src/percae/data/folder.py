@@ -175,9 +175,10 @@ def stratified_parts(labels: np.ndarray, seed: int, fractions=FRACTIONS) -> list
     return [np.sort(part) for part in np.split(ranked, cuts)]
 
 
-def folder_study_data(root: str | os.PathLike, seed: int = 0, image_size: int = 64) -> StudyData:
-    """Table I for an image folder: 50/40/10% autoencoder/predictor/test, stratified by class."""
-    images, labels, classes = load_image_folder(root, image_size)
+def folder_study_data(root: str | os.PathLike, seed: int = 0, image_size: int | None = None) -> StudyData:
+    """Table I for an image folder: 50/40/10% autoencoder/predictor/test, stratified by class;
+    images resized to `image_size` (64 px unless given)."""
+    images, labels, classes = load_image_folder(root, image_size or 64)
     base = ImageSet(images, targets=labels, num_classes=len(classes), name=f"folder {Path(root).name}")
     autoencoder, predictor, test = (base.subset(p) for p in stratified_parts(labels, seed))
     return StudyData(

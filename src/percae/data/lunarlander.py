@@ -283,7 +283,7 @@ def load_lunarlander(path: str | os.PathLike) -> LunarLanderCollection:
     return LunarLanderCollection(images, positions.astype(np.float32), rollouts.astype(np.int64), meta)
 
 
-def lunarlander_study_data(path: str | os.PathLike, seed: int = 0) -> StudyData:
+def lunarlander_study_data(path: str | os.PathLike, seed: int = 0, image_size: int | None = None) -> StudyData:
     """Table I for LunarLander: autoencoders on the unaltered rollouts, predictors on
     80% of the altered rollouts, test on the other 20%, all split by rollout."""
     c = load_lunarlander(path)
@@ -300,4 +300,4 @@ def lunarlander_study_data(path: str | os.PathLike, seed: int = 0) -> StudyData:
         predictor=base.subset(altered[pred_pos]),
         test=base.subset(altered[test_pos]),
         notes=[f"off-screen filter removed {removed:.1%} of the altered frames"],
-    )
+    ).check_native_size(image_size, path)

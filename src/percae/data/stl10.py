@@ -105,7 +105,7 @@ def load_stl10(root: str | os.PathLike, split: str) -> ImageSet:
     return ImageSet(images, targets=targets, num_classes=NUM_CLASSES, name=f"stl10 {split}")
 
 
-def stl10_study_data(root: str | os.PathLike, seed: int = 0) -> StudyData:
+def stl10_study_data(root: str | os.PathLike, seed: int = 0, image_size: int | None = None) -> StudyData:
     """Table I for STL-10: autoencoders on `unlabeled`, predictors on `train`, test on `test`.
 
     The parts are fixed by the release, so `seed` does not change them.
@@ -126,7 +126,7 @@ def stl10_study_data(root: str | os.PathLike, seed: int = 0) -> StudyData:
         test=parts["test"],
         num_classes=NUM_CLASSES,
         notes=notes,
-    )
+    ).check_native_size(image_size, root)
 
 
 def download_stl10(root: str | os.PathLike) -> Path:

@@ -87,7 +87,7 @@ def load_svhn(root: str | os.PathLike, split: str) -> ImageSet:
     return ImageSet(images, targets=labels, tile=TILE, num_classes=NUM_CLASSES, name=f"svhn {split}")
 
 
-def svhn_study_data(root: str | os.PathLike, seed: int = 0) -> StudyData:
+def svhn_study_data(root: str | os.PathLike, seed: int = 0, image_size: int | None = None) -> StudyData:
     """Table I for SVHN: autoencoders on `extra`, predictors on `train`, test on `test`.
 
     The parts are fixed by the release, so `seed` does not change them.
@@ -102,7 +102,7 @@ def svhn_study_data(root: str | os.PathLike, seed: int = 0) -> StudyData:
         test=load_svhn(root, "test"),
         num_classes=NUM_CLASSES,
         notes=[f"SVHN's {SIDE}x{SIDE} digits are shown as {TILE}x{TILE} tiles of {SIDE * TILE}x{SIDE * TILE} pixels"],
-    )
+    ).check_native_size(image_size, root)
 
 
 def download_svhn(root: str | os.PathLike) -> Path:
