@@ -8,6 +8,7 @@ as uint8 and converted on the device (`percae.device.to_float_batch`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -25,6 +26,15 @@ def check_image_size(image_size: int, error: type[Exception] = DataError) -> Non
         raise error(
             f"--image-size {image_size} is not supported: the autoencoders take 64 + 16n pixels (64, 80, 96, ...)"
         )
+
+
+def require_files(dataset: str, folder, described: dict[str, str], how_to_get: str) -> None:
+    """Refuse a dataset folder that lacks any of the files in `described` (file name -> what
+    it is, e.g. its size and address), naming each missing one and how to get them."""
+    missing = [name for name in described if not (Path(folder) / name).is_file()]
+    if missing:
+        listing = "; ".join(f"{name} ({described[name]})" for name in missing)
+        raise DataError(f"{dataset} is incomplete in {folder}: missing {listing}. {how_to_get}")
 
 
 @dataclass

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import DataError, ImageSet, StudyData
+from . import DataError, ImageSet, StudyData, require_files
 
 SIDE = 96
 IMAGE_BYTES = 3 * SIDE * SIDE
@@ -48,15 +48,10 @@ def stl10_folder(root: str | os.PathLike) -> Path:
 
 
 def _check_present(folder: Path, names: list[str]) -> None:
-    missing = [n for n in names if not (folder / n).is_file()]
-    if missing:
-        sizes = _expected_sizes()
-        listing = "; ".join(f"{n} ({sizes[n]:,} bytes)" for n in missing)
-        raise DataError(
-            f"STL-10 is incomplete in {folder}: missing {listing}. Download {URL} (about 2.6 GB) and "
-            f"extract it into {folder.parent} (tar xzf stl10_binary.tar.gz), or run "
-            f"`percae data stl10 --root {folder.parent}` with internet"
-        )
+    sizes = _expected_sizes()
+    require_files("STL-10", folder, {n: f"{sizes[n]:,} bytes" for n in names},
+                  f"Download {URL} (about 2.6 GB) and extract it into {folder.parent} (tar xzf stl10_binary.tar.gz), "
+                  f"or run `percae data stl10 --root {folder.parent}` with internet")
 
 
 def _images(path: Path) -> np.ndarray:

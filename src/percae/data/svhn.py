@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import DataError, ImageSet, StudyData
+from . import DataError, ImageSet, StudyData, require_files
 
 SIDE = 32
 NUM_CLASSES = 10
@@ -23,13 +23,8 @@ APPROX_SIZES = {"train": "182 MB", "test": "64 MB", "extra": "1.3 GB"}
 
 
 def _check_present(root: Path, splits) -> None:
-    missing = [s for s in splits if not (root / FILES[s]).is_file()]
-    if missing:
-        listing = "; ".join(f"{FILES[s]} (about {APPROX_SIZES[s]}, {BASE_URL}/{FILES[s]})" for s in missing)
-        raise DataError(
-            f"SVHN is incomplete in {root}: missing {listing}. Download them into {root}, "
-            f"or run `percae data svhn --root {root}` with internet"
-        )
+    require_files("SVHN", root, {FILES[s]: f"about {APPROX_SIZES[s]}, {BASE_URL}/{FILES[s]}" for s in splits},
+                  f"Download them into {root}, or run `percae data svhn --root {root}` with internet")
 
 
 def _read_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
