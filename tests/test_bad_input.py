@@ -333,6 +333,8 @@ CASES = [
     ("reproduce max autoencoder images 0", "--max-autoencoder-images",
      lambda w: _reproduce(w, "--max-autoencoder-images", "0")),
     ("reproduce rollouts 4", "--rollouts", lambda w: _reproduce(w, "--rollouts", "4", root=w.tmp / "new")),
+    ("reproduce caps too small for the collection it generates", "fewer than 2 groups", lambda w: _reproduce(
+        w, "--rollouts", "6", "--steps", "10", "--max-autoencoder-images", "1", root=w.tmp / "new")),
     ("reproduce z 0", "--z", lambda w: _reproduce(w, "--z", "0")),
     ("reproduce z text", "--z", lambda w: _reproduce(w, "--z", "big")),
     ("reproduce unknown model", "unknown model", lambda w: _reproduce(w, "--models", "AE,GAN")),

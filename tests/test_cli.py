@@ -174,3 +174,9 @@ def test_a_command_option_that_is_a_config_setting_defaults_to_the_settings_defa
     assert len(shared) >= 5
     for key, option in shared.items():
         assert option.default == defaults[key], f"--{key.replace('_', '-')}: {option.default} vs {defaults[key]}"
+
+
+@pytest.mark.parametrize("args", [[], ["data"]])
+def test_a_group_alone_prints_its_help(args):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0 and "Usage:" in result.output and "Error" not in result.output

@@ -59,3 +59,38 @@ def test_json_with_nan_or_infinity_is_never_written(value, tmp_path):
         atomic_write_json(path, {"runs": [{"loss": value}]})
     assert json.loads(path.read_text()) == {"old": 1}  # the previous content stays
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]  # no temporary file left
+
+
+def test_lists_and_numpy_numbers_are_settings_too():
+    import numpy as np
+
+    assert StudyConfig(z_sizes=[32, 64], models=["AE"]).validate() is None
+    config = TrainConfig(seed=np.int64(1), lr=np.float32(0.5))
+    config.validate()
+    assert json.loads(json.dumps(config.to_dict()))["seed"] == 1  # plain JSON numbers
+
+
+def test_files_are_written_with_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    from percae.config import _UMASK
+
+    atomic_write_json(tmp_path / "a.json", {"x": 1})
+    # mkstemp makes its files private; a result a group shares must stay readable to it.
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o666 & ~_UMASK
+
+
+def test_an_existing_output_folder_needs_no_writable_parent(tmp_path, monkeypatch):
+    import os
+
+    from percae.config import check_output_folder
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: False if os.fspath(p) == os.fspath(tmp_path)
+                        else real(p, mode, *a, **k))  # a read-only parent, as /scratch or /tmp's
+    assert check_output_folder(folder) == folder
+    with pytest.raises(ConfigError, match="not writable"):
+        check_output_folder(tmp_path / "new")

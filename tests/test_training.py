@@ -472,3 +472,18 @@ def test_inf_in_a_buffer_with_a_finite_loss_is_not_saved_as_finished(tiny_split,
 def test_non_finite_or_negative_settings_are_refused(field, value):
     with pytest.raises(ConfigError, match=f"--{field.replace('_', '-')}"):
         TrainConfig(**{field: value}).validate()
+
+
+def test_the_loss_the_config_names_trains_as_the_same_loss_given_by_hand(tiny_split):
+    """Building a network draws from the global random generator, from which a VAE samples:
+    the loss built from the config must leave the training exactly as a loss built before."""
+    from percae.loss import build_loss
+
+    train, val = tiny_split
+    config = cfg(epochs=1, batch_size=16, loss="perceptual", perceptual_net="efficientnet-lite0", amp=False)
+    by_config = make("vae")
+    train_autoencoder(by_config, train, val, config, progress=False, log=None)
+    by_hand = make("vae")
+    train_autoencoder(by_hand, train, val, config, progress=False, log=None,
+                      loss_fn=build_loss("perceptual", "efficientnet-lite0"))
+    assert_same_state(state_copy(by_config), state_copy(by_hand))

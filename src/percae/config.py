@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 import os
 import tempfile
 import types
@@ -23,18 +24,24 @@ def check_output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
     """Refuse, before any work, a folder that cannot be created or written: a file in its
     place or above it."""
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"{option} {path} is a file; choose a folder")
-    for parent in path.parents:
+    if path.exists():
+        if not path.is_dir():
+            raise ConfigError(f"{option} {path} is a file; choose a folder")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ConfigError(f"{option} {path} is not writable; choose another place")
+        return path
+    for parent in path.parents:  # the nearest existing folder above it must take a new folder
         if parent.exists():
             if not parent.is_dir():
                 raise ConfigError(f"{option} {path}: {parent} is a file, not a folder")
             if not os.access(parent, os.W_OK | os.X_OK):
                 raise ConfigError(f"{option} {path}: {parent} is not writable; choose another place")
             break
-    if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
-        raise ConfigError(f"{option} {path} is not writable; choose another place")
     return path
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def atomic_write_bytes(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
@@ -48,6 +55,7 @@ def atomic_write_bytes(path: str | os.PathLike, write: Callable[[BinaryIO], None
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # as an ordinary new file (mkstemp makes it private)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -138,6 +146,8 @@ class JsonConfig:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, numbers.Number) and not isinstance(value, (bool, int, float)):
+        return value.item() if hasattr(value, "item") else value  # numpy scalars: JSON takes plain numbers
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
     if isinstance(value, list):
@@ -155,7 +165,7 @@ def _matches(hint: Any, value: Any) -> bool:
     if hint is type(None):
         return value is None
     if origin is tuple:
-        if not isinstance(value, tuple):
+        if not isinstance(value, (tuple, list)):
             return False
         if len(args) == 2 and args[1] is Ellipsis:
             return all(_matches(args[0], v) for v in value)
@@ -163,9 +173,9 @@ def _matches(hint: Any, value: Any) -> bool:
     if hint is bool:
         return isinstance(value, bool)
     if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
     if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
     if hint is str:
         return isinstance(value, str)
     return True  # types the configs do not use are not checked

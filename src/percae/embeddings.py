@@ -31,7 +31,7 @@ def encode_images(model: Autoencoder, images: ImageSet, batch_size: int = 1024, 
     if bad.any():
         raise ConfigError(f"the autoencoder's embeddings of {int(bad.sum())} of {len(z)} images "
                           f"{'(' + images.name + ') ' if images.name else ''}are NaN or inf: its weights are too large "
-                          "for these images; retrain it (lower --lr)")
+                          "for these images; retrain it with a lower learning rate")
     return z
 
 

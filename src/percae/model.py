@@ -154,5 +154,5 @@ def load_autoencoder(directory: str | os.PathLike, map_location: str | torch.dev
     bad = non_finite_entries(state)
     if bad:
         raise ConfigError(f"{files.model} holds NaN or inf values in {', '.join(bad[:3])}: the training "
-                          "diverged; retrain it (lower --lr)")
+                          "diverged; retrain it with a lower learning rate")
     return model.eval()

@@ -384,7 +384,9 @@ def fit_predictors(task, x_train, y_train, x_val, y_val, x_test, y_test, config:
         "count": len(fitted),
         "selected": selected,
         "predictors": [
-            {"predictor": f.spec.name, "kind": f.spec.kind, **f.spec.to_dict(), "val_loss": f.val_loss,
+            # A member whose validation loss never became finite is null: it was never selectable.
+            {"predictor": f.spec.name, "kind": f.spec.kind, **f.spec.to_dict(),
+             "val_loss": f.val_loss if math.isfinite(f.val_loss) else None,
              "best_epoch": f.best_epoch, "epochs_run": f.epochs_run}
             for f in fitted
         ],

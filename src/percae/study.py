@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -18,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from .config import ConfigError, JsonConfig, atomic_write_bytes, atomic_write_json, check_output_folder
-from .data import ImageSet, StudyData, check_image_size, load_study_data, split, split_by_group
+from .data import DataError, ImageSet, StudyData, check_image_size, load_study_data, split, split_by_group
 from .data.lunarlander import LunarLanderConfig, check_collection_folder, generate_lunarlander
 from .device import resolve_device
 from .embeddings import cached_embeddings, reconstruct, reconstruction_l1
@@ -308,12 +309,18 @@ def run_study(config: StudyConfig, out: str | os.PathLike, progress: bool = True
                 f"{files.root} holds a study with other settings ({', '.join(diff)}); "
                 "use another --out, or the same settings to resume it"
             )
+    created = [path for path in (files.root, data_root(config, files)) if not path.exists()]
     if needs_generation(config, files):
-        # Settings already checked: generation cannot refuse them, and a killed one leaves no collection.
         check_collection_folder(data_root(config, files))
-        files.root.mkdir(parents=True, exist_ok=True)
-    data = prepare_data(config, files, log, progress)
-    parts = StudyParts.split(data, config.seed)
+    try:
+        data = prepare_data(config, files, log, progress)
+        parts = StudyParts.split(data, config.seed)
+    except (ConfigError, DataError):
+        # Refused after generating a collection for this study (e.g. caps that leave too few
+        # rollouts): the places are left as they were, and a corrected command generates anew.
+        for path in created:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
     files.root.mkdir(parents=True, exist_ok=True)
     if not files.config.exists():  # only once the data is known to be usable: a refused start leaves nothing to trip over
         config.save(files.config)

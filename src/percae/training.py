@@ -246,8 +246,10 @@ def train_autoencoder(
     config.validate()
     _check_sets(model, train_set, val_set)
     device = resolve_device(config.device)
-    torch.manual_seed(config.seed)
+    # Built before the seed: building a network draws from the global generator, which a VAE
+    # then samples from (as when the caller built the loss).
     loss_fn = loss_fn if loss_fn is not None else config.build_loss()
+    torch.manual_seed(config.seed)
     # Channels-last convolutions: faster on CUDA and on CPU alike (CPU: x1.46 in float32).
     model.to(device).to(memory_format=torch.channels_last)
     loss_fn.to(device).to(memory_format=torch.channels_last)
@@ -273,7 +275,7 @@ def train_autoencoder(
             raise TrainingDiverged(
                 f"{_run_label(model, files)}: training diverged at {row.pop('where')} (training loss "
                 f"{row['train_loss']}, validation loss {row['val_loss']}); the last good epoch is {state.epochs_done}; "
-                "nothing was kept: lower --lr or check the data"
+                "nothing was kept: lower the learning rate (--lr) or check the data"
             )
         row.pop("where")
         if model.variational and not freeze_encoder:
@@ -371,7 +373,7 @@ def _finish(state: TrainState, files: RunFiles | None, config: TrainConfig, devi
     if bad:
         _discard_unfinished(files)
         raise TrainingDiverged(f"{_run_label(model, files)}: training diverged: the best epoch's {', '.join(bad[:3])} "
-                               "hold NaN or inf values; nothing was kept: lower --lr or check the data")
+                               "hold NaN or inf values; nothing was kept: lower the learning rate (--lr) or check the data")
     model.load_state_dict(state.best_state)
     model.eval()
     history = state.history

@@ -15,7 +15,9 @@ import multiprocessing as mp
 import os
 import platform
 import shutil
+import socket
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,7 +130,7 @@ def generate_lunarlander(out: str | os.PathLike, config: LunarLanderConfig, prog
     _remove_stale_partials(out)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial."))
     try:
-        (tmp / OWNER).write_text(str(os.getpid()))
+        (tmp / OWNER).write_text(f"{socket.gethostname()} {os.getpid()}")
         S, T, R = config.image_size, config.steps, config.rollouts
         n_unaltered = R // 2
         full = np.lib.format.open_memmap(tmp / "frames.tmp.npy", mode="w+", dtype=np.uint8, shape=(R * T, S, S, 3))
@@ -173,10 +175,10 @@ def generate_lunarlander(out: str | os.PathLike, config: LunarLanderConfig, prog
             "versions": _versions(),
         }
         atomic_write_json(tmp / "meta.json", meta)
-        (tmp / OWNER).unlink()
         if out.exists() and not any(out.iterdir()):
             out.rmdir()
         os.replace(tmp, out)
+        (out / OWNER).unlink()  # only now: until the rename, the owner marks the folder as live
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -196,13 +198,18 @@ def check_collection_folder(out: Path) -> None:
 
 
 def _remove_stale_partials(out: Path) -> None:
-    """Partial folders a killed generation into `out` left behind (their writer is gone)."""
+    """Partial folders a killed generation into `out` left behind: their writer, on this
+    machine, is gone. One of another machine (a shared disk) is left alone, and one without an
+    owner file only once it is an hour old (its writer may be about to write it)."""
     for partial in out.parent.glob(f".{out.name}.partial.*"):
         try:
-            pid = int((partial / OWNER).read_text())
+            host, pid = (partial / OWNER).read_text().split()
+            stale = host == socket.gethostname() and (int(pid) == os.getpid() or not _running(int(pid)))
+        except FileNotFoundError:
+            stale = time.time() - partial.stat().st_mtime > 3600
         except (OSError, ValueError):
-            pid = None  # no owner file (killed before writing it) or an unreadable one
-        if pid is None or pid == os.getpid() or not _running(pid):
+            stale = True  # an owner file no generation wrote
+        if stale:
             shutil.rmtree(partial, ignore_errors=True)
 
 
