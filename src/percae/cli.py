@@ -234,7 +234,14 @@ def encode(run_dir, data_root, dataset, part, out, device):
                    "tables show mean ± 95% CI.")
 @click.option("--device", default=None)
 @click.option("--progress/--no-progress", default=True)
-def reproduce(dataset, out, preset, progress, z_sizes, models, seeds, **settings):
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: the units one after another here; ray: each (model, z, seed) a Ray task.")
+@click.option("--address", default=None, help="Ray: an existing cluster's address (default: start a local Ray).")
+@click.option("--cpus-per-run", default=1.0, show_default=True, type=float, help="Ray: CPUs per unit.")
+@click.option("--gpus-per-run", default=0.0, show_default=True, type=float,
+              help="Ray: GPUs per unit (0.25: four units share a GPU).")
+def reproduce(dataset, out, preset, progress, z_sizes, models, seeds, executor, address, cpus_per_run, gpus_per_run,
+              **settings):
     """Run the whole study on DATASET and write its tables (resumable)."""
     # Every option in `settings` is the StudyConfig field of its name (tests/test_cli.py checks
     # it); those not given are None and take the preset's value.
@@ -252,7 +259,15 @@ def reproduce(dataset, out, preset, progress, z_sizes, models, seeds, **settings
         seeds=parse_seeds(seeds, settings["seed"] or 0) if seeds else None, **settings,
     )
     out = out or f"results/{dataset}-{preset}"
-    run_study(config, out, progress=progress, log=click.echo)
+    if executor == "ray":
+        from .cluster import RayExecutor
+
+        runner = RayExecutor(address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
+    else:
+        if address is not None:
+            raise ConfigError("--address is for --executor ray")
+        runner = None
+    run_study(config, out, progress=progress, log=click.echo, executor=runner)
     click.echo("")
     click.echo(StudyFiles(out).tables.read_text())
     click.echo(f"results: {out}/tables.md, summary.json, results.csv, reconstructions.png")

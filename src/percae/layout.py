@@ -42,6 +42,11 @@ class RunFiles:
         return self.root / "history.csv"
 
     @property
+    def log(self) -> Path:
+        """What the unit logged, where it ran on Ray (the local executor logs to the console)."""
+        return self.root / "log.txt"
+
+    @property
     def checkpoint(self) -> Path:
         """Only while the run is unfinished."""
         return self.root / "checkpoint.pt"

@@ -291,8 +291,10 @@ class StudyParts:
                    np.linspace(0, len(data.test) - 1, num=min(6, len(data.test))).astype(int))
 
 
-def run_study(config: StudyConfig, out: str | os.PathLike, progress: bool = True, log: Callable[[str], None] = print) -> dict:
-    """Run (or resume) the whole study into `out`; returns summary.json's content."""
+def run_study(config: StudyConfig, out: str | os.PathLike, progress: bool = True, log: Callable[[str], None] = print,
+              executor=None) -> dict:
+    """Run (or resume) the whole study into `out`; returns summary.json's content. The units
+    run on `executor` (default: `LocalExecutor`, in this process; `cluster.RayExecutor` on Ray)."""
     from .report import write_report
 
     # Every check before the first file: a refused start leaves `out` as it was.
@@ -334,11 +336,32 @@ def run_study(config: StudyConfig, out: str | os.PathLike, progress: bool = True
     atomic_write_json(files.baseline, {"task": data.task,
                                        "baseline": trivial_baseline(data.task, parts.y_train, parts.y_test)})
     atomic_write_bytes(files.originals, lambda f: np.save(f, data.test.subset(parts.sample).materialize()))
-    for seed in config.training_seeds():
-        for z in config.z_sizes:
-            for model_name in config.models:
-                run_one(config, model_name, z, seed, parts, files.run(model_name, z, seed), progress, log)
+    (executor or LocalExecutor()).run(config, parts, files, units(config), progress, log)
     return write_report(files.root)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One independent piece of a study: train, embed, fit the grid, retrain, for one
+    (model, latent size, training seed)."""
+
+    model: str
+    z: int
+    seed: int
+
+
+def units(config: StudyConfig) -> list[Unit]:
+    return [Unit(model, z, seed) for seed in config.training_seeds() for z in config.z_sizes for model in config.models]
+
+
+class LocalExecutor:
+    """The units one after another in this process (`--executor local`)."""
+
+    def run(self, config: StudyConfig, parts: StudyParts, files: StudyFiles, todo: list[Unit], progress: bool,
+            log: Callable[[str], None]) -> None:
+        for unit in todo:
+            run_one(config, unit.model, unit.z, unit.seed, parts, files.run(unit.model, unit.z, unit.seed), progress,
+                    log)
 
 
 def run_one(config: StudyConfig, model_name: str, z: int, seed: int, parts: StudyParts, files: RunFiles,

@@ -1,0 +1,117 @@
+"""The study's units on Ray (`percae reproduce --executor ray`): each (model, z, seed) is a
+Ray task with its share of CPUs and GPUs (0.25 GPU: four trainings share one), on a Ray
+started for the study or on an existing cluster (`--address`).
+
+Workers need no shared file system: the study's data travels once through Ray's object
+store, a task works in a temporary folder of its own, starting from the files the results
+folder already holds for its unit, and returns its run folder's files; the driver writes
+them into the results folder atomically, the files that mark a step finished last, as the
+local executor would. A task whose worker dies is retried by Ray; a driver killed and
+restarted skips the finished units. What a task had done when its driver was killed is
+lost with it (checkpoints stay on the worker until the task returns).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from .config import ConfigError, atomic_write_bytes
+from .layout import RunFiles, StudyFiles
+from .study import StudyConfig, StudyParts, Unit, run_one
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--executor ray needs Ray: pip install -e '.[ray]' (or pip install 'ray>=2.9')") from None
+    return ray
+
+
+class RayExecutor:
+    """Runs a study's units as Ray tasks; `address` None starts a local Ray for the study
+    (with `num_cpus` CPUs, default all) and stops it at the end."""
+
+    def __init__(self, address: str | None = None, cpus_per_run: float = 1.0, gpus_per_run: float = 0.0,
+                 max_retries: int = 3, num_cpus: int | None = None):
+        if cpus_per_run <= 0 or gpus_per_run < 0:
+            raise ConfigError(f"--cpus-per-run must be positive and --gpus-per-run 0 or more, got {cpus_per_run} "
+                              f"and {gpus_per_run}")
+        self.address, self.cpus_per_run, self.gpus_per_run = address, cpus_per_run, gpus_per_run
+        self.max_retries, self.num_cpus = max_retries, num_cpus
+        _import_ray()  # a missing Ray is refused before the study writes anything
+
+    def run(self, config: StudyConfig, parts: StudyParts, files: StudyFiles, todo: list[Unit], progress: bool,
+            log: Callable[[str], None]) -> None:
+        ray = _import_ray()
+        todo = [u for u in todo if not files.run(u.model, u.z, u.seed).retrain_result.exists()]
+        if not todo:
+            return
+        started = not ray.is_initialized()
+        if started:
+            ray.init(address=self.address, num_cpus=self.num_cpus if self.address is None else None,
+                     include_dashboard=False, log_to_driver=False)
+        try:
+            self._run(ray, config, parts, files, todo, log)
+        finally:
+            if started:
+                ray.shutdown()
+
+    def _run(self, ray, config, parts, files, todo, log) -> None:
+        task = ray.remote(_run_unit).options(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run,
+                                             max_retries=self.max_retries)
+        parts_ref, config_dict = ray.put(parts), config.to_dict()
+        pending = {}
+        for unit in todo:
+            run = files.run(unit.model, unit.z, unit.seed)
+            # What the results folder holds for this unit (a finished training, say) is where it resumes.
+            pending[task.remote(config_dict, unit, parts_ref, _read_folder(run.root))] = unit
+        done, failures = 0, []
+        log(f"ray: {len(todo)} unit(s) submitted ({self.cpus_per_run:g} CPU, {self.gpus_per_run:g} GPU each)")
+        while pending:
+            [ref], _ = ray.wait(list(pending), num_returns=1)
+            unit = pending.pop(ref)
+            run = files.run(unit.model, unit.z, unit.seed)
+            try:
+                produced = ray.get(ref)
+            except ray.exceptions.RayTaskError as e:
+                failures.append(getattr(e, "cause", None) or e)
+                log(f"ray: {run.root.name} failed: {' '.join(str(failures[-1]).split())[:300]}")
+            else:
+                _write_folder(run, produced)
+                done += 1
+            log(f"ray: units {done} done, {len(pending)} running or queued, {len(failures)} failed")
+        if failures:
+            raise failures[0]
+
+
+def _run_unit(config_dict: dict, unit: Unit, parts: StudyParts, existing: dict[str, bytes]) -> dict[str, bytes]:
+    """One unit in a temporary folder of the worker; returns its run folder's files (and its log)."""
+    config = StudyConfig.from_dict(config_dict)
+    lines: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="percae-unit-") as tmp:
+        run = RunFiles(Path(tmp) / "run")
+        _write_folder(run, existing)
+        run_one(config, unit.model, unit.z, unit.seed, parts, run, progress=False, log=lines.append)
+        produced = _read_folder(run.root)
+    produced[run.log.name] = ("\n".join(lines) + "\n").encode()
+    return produced
+
+
+def _read_folder(root: Path) -> dict[str, bytes]:
+    out = {}
+    for path in sorted(root.rglob("*")) if root.is_dir() else []:
+        if path.is_file() and not path.name.startswith("."):
+            out[path.relative_to(root).as_posix()] = path.read_bytes()
+    return out
+
+
+def _write_folder(run: RunFiles, produced: dict[str, bytes]) -> None:
+    """Write a unit's files into `run`, each atomically; the files that mark a step finished
+    (training, grid, whole unit) last, so that a driver killed while writing leaves the unit
+    unfinished and it resumes from what was written."""
+    markers = [p.relative_to(run.root).as_posix() for p in (run.train_result, run.predictors, run.retrain_result)]
+    for name in sorted(produced, key=lambda n: markers.index(n) + 1 if n in markers else 0):
+        atomic_write_bytes(run.root / name, lambda f, data=produced[name]: f.write(data))

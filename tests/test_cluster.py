@@ -1,0 +1,128 @@
+"""The study on Ray: the Ray executor writes what the local one writes, a unit whose worker
+is killed is retried, and a driver killed and restarted does not redo finished units.
+
+Needs the `ray` extra (`pip install -e '.[test,ray]'`, as CI installs); without it these
+tests are reported as skipped, with that reason."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("ray", reason="the Ray executor's tests need the ray extra: pip install -e '.[test,ray]'")
+
+from percae.cluster import RayExecutor  # noqa: E402
+from percae.layout import StudyFiles  # noqa: E402
+from percae.study import preset_config, run_study  # noqa: E402
+
+TIMING = {"seconds_per_epoch", "images_per_second", "perceptual_overhead", "perceptual_overhead_std"}
+
+
+def tiny_config(collection_path, **overrides):
+    settings = dict(root=str(collection_path), models=("AE", "VAE", "P.AE"), seeds=(0, 1), ae_epochs=1,
+                    predictor_epochs=5, retrain_epochs=1, device="cpu", perceptual_net="alexnet-random")
+    return preset_config("lunarlander", "quick", **{**settings, **overrides})
+
+
+def results(folder: Path) -> dict:
+    """summary.json without its timing, and every array and weight the runs saved."""
+    summary = json.loads(StudyFiles(folder).summary.read_text())
+    out = {"summary": {k: v for k, v in summary.items() if k not in TIMING}}
+    for path in sorted(folder.glob("runs/**/*")):
+        if path.suffix == ".npy":
+            out[str(path.relative_to(folder))] = np.load(path).tobytes()
+        elif path.suffix == ".pt" and path.name != "checkpoint.pt":
+            state = torch.load(path, weights_only=True)
+            out[str(path.relative_to(folder))] = {k: v.numpy().tobytes() for k, v in state.items()}
+    return out
+
+
+@pytest.fixture(scope="module")
+def local_results(collection_path, tmp_path_factory):
+    # One thread, as each Ray task has (Ray gives a task as many threads as CPUs it asked for).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = tmp_path_factory.mktemp("local")
+        run_study(tiny_config(collection_path), out, progress=False, log=lambda s: None)
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+def test_the_ray_executor_writes_what_the_local_one_writes(collection_path, local_results, tmp_path):
+    lines = []
+    run_study(tiny_config(collection_path), tmp_path, progress=False, log=lines.append,
+              executor=RayExecutor(num_cpus=2))
+    assert results(tmp_path) == results(local_results)
+    assert any("ray: units 6 done, 0 running or queued, 0 failed" in line for line in lines)
+    # Each unit's log is kept in its run folder.
+    log = (tmp_path / "runs" / "VAE_z32_seed1" / "log.txt").read_text()
+    assert "training the autoencoder" in log and "embedding and fitting the predictor grid" in log
+
+
+def _workers_running_a_unit() -> list[int]:
+    # Ray names a worker process after the task it runs.
+    ps = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in ps.splitlines() if "ray::_run_unit" in line]
+
+
+def test_a_unit_whose_worker_is_killed_is_retried_and_the_study_ends_alike(collection_path, local_results, tmp_path):
+    killed = []
+
+    def kill_one_worker():
+        deadline = time.time() + 120
+        while time.time() < deadline and not killed:
+            pids = _workers_running_a_unit()
+            if pids:
+                time.sleep(1.0)  # inside the training
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_one_worker)
+    killer.start()
+    lines = []
+    run_study(tiny_config(collection_path), tmp_path, progress=False, log=lines.append,
+              executor=RayExecutor(num_cpus=2))
+    killer.join()
+    assert killed, "test setup: no worker was running a unit"
+    assert results(tmp_path) == results(local_results)
+    assert any("0 failed" in line for line in lines[-1:])
+
+
+def test_a_driver_killed_and_restarted_does_not_redo_finished_units(collection_path, tmp_path):
+    out = tmp_path / "study"
+    command = [sys.executable, "-m", "percae.cli", "reproduce", "lunarlander", "--preset", "quick", "--root",
+               str(collection_path), "--models", "AE,P.AE", "--seeds", "0,1", "--epochs", "1", "--predictor-epochs",
+               "5", "--retrain-epochs", "0", "--device", "cpu", "--perceptual-net", "alexnet-random", "--out", str(out),
+               "--no-progress", "--executor", "ray", "--cpus-per-run", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    finished: list[Path] = []
+    deadline = time.time() + 300
+    while time.time() < deadline and not finished and driver.poll() is None:
+        finished = sorted(out.glob("runs/*/retrain/retrain.json"))
+        time.sleep(0.2)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started
+    driver.wait()
+    assert finished, "test setup: no unit finished before the driver was killed"
+    assert not (out / "summary.json").exists(), "test setup: the study ended before the driver was killed"
+    kept = {p: p.stat().st_mtime_ns for p in sorted(finished[0].parent.parent.rglob("*")) if p.is_file()}
+
+    restarted = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert restarted.returncode == 0, restarted.stderr[-2000:]
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept  # the finished unit was not written again
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["complete"] and len(summary["per_seed"]["mlp"]["P.AE"]["32"]) == 2
