@@ -71,7 +71,6 @@ def test_lists_and_numpy_numbers_are_settings_too():
 
 
 def test_files_are_written_with_the_usual_permissions(tmp_path):
-    import os
     import stat
 
     from percae.config import _UMASK
