@@ -336,6 +336,9 @@ CASES = [
     ("reproduce caps too small for the collection it generates", "fewer than 2 groups", lambda w: _reproduce(
         w, "--rollouts", "6", "--steps", "10", "--max-autoencoder-images", "1", root=w.tmp / "new")),
     ("reproduce z 0", "--z", lambda w: _reproduce(w, "--z", "0")),
+    ("reproduce gpus per run without ray", "--executor ray", lambda w: _reproduce(w, "--gpus-per-run", "0.5")),
+    ("reproduce ray with 0 cpus per run", "--cpus-per-run", lambda w: _reproduce(w, "--executor", "ray",
+                                                                              "--cpus-per-run", "0")),
     ("reproduce z text", "--z", lambda w: _reproduce(w, "--z", "big")),
     ("reproduce unknown model", "unknown model", lambda w: _reproduce(w, "--models", "AE,GAN")),
     ("reproduce seeds 0", "--seeds", lambda w: _reproduce(w, "--seeds", "0")),

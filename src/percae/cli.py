@@ -264,8 +264,8 @@ def reproduce(dataset, out, preset, progress, z_sizes, models, seeds, executor, 
 
         runner = RayExecutor(address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
     else:
-        if address is not None:
-            raise ConfigError("--address is for --executor ray")
+        if address is not None or cpus_per_run != 1.0 or gpus_per_run != 0.0:
+            raise ConfigError("--address, --cpus-per-run and --gpus-per-run are for --executor ray")
         runner = None
     run_study(config, out, progress=progress, log=click.echo, executor=runner)
     click.echo("")
