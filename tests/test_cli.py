@@ -182,3 +182,11 @@ def test_a_command_option_that_is_a_config_setting_defaults_to_the_settings_defa
 def test_a_group_alone_prints_its_help(args):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0 and "Usage:" in result.output and "Error" not in result.output
+
+
+def test_python_dash_m_percae_is_the_command_line():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "percae", "reproduce", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "--executor" in result.stdout

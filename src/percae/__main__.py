@@ -1,0 +1,5 @@
+"""`python -m percae`: the `percae` command line."""
+
+from .cli import main
+
+main()
