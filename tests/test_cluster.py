@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -101,28 +102,35 @@ def test_a_unit_whose_worker_is_killed_is_retried_and_the_study_ends_alike(colle
     assert any("0 failed" in line for line in lines[-1:])
 
 
-def test_a_driver_killed_and_restarted_does_not_redo_finished_units(collection_path, tmp_path):
+def test_a_driver_killed_and_restarted_skips_finished_units_and_resumes_the_others(collection_path, tmp_path):
     out = tmp_path / "study"
-    command = [sys.executable, "-m", "percae.cli", "reproduce", "lunarlander", "--preset", "quick", "--root",
-               str(collection_path), "--models", "AE,P.AE", "--seeds", "0,1", "--epochs", "1", "--predictor-epochs",
+    command = [sys.executable, "-m", "percae", "reproduce", "lunarlander", "--preset", "quick", "--root",
+               str(collection_path), "--models", "AE,P.AE", "--seeds", "0,1", "--epochs", "3", "--predictor-epochs",
                "5", "--retrain-epochs", "0", "--device", "cpu", "--perceptual-net", "alexnet-random", "--out", str(out),
                "--no-progress", "--executor", "ray", "--cpus-per-run", "1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
-    finished: list[Path] = []
+
+    def state():
+        finished = {p.parent.parent for p in out.glob("runs/*/retrain/retrain.json")}
+        checkpointed = {p.parent for p in out.glob("runs/*/checkpoint.pt")} - finished
+        return finished, checkpointed
+
     deadline = time.time() + 300
-    while time.time() < deadline and not finished and driver.poll() is None:
-        finished = sorted(out.glob("runs/*/retrain/retrain.json"))
-        time.sleep(0.2)
+    while time.time() < deadline and driver.poll() is None and not all(state()):
+        time.sleep(0.05)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started
     driver.wait()
-    assert finished, "test setup: no unit finished before the driver was killed"
-    assert not (out / "summary.json").exists(), "test setup: the study ended before the driver was killed"
-    kept = {p: p.stat().st_mtime_ns for p in sorted(finished[0].parent.parent.rglob("*")) if p.is_file()}
+    finished, checkpointed = state()
+    assert finished and checkpointed, "test setup: the driver was not killed between a finished unit and a checkpoint"
+    kept = {p: p.stat().st_mtime_ns for run in finished for p in run.rglob("*") if p.is_file()}
 
     restarted = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert restarted.returncode == 0, restarted.stderr[-2000:]
-    assert {p: p.stat().st_mtime_ns for p in kept} == kept  # the finished unit was not written again
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept  # the finished units were not written again
+    for run in checkpointed:  # the interrupted ones went on from the checkpoint the driver had received
+        assert re.search(r"resuming from epoch \d", (run / "log.txt").read_text()), run.name
+        assert not (run / "checkpoint.pt").exists()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["complete"] and len(summary["per_seed"]["mlp"]["P.AE"]["32"]) == 2

@@ -6,9 +6,10 @@ Workers need no shared file system: the study's data travels once through Ray's 
 store, a task works in a temporary folder of its own, starting from the files the results
 folder already holds for its unit, and returns its run folder's files; the driver writes
 them into the results folder atomically, the files that mark a step finished last, as the
-local executor would. A task whose worker dies is retried by Ray; a driver killed and
-restarted skips the finished units. What a task had done when its driver was killed is
-lost with it (checkpoints stay on the worker until the task returns).
+local executor would. After each epoch a task also sends what changed in its folder (the
+checkpoint, the history) through a Ray queue, and the driver writes it too: a driver killed
+and restarted skips the finished units and resumes the others from their last checkpoint,
+as the local executor does. A task whose worker dies is retried by Ray.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from .config import ConfigError, atomic_write_bytes
-from .layout import RunFiles, StudyFiles
+from .layout import RunFiles, StudyFiles, run_name
 from .study import StudyConfig, StudyParts, Unit, run_one
 
 
@@ -60,41 +61,59 @@ class RayExecutor:
                 ray.shutdown()
 
     def _run(self, ray, config, parts, files, todo, log) -> None:
+        from ray.util.queue import Queue
+
         task = ray.remote(_run_unit).options(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run,
                                              max_retries=self.max_retries)
-        parts_ref, config_dict = ray.put(parts), config.to_dict()
+        parts_ref, config_dict, updates = ray.put(parts), config.to_dict(), Queue()
         pending = {}
         for unit in todo:
             run = files.run(unit.model, unit.z, unit.seed)
-            # What the results folder holds for this unit (a finished training, say) is where it resumes.
-            pending[task.remote(config_dict, unit, parts_ref, _read_folder(run.root))] = unit
-        done, failures = 0, []
+            # What the results folder holds for this unit (a checkpoint, a finished training) is where it resumes.
+            pending[task.remote(config_dict, unit, parts_ref, _read_folder(run.root), updates)] = unit
+        done, failures, ended = 0, [], set()
         log(f"ray: {len(todo)} unit(s) submitted ({self.cpus_per_run:g} CPU, {self.gpus_per_run:g} GPU each)")
         while pending:
-            [ref], _ = ray.wait(list(pending), num_returns=1)
-            unit = pending.pop(ref)
-            run = files.run(unit.model, unit.z, unit.seed)
-            try:
-                produced = ray.get(ref)
-            except ray.exceptions.RayTaskError as e:
-                failures.append(getattr(e, "cause", None) or e)
-                log(f"ray: {run.root.name} failed: {' '.join(str(failures[-1]).split())[:300]}")
-            else:
-                _write_folder(run, produced)
-                done += 1
-            log(f"ray: units {done} done, {len(pending)} running or queued, {len(failures)} failed")
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            # A task's updates reach the queue before it returns: drained first, they never follow its result.
+            while not updates.empty():
+                unit, changed = updates.get()
+                if unit not in ended:
+                    _write_folder(files.run(unit.model, unit.z, unit.seed), changed)
+            for ref in ready:
+                unit = pending.pop(ref)
+                ended.add(unit)
+                run = files.run(unit.model, unit.z, unit.seed)
+                try:
+                    produced = ray.get(ref)
+                except ray.exceptions.RayTaskError as e:
+                    failures.append(getattr(e, "cause", None) or e)
+                    log(f"ray: {run.root.name} failed: {' '.join(str(failures[-1]).split())[:300]}")
+                else:
+                    _write_folder(run, produced, complete=True)
+                    done += 1
+                log(f"ray: units {done} done, {len(pending)} running or queued, {len(failures)} failed")
         if failures:
             raise failures[0]
 
 
-def _run_unit(config_dict: dict, unit: Unit, parts: StudyParts, existing: dict[str, bytes]) -> dict[str, bytes]:
-    """One unit in a temporary folder of the worker; returns its run folder's files (and its log)."""
+def _run_unit(config_dict: dict, unit: Unit, parts: StudyParts, existing: dict[str, bytes], updates) -> dict[str, bytes]:
+    """One unit in a temporary folder of the worker; after each epoch, what changed in it goes
+    to the driver through `updates`; returns its run folder's files (and its log)."""
     config = StudyConfig.from_dict(config_dict)
     lines: list[str] = []
     with tempfile.TemporaryDirectory(prefix="percae-unit-") as tmp:
-        run = RunFiles(Path(tmp) / "run")
+        run = RunFiles(Path(tmp) / run_name(unit.model, unit.z, unit.seed))  # its log names it
         _write_folder(run, existing)
-        run_one(config, unit.model, unit.z, unit.seed, parts, run, progress=False, log=lines.append)
+        sent = {name: hash(data) for name, data in existing.items()}
+
+        def send_changes(row: dict) -> None:
+            changed = {name: data for name, data in _read_folder(run.root).items() if sent.get(name) != hash(data)}
+            sent.update({name: hash(data) for name, data in changed.items()})
+            updates.put((unit, changed))
+
+        run_one(config, unit.model, unit.z, unit.seed, parts, run, progress=False, log=lines.append,
+                on_epoch=send_changes)
         produced = _read_folder(run.root)
     produced[run.log.name] = ("\n".join(lines) + "\n").encode()
     return produced
@@ -108,10 +127,14 @@ def _read_folder(root: Path) -> dict[str, bytes]:
     return out
 
 
-def _write_folder(run: RunFiles, produced: dict[str, bytes]) -> None:
+def _write_folder(run: RunFiles, produced: dict[str, bytes], complete: bool = False) -> None:
     """Write a unit's files into `run`, each atomically; the files that mark a step finished
     (training, grid, whole unit) last, so that a driver killed while writing leaves the unit
-    unfinished and it resumes from what was written."""
+    unfinished and it resumes from what was written. `complete`: `produced` is the whole
+    finished folder, and what else the folder holds (the checkpoints sent while it ran) goes."""
     markers = [p.relative_to(run.root).as_posix() for p in (run.train_result, run.predictors, run.retrain_result)]
     for name in sorted(produced, key=lambda n: markers.index(n) + 1 if n in markers else 0):
         atomic_write_bytes(run.root / name, lambda f, data=produced[name]: f.write(data))
+    if complete:
+        for name in set(_read_folder(run.root)) - set(produced):
+            (run.root / name).unlink()

@@ -365,9 +365,10 @@ class LocalExecutor:
 
 
 def run_one(config: StudyConfig, model_name: str, z: int, seed: int, parts: StudyParts, files: RunFiles,
-            progress: bool, log: Callable[[str], None]) -> None:
+            progress: bool, log: Callable[[str], None], on_epoch: Callable[[dict], None] | None = None) -> None:
     """One (model, z, seed): train the autoencoder, embed, fit the predictor grid, retrain
-    the decoder; each step skipped where its file shows it finished."""
+    the decoder; each step skipped where its file shows it finished. `on_epoch` is called
+    after each epoch of both trainings (see `train_autoencoder`)."""
     name, data = files.root.name, parts.data
     if files.retrain_result.exists():
         log(f"{name}: finished earlier, skipped")
@@ -379,7 +380,7 @@ def run_one(config: StudyConfig, model_name: str, z: int, seed: int, parts: Stud
         log(f"{name}: training the autoencoder ({train_config.loss} loss)")
         model = build_autoencoder(config.autoencoder_config(model_name, z, data.autoencoder.image_size), seed=seed)
         train_autoencoder(model, parts.ae_train, parts.ae_val, train_config, run_dir=files.root, progress=progress,
-                          log=log)
+                          log=log, on_epoch=on_epoch)
 
     if not files.predictors.exists():
         log(f"{name}: embedding and fitting the predictor grid")
@@ -396,7 +397,8 @@ def run_one(config: StudyConfig, model_name: str, z: int, seed: int, parts: Stud
     else:
         log(f"{name}: retraining the decoder with pixel loss")
         result = train_autoencoder(model, parts.ae_train, parts.ae_val, config.retrain_config(model_name, seed),
-                                   run_dir=files.retrain.root, progress=progress, log=log, freeze_encoder=True)
+                                   run_dir=files.retrain.root, progress=progress, log=log, freeze_encoder=True,
+                                   on_epoch=on_epoch)
         after = reconstruction_l1(model, data.test, device=config.device)
         recon_after = reconstruct(model, data.test, parts.sample, config.device)
         epochs_run, best_epoch = result.epochs_run, result.best_epoch

@@ -235,13 +235,16 @@ def train_autoencoder(
     log: Callable[[str], None] | None = print,
     freeze_encoder: bool = False,
     loss_fn: nn.Module | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
 ) -> TrainResult:
     """Train `model` in place on the config's loss (+ KL for a VAE); keep the best validation epoch.
 
     `freeze_encoder` optimises the decoder alone, from the encoder's mu (decoder retraining).
     With `run_dir`, a checkpoint is written after every epoch and picked up on restart,
     so that an interrupted run ends exactly as an uninterrupted one. `loss_fn` replaces the
-    loss the config names (for experiments with losses of one's own).
+    loss the config names (for experiments with losses of one's own). `on_epoch(row)` is
+    called after each epoch, once its checkpoint is saved, with the epoch's history row
+    (losses, seconds, images/s, a VAE's diagnostics): a place to attach a logger.
     """
     config.validate()
     _check_sets(model, train_set, val_set)
@@ -286,6 +289,8 @@ def train_autoencoder(
         if log:
             log(f"epoch {epoch:3d}/{config.epochs}  train {row['train_loss']:.4g}  val {row['val_loss']:.4g}  "
                 f"{row['seconds']:6.1f}s  {row['images_per_s']:7.0f} img/s" + ("  *" if state.best_epoch == epoch else ""))
+        if on_epoch is not None:
+            on_epoch(dict(row))
     return _finish(state, files, config, device)
 
 
