@@ -487,3 +487,17 @@ def test_the_loss_the_config_names_trains_as_the_same_loss_given_by_hand(tiny_sp
     train_autoencoder(by_hand, train, val, config, progress=False, log=None,
                       loss_fn=build_loss("perceptual", "efficientnet-lite0"))
     assert_same_state(state_copy(by_config), state_copy(by_hand))
+
+
+def test_on_epoch_gets_each_epochs_row_once_its_checkpoint_is_saved(tiny_split, tmp_path):
+    train, val = tiny_split
+    seen = []
+
+    def on_epoch(row):
+        history = (tmp_path / "history.csv").read_text().splitlines()
+        seen.append((row["epoch"], row["val_loss"], len(history) - 1, (tmp_path / "checkpoint.pt").exists()))
+
+    result = train_autoencoder(make("vae"), train, val, cfg(epochs=3, batch_size=16), run_dir=tmp_path,
+                               progress=False, log=None, on_epoch=on_epoch)
+    assert [(e, v) for e, v, _, _ in seen] == [(r["epoch"], r["val_loss"]) for r in result.history]
+    assert [(n, saved) for _, _, n, saved in seen] == [(1, True), (2, True), (3, True)]
