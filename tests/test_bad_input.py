@@ -389,6 +389,8 @@ CASES = [
     ("report incomplete predictors.json", "predictors.json", lambda w: _report_with(
         w, "runs/AE_z4_seed0/predictors.json", json.dumps({"task": "position"}).encode())),
     ("report corrupt baseline.json", "baseline.json", lambda w: _report_with(w, "baseline.json", b"nope")),
+    ("report of a newer schema", "newer percae", lambda w: _report_with(
+        w, "provenance.json", json.dumps({"schema": 99, "sessions": []}).encode())),
 ]
 
 

@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from percae.data.lunarlander import LunarLanderConfig, generate_lunarlander, load_lunarlander
 from percae.predictors import predictor_grid
@@ -239,3 +240,26 @@ def test_kl_weight_reaches_every_vae_of_a_study_and_its_active_units_are_reporte
         assert summary["active_units"][model]["4"] == [trained["active_units"]]
     assert "AE" not in summary["active_units"]
     assert "Active units of the VAEs" in (out / "tables.md").read_text()
+
+
+def test_provenance_is_recorded_in_the_study_its_summary_and_each_run(collection, tmp_path):
+    from percae.loss import build_perceptual_network
+    from percae.provenance import SCHEMA_VERSION, network_fingerprint
+
+    config = preset_config("lunarlander", "quick", root=str(collection), z_sizes=(4,), models=("P.AE",), seeds=(0,),
+                           ae_epochs=1, predictor_epochs=5, retrain_epochs=0, perceptual_net="alexnet-random",
+                           device="cpu")
+    summary = run_study(config, tmp_path, progress=False, log=lambda s: None)
+    record = json.loads((tmp_path / "provenance.json").read_text())
+    assert record["schema"] == SCHEMA_VERSION and len(record["sessions"]) == 1
+    session = record["sessions"][0]
+    assert session["versions"]["torch"] == torch.__version__ and session["device"].startswith("cpu")
+    assert session["perceptual_net"] == "alexnet-random"
+    # The digest is that of the network's weights: rebuilt (seeded) it is the same network.
+    assert session["perceptual_net_sha256"] == network_fingerprint(build_perceptual_network("alexnet-random"))
+    assert summary["provenance"] == record
+    run = json.loads((tmp_path / "runs" / "P.AE_z4_seed0" / "train_result.json").read_text())
+    assert run["provenance"]["versions"] == session["versions"]
+    # Resumed by the same software on the same device: still one session.
+    run_study(config, tmp_path, progress=False, log=lambda s: None)
+    assert len(json.loads((tmp_path / "provenance.json").read_text())["sessions"]) == 1

@@ -102,6 +102,11 @@ class StudyFiles:
         return self.root / "data"
 
     @property
+    def provenance(self) -> Path:
+        """Schema version, software versions, device, perceptual network's fingerprint."""
+        return self.root / "provenance.json"
+
+    @property
     def notes(self) -> Path:
         return self.root / "notes.json"
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from .config import ConfigError, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from .layout import RunFiles, StudyFiles
+from .provenance import SCHEMA_VERSION
 from .loss import describe_weights
 from .study import MODEL_VARIANTS, PIXEL_OF, StudyConfig
 
@@ -79,6 +80,11 @@ def collect(results: Path) -> dict:
     files = StudyFiles(results)
     if not files.config.exists():
         raise ConfigError(f"{results} holds no study (no study_config.json); run `percae reproduce` first")
+    record = _read(files.provenance)
+    schema = record.get("schema") if isinstance(record, dict) else None
+    if schema is not None and (not isinstance(schema, int) or schema > SCHEMA_VERSION):
+        raise ConfigError(f"{results} was written by a newer percae (results schema {schema}; this percae reads "
+                          f"{SCHEMA_VERSION} and older): upgrade percae to report it")
     study = StudyConfig.load(files.config)
     config = study.to_dict()
     runs = {}
@@ -87,7 +93,7 @@ def collect(results: Path) -> dict:
             for z in study.z_sizes:
                 runs[(model, z, seed)] = _run_files(files.run(model, z, seed))
     return {"config": config, "seeds": list(study.training_seeds()), "baseline": _read(files.baseline),
-            "notes": _read(files.notes) or {}, "runs": runs}
+            "notes": _read(files.notes) or {}, "runs": runs, "provenance": record}
 
 
 def _run_files(run: RunFiles) -> dict:
@@ -131,6 +137,7 @@ def build_summary(info: dict) -> dict:
         "perceptual_net_note": info["notes"].get("perceptual_net"),
         "complete": all(r["retrain"] is not None for r in runs.values()),
         "config": config,
+        "provenance": info.get("provenance"),  # None: a study written before percae recorded it
     }
     for kind in ("mlp", "linear"):
         for model in config["models"]:

@@ -18,7 +18,8 @@ from typing import Callable
 
 import numpy as np
 
-from .config import ConfigError, JsonConfig, atomic_write_bytes, atomic_write_json, check_output_folder
+from . import provenance
+from .config import ConfigError, JsonConfig, atomic_write_bytes, atomic_write_json, check_output_folder, read_json
 from .data import DataError, ImageSet, StudyData, check_image_size, load_study_data, split, split_by_group
 from .data.lunarlander import LunarLanderConfig, check_collection_folder, generate_lunarlander
 from .device import resolve_device
@@ -187,9 +188,10 @@ def preset_config(dataset: str, preset: str = "paper", **overrides) -> StudyConf
     return config
 
 
-def resolve_perceptual_net(config: StudyConfig, log: Callable[[str], None] = print) -> tuple[str, str | None]:
-    """(network name, note) for this study; the quick preset falls back to the offline
-    network where AlexNet's weights cannot be had, the paper preset refuses."""
+def resolve_perceptual_net(config: StudyConfig,
+                           log: Callable[[str], None] = print) -> tuple[str, str | None, str | None]:
+    """(network name, note, fingerprint of its weights) for this study; the quick preset falls
+    back to the offline network where AlexNet's weights cannot be had, the paper preset refuses."""
     if config.perceptual_net is not None:
         net, note = config.perceptual_net, None
     else:
@@ -201,11 +203,13 @@ def resolve_perceptual_net(config: StudyConfig, log: Callable[[str], None] = pri
                 f"another network explicitly with --perceptual-net (e.g. {OFFLINE_PERCEPTUAL_NETWORK})"
             )
     check_perceptual_net_name(net)
+    fingerprint = None
     if any(MODEL_VARIANTS[m][1] == "perceptual" for m in config.models):
-        build_perceptual_network(net, config.perceptual_weights)  # a bad layer or weights file refused before any work
+        # Built now: a bad layer or weights file is refused before any work.
+        fingerprint = provenance.network_fingerprint(build_perceptual_network(net, config.perceptual_weights))
     if note:
         log(f"note: {note}")
-    return net, note
+    return net, note, fingerprint
 
 
 def _limit(images: ImageSet, limit: int | None, seed: int) -> ImageSet:
@@ -300,7 +304,7 @@ def run_study(config: StudyConfig, out: str | os.PathLike, progress: bool = True
     # Every check before the first file: a refused start leaves `out` as it was.
     config.validate()
     files = StudyFiles(check_output_folder(out))
-    net, net_note = resolve_perceptual_net(config, log)
+    net, net_note, net_fingerprint = resolve_perceptual_net(config, log)
     config = replace(config, perceptual_net=net)
     if files.config.exists():
         # Through StudyConfig, so that settings added since that study began take their defaults.
@@ -326,7 +330,9 @@ def run_study(config: StudyConfig, out: str | os.PathLike, progress: bool = True
     files.root.mkdir(parents=True, exist_ok=True)
     if not files.config.exists():  # only once the data is known to be usable: a refused start leaves nothing to trip over
         config.save(files.config)
-    atomic_write_json(files.notes, {"perceptual_net": net_note, "data": data.notes} if net_note else {"data": data.notes})
+    atomic_write_json(files.notes, {"perceptual_net": net_note, "data": data.notes} if net_note
+                      else {"data": data.notes})
+    record_provenance(files, config, net_fingerprint)
     log(
         f"{config.dataset}: autoencoder {len(parts.ae_train)}/{len(parts.ae_val)} train/val images, "
         f"predictor {len(parts.pred_train)}/{len(parts.pred_val)}, test {len(data.test)}; perceptual network {net} "
@@ -338,6 +344,17 @@ def run_study(config: StudyConfig, out: str | os.PathLike, progress: bool = True
     atomic_write_bytes(files.originals, lambda f: np.save(f, data.test.subset(parts.sample).materialize()))
     (executor or LocalExecutor()).run(config, parts, files, units(config), progress, log)
     return write_report(files.root)
+
+
+def record_provenance(files: StudyFiles, config: StudyConfig, net_fingerprint: str | None) -> None:
+    """provenance.json: one session per distinct (versions, device, network) that worked on
+    this study (a study resumed elsewhere lists both)."""
+    session = {**provenance.record(resolve_device(config.device)), "perceptual_net": config.perceptual_net,
+               "perceptual_weights": describe_weights(config.perceptual_net, config.perceptual_weights),
+               "perceptual_net_sha256": net_fingerprint}
+    sessions = read_json(files.provenance, "provenance file")["sessions"] if files.provenance.exists() else []
+    if not sessions or sessions[-1] != session:
+        atomic_write_json(files.provenance, {"schema": provenance.SCHEMA_VERSION, "sessions": [*sessions, session]})
 
 
 @dataclass(frozen=True)

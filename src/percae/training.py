@@ -33,6 +33,7 @@ from .config import (
 from .data import ImageSet
 from .device import DeviceImages, amp_enabled, autocast, resolve_device
 from .feature_cache import FeatureCache, feature_cache_bytes
+from . import provenance
 from .layout import RunFiles
 from .loss import PerceptualLoss, build_loss, kl_divergence
 from .model import Autoencoder, non_finite_entries, save_autoencoder
@@ -397,6 +398,7 @@ def _finish(state: TrainState, files: RunFiles | None, config: TrainConfig, devi
             "seconds_per_epoch": result.seconds_per_epoch,
             "device": str(device),
             "bf16_autocast": amp_enabled(device, config.amp),
+            "provenance": provenance.record(device),
             **{k: best_row[k] for k in LATENT_DIAGNOSTICS if k in best_row},
         })
         files.checkpoint.unlink(missing_ok=True)

@@ -1,0 +1,55 @@
+"""Where a result came from: the results' schema version, the versions of the software that
+computed it, the device, and a fingerprint of the perceptual network's weights. Recorded in
+every study (provenance.json, copied into summary.json) and every finished run
+(train_result.json), so that a table read a year later can be traced."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+from importlib.metadata import PackageNotFoundError, version
+
+import torch
+from torch import nn
+
+# Version of the results folders' layout and files; `percae report` refuses newer ones.
+SCHEMA_VERSION = 1
+PACKAGES = ("percae", "torch", "torchvision", "numpy", "gymnasium", "scipy")
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for package in PACKAGES:
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "not installed"
+    out["torch"] = torch.__version__  # with its build (+cu130, +cpu), which the metadata omits
+    return out
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return f"cpu: {line.split(':', 1)[1].strip()}"
+    except OSError:
+        pass
+    return f"cpu: {platform.processor() or platform.machine()}"
+
+
+def network_fingerprint(network: nn.Module) -> str:
+    """sha256 of a network's weights and buffers, in name order: the same digest means the
+    same network, whatever file or seed it came from."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(network.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def record(device: torch.device) -> dict:
+    """This process's part of a provenance record."""
+    return {"schema": SCHEMA_VERSION, "versions": versions(), "device": device_name(device)}
