@@ -190,3 +190,16 @@ def test_python_dash_m_percae_is_the_command_line():
 
     result = subprocess.run([sys.executable, "-m", "percae", "reproduce", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "--executor" in result.stdout
+
+
+@pytest.mark.parametrize("args", [["train", "--help"], ["reproduce", "--help"], ["data", "lunarlander", "--help"],
+                                  ["train"]])
+def test_help_and_usage_errors_do_not_load_torch(args):
+    """Help comes at once: torch (1-2 s to import) loads only for work."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom percae.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
+            "print('torch' in sys.modules)" % args)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip().splitlines()[-1] == "False", result.stdout + result.stderr

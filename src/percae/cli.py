@@ -47,11 +47,15 @@ class _Group(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except _errors() as e:
-            raise click.ClickException(" ".join(str(e).split())) from None
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise  # --help, Ctrl-C and click's own errors: click's way (and no torch import for --help)
         except OSError as e:
             where = f": {e.filename}" if e.filename else ""
             raise click.ClickException(f"{e.strerror or e}{where}") from None
+        except Exception as e:
+            if isinstance(e, _errors()):  # imported only now: the library's errors live beside torch
+                raise click.ClickException(" ".join(str(e).split())) from None
+            raise
 
 
 @click.group(cls=_Group)
