@@ -309,6 +309,12 @@ CASES = [
     ("encode with a model of another image size", "80", lambda w: _encode(w, run=_saved(w, 80))),
     ("encode text in positions.npy", "positions.npy", lambda w: _encode(
         w, data=_collection_with(w, "positions.npy", lambda f: np.save(f, np.array(["a"] * 3))))),
+    ("encode a .npy of the wrong shape", "(N, 3, S, S)", lambda w: _encode(
+        w, data=_npy(w, np.zeros((2, 64, 64, 3), np.float32)))),
+    ("encode a .npy of another size", "80 px", lambda w: _encode(w, data=_npy(w, np.zeros((2, 80, 80, 3), np.uint8)))),
+    ("encode a .npy of objects", "not a plain .npy", lambda w: _encode(
+        w, data=_npy(w, np.array([{"a": 1}], dtype=object)))),
+    ("encode a file that is not .npy", ".npy", lambda w: _encode(w, data=w.file("images.txt"))),
     ("encode non-UTF-8 meta.json", "meta.json", lambda w: _encode(
         w, data=_collection_with(w, "meta.json", lambda f: f.write_bytes(b"\xff\xfe{}")))),
     # --- percae data lunarlander
@@ -413,6 +419,12 @@ def _write(path: Path, content: bytes) -> Path:
 def _remove(path: Path) -> Path:
     path.unlink()
     return path.parent
+
+
+def _npy(w, array) -> Path:
+    path = w.tmp / "images.npy"
+    np.save(path, array, allow_pickle=True)
+    return path
 
 
 def _mkdir(path: Path) -> Path:

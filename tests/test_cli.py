@@ -203,3 +203,15 @@ def test_help_and_usage_errors_do_not_load_torch(args):
             "print('torch' in sys.modules)" % args)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip().splitlines()[-1] == "False", result.stdout + result.stderr
+
+
+def test_encode_a_npy_file_of_images(run_dir, collection, tmp_path):
+    from percae.embeddings import encode_images
+    from percae.model import load_autoencoder
+
+    pixels = np.array(collection.images[:10])
+    np.save(tmp_path / "mine.npy", pixels)
+    out = tmp_path / "z.npy"
+    result = encode("--run", run_dir, "--data", tmp_path / "mine.npy", "--out", out, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(np.load(out), encode_images(load_autoencoder(run_dir), pixels, device="cpu"))

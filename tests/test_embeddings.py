@@ -87,3 +87,27 @@ def test_cached_embeddings_are_computed_once(shuffled, tmp_path):
     np.testing.assert_array_equal(cached_embeddings(path, other, shuffled, device="cpu"), first)
     assert not np.allclose(encode_images(other, shuffled, device="cpu"), first)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["z.npy"]
+
+
+def test_images_of_ones_own_encode_as_the_image_set_does(tiny_images):
+    """uint8 (N, S, S, 3) as percae stores them, float (N, 3, S, S) as PyTorch holds them, or
+    an ImageSet: the same embeddings."""
+    from percae.embeddings import encode_images
+
+    model = build_autoencoder(AutoencoderConfig("ae", 4, 64), seed=0)
+    expected = encode_images(model, tiny_images, batch_size=16, device="cpu")
+    pixels = tiny_images.materialize()
+    as_floats = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255
+    for images in (pixels, torch.from_numpy(pixels), as_floats, as_floats.numpy()):
+        np.testing.assert_array_equal(encode_images(model, images, batch_size=16, device="cpu"), expected)
+
+
+def test_an_image_set_is_a_dataset_for_a_dataloader(tiny_images):
+    from torch.utils.data import DataLoader
+
+    images, targets = next(iter(DataLoader(tiny_images, batch_size=8, shuffle=False)))
+    assert images.shape == (8, 3, 64, 64) and images.dtype == torch.float32
+    assert torch.equal(images, torch.from_numpy(tiny_images.materialize()[:8]).permute(0, 3, 1, 2).float() / 255)
+    assert torch.equal(targets, torch.from_numpy(tiny_images.selected_targets()[:8].astype(np.float32)))
+    with pytest.raises(IndexError):
+        tiny_images[len(tiny_images)]

@@ -174,7 +174,8 @@ def train(data_root, dataset, out, model, z, loss, perceptual_net, perceptual_we
 
 @main.command()
 @click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--data", "data_root", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--data", "data_root", required=True, type=click.Path(exists=True),
+              help="A dataset folder (--dataset), or a .npy file of images: uint8 (N, S, S, 3) or float (N, 3, S, S).")
 @click.option("--dataset", default="lunarlander", show_default=True)
 @click.option("--part", type=click.Choice(["all", "autoencoder", "predictor", "test"]), default="all", show_default=True,
               help="all: every image in file order, for datasets whose parts share one file (lunarlander, folder).")
@@ -198,6 +199,22 @@ def encode(run_dir, data_root, dataset, part, out, device):
     check_output_folder(folder)
     resolve_device(device)
     model = load_autoencoder(run_dir)
+    if Path(data_root).is_file():
+        import numpy as np
+
+        from .config import atomic_write_bytes
+        from .embeddings import encode_images
+
+        if not data_root.endswith(".npy"):
+            raise ConfigError(f"--data {data_root}: a file of images must be a .npy array")
+        try:
+            images = np.load(data_root, mmap_mode="r")  # never unpickles
+        except ValueError as e:
+            raise ConfigError(f"--data {data_root} is not a plain .npy array ({e})") from None
+        z = encode_images(model, images, device=device)
+        atomic_write_bytes(out, lambda f: np.save(f, z))
+        click.echo(f"wrote {z.shape[0]} x {z.shape[1]} embeddings to {out}")
+        return
     # The images at the size the model takes: a folder dataset is resized to it.
     study = load_study_data(dataset, data_root, image_size=model.config.image_size)
     if part == "all":

@@ -66,6 +66,23 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.indices)
 
+    def __getitem__(self, position: int):
+        """(image, target) for a `torch.utils.data.DataLoader`: the image a float tensor (3, S, S)
+        in [0, 1], as the autoencoders see it (tiled where the set is); the target the position
+        (float32 (2,)) or the class (int), -1 where the set has no labels (as torchvision's STL10)."""
+        import torch  # here, not at the top: reading data needs no torch
+
+        if not -len(self) <= position < len(self):
+            raise IndexError(f"position {position} is outside this set of {len(self)} images")
+        pixels = self.images[self.indices[position]]
+        image = torch.from_numpy(np.array(pixels)).permute(2, 0, 1).float().div_(255.0)
+        if self.tile > 1:
+            image = image.repeat(1, self.tile, self.tile)
+        if self.targets is None:
+            return image, -1
+        target = self.targets[self.indices[position]]
+        return image, (torch.from_numpy(np.array(target, dtype=np.float32)) if np.ndim(target) else int(target))
+
     @property
     def image_size(self) -> int:
         return self.images.shape[1] * self.tile
