@@ -4,6 +4,8 @@ beside them), summary.json and reconstructions.png (the Fig. 6 analogue)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from pathlib import Path
 
@@ -327,9 +329,13 @@ def build_tables(summary: dict, notes: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def build_results_table(info: dict):
-    import pandas as pd
+RESULT_COLUMNS = ("model", "z", "seed", "predictor", "kind", "hidden", "hidden_activation", "output_activation",
+                  "val_loss", "best_epoch", "epochs_run", "selected", "test_metric", "grid_seconds",
+                  "autoencoder_seconds")
 
+
+def build_results_table(info: dict) -> str:
+    """results.csv: one row per fitted predictor of every run (empty cells where a value is missing)."""
     rows = []
     for (model, z, seed), r in info["runs"].items():
         p = r["predictors"]
@@ -342,11 +348,15 @@ def build_results_table(info: dict):
                 "hidden": "-".join(map(str, pr["hidden"])), "hidden_activation": pr["hidden_activation"] or "",
                 "output_activation": pr["output_activation"], "val_loss": pr["val_loss"], "best_epoch": pr["best_epoch"],
                 "epochs_run": pr["epochs_run"], "selected": sel is not None,
-                "test_metric": p["selected"][sel]["test_metric"] if sel else float("nan"),
+                "test_metric": p["selected"][sel]["test_metric"] if sel else None,
                 "grid_seconds": p["grid_seconds"],
-                "autoencoder_seconds": (r["train"] or {}).get("seconds", float("nan")),
+                "autoencoder_seconds": (r["train"] or {}).get("seconds"),
             })
-    return pd.DataFrame(rows)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=RESULT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 def build_figure(results: Path, info: dict) -> Path | None:
@@ -396,7 +406,7 @@ def write_report(results: str | Path) -> dict:
     info = collect(results)
     summary = build_summary(info)
     files = StudyFiles(results)
-    atomic_write_text(files.results_csv, build_results_table(info).to_csv(index=False))
+    atomic_write_text(files.results_csv, build_results_table(info))
     atomic_write_text(files.tables, build_tables(summary, info["notes"]))
     atomic_write_json(files.summary, summary)
     build_figure(results, info)
