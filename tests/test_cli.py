@@ -215,3 +215,28 @@ def test_encode_a_npy_file_of_images(run_dir, collection, tmp_path):
     result = encode("--run", run_dir, "--data", tmp_path / "mine.npy", "--out", out, "--device", "cpu")
     assert result.exit_code == 0, result.output
     np.testing.assert_array_equal(np.load(out), encode_images(load_autoencoder(run_dir), pixels, device="cpu"))
+
+
+@pytest.mark.parametrize("flag, progress_shown", [(None, True), ("--quiet", False), ("--verbose", True)])
+def test_progress_lines_go_through_the_percae_logger(flag, progress_shown, collection_path, tmp_path):
+    args = ([flag] if flag else []) + ["train", "--data", str(collection_path), "--out", str(tmp_path / "run"),
+                                       "--z", "4", "--epochs", "2", "--batch-size", "16", "--device", "cpu"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert ("epoch   2/2" in result.output) == progress_shown
+    assert "best epoch" in result.output  # the result itself is printed whatever the level
+
+
+def test_the_api_logs_to_the_percae_logger(tiny_split, caplog, monkeypatch):
+    import logging
+
+    from percae.training import TrainConfig, train_autoencoder
+
+    # As in a program of one's own: the CLI's handler (an earlier test's) is not there.
+    monkeypatch.setattr(logging.getLogger("percae"), "handlers", [])
+    monkeypatch.setattr(logging.getLogger("percae"), "propagate", True)
+    train, val = tiny_split
+    with caplog.at_level(logging.INFO, logger="percae"):
+        train_autoencoder(build_autoencoder(AutoencoderConfig("ae", 4, 64), seed=0), train, val,
+                          TrainConfig(epochs=1, batch_size=16, device="cpu"), progress=False)
+    assert [r.name for r in caplog.records] == ["percae.training"] and "epoch   1/1" in caplog.records[0].message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -58,10 +59,26 @@ class _Group(click.Group):
             raise
 
 
+LOG = logging.getLogger("percae")
+
+
+class _EchoHandler(logging.Handler):
+    """The "percae" logger's records, printed as the commands print (and captured alike)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(self.format(record), err=record.levelno >= logging.WARNING)
+
+
 @click.group(cls=_Group)
 @click.version_option(package_name="percae")
-def main() -> None:
+@click.option("--quiet", "-q", is_flag=True, help="Only warnings, errors and results (no progress lines).")
+@click.option("--verbose", "-v", is_flag=True, help="Also debug messages.")
+def main(quiet: bool, verbose: bool) -> None:
     """Autoencoders with pixel-wise or perceptual loss, and how useful their embeddings are."""
+    logger = logging.getLogger("percae")
+    logger.handlers = [_EchoHandler()]
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
 
 
 @main.group(cls=_Group)
@@ -154,7 +171,7 @@ def train(data_root, dataset, out, model, z, loss, perceptual_net, perceptual_we
     if loss == "perceptual":
         build_perceptual_network(perceptual_net, perceptual_weights)  # a bad layer or weights file: refused now
         if note:
-            click.echo(f"note: {note}")
+            LOG.warning(f"note: {note}")
     config = TrainConfig(loss=loss, perceptual_net=perceptual_net, perceptual_weights=perceptual_weights,
                          kl_weight=kl_weight, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
     config.validate()
@@ -163,11 +180,11 @@ def train(data_root, dataset, out, model, z, loss, perceptual_net, perceptual_we
     study = load_study_data(dataset, data_root, seed=seed, image_size=image_size)
     ae = build_autoencoder(AutoencoderConfig(model, z, study.autoencoder.image_size), seed=seed)
     tr, va = split(study.autoencoder, 0.2, seed)
-    click.echo(f"training {model} z={z} with {loss} loss"
-               + (f" ({config.perceptual_net}, weights: {describe_weights(config.perceptual_net, perceptual_weights)})"
-                  if loss == "perceptual" else "")
-               + f" on {len(tr)} images, validating on {len(va)}")
-    result = train_autoencoder(ae, tr, va, config, run_dir=out, log=click.echo)
+    LOG.info(f"training {model} z={z} with {loss} loss"
+             + (f" ({config.perceptual_net}, weights: {describe_weights(config.perceptual_net, perceptual_weights)})"
+                if loss == "perceptual" else "")
+             + f" on {len(tr)} images, validating on {len(va)}")
+    result = train_autoencoder(ae, tr, va, config, run_dir=out)
     click.echo(f"best epoch {result.best_epoch} (val {result.best_val_loss:.4g}); "
                f"{result.images_per_second:.0f} images/s; run saved in {out}")
 
@@ -288,7 +305,7 @@ def reproduce(dataset, out, preset, progress, z_sizes, models, seeds, executor, 
         if address is not None or cpus_per_run != 1.0 or gpus_per_run != 0.0:
             raise ConfigError("--address, --cpus-per-run and --gpus-per-run are for --executor ray")
         runner = None
-    run_study(config, out, progress=progress, log=click.echo, executor=runner)
+    run_study(config, out, progress=progress, executor=runner)
     click.echo("")
     click.echo(StudyFiles(out).tables.read_text())
     click.echo(f"results: {out}/tables.md, summary.json, results.csv, reconstructions.png")

@@ -9,6 +9,7 @@ epoch checkpoint, so it ends with the same results as an uninterrupted run.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import shutil
@@ -35,6 +36,9 @@ from .model import AutoencoderConfig, build_autoencoder, load_autoencoder
 from .layout import RunFiles, StudyFiles
 from .predictors import PredictorConfig, fit_predictors, trivial_baseline
 from .training import TrainConfig, train_autoencoder
+
+# Progress messages go to the "percae" logger unless a `log` callable is given (the CLI sets the level).
+LOG = logging.getLogger(__name__)
 
 # Study model name -> (autoencoder kind, loss).
 MODEL_VARIANTS: dict[str, tuple[str, str]] = {
@@ -189,7 +193,7 @@ def preset_config(dataset: str, preset: str = "paper", **overrides) -> StudyConf
 
 
 def resolve_perceptual_net(config: StudyConfig,
-                           log: Callable[[str], None] = print) -> tuple[str, str | None, str | None]:
+                           log: Callable[[str], None] = LOG.info) -> tuple[str, str | None, str | None]:
     """(network name, note, fingerprint of its weights) for this study; the quick preset falls
     back to the offline network where AlexNet's weights cannot be had, the paper preset refuses."""
     if config.perceptual_net is not None:
@@ -240,7 +244,7 @@ def needs_generation(config: StudyConfig, files: StudyFiles) -> bool:
     return config.dataset == "lunarlander" and not (data_root(config, files) / "meta.json").exists()
 
 
-def prepare_data(config: StudyConfig, files: StudyFiles, log: Callable[[str], None] = print,
+def prepare_data(config: StudyConfig, files: StudyFiles, log: Callable[[str], None] = LOG.info,
                  progress: bool = True) -> StudyData:
     """Load (LunarLander: generate if missing) the dataset, apply the preset's size caps and
     refuse data no study can use (`StudyData.validate`)."""
@@ -295,7 +299,7 @@ class StudyParts:
                    np.linspace(0, len(data.test) - 1, num=min(6, len(data.test))).astype(int))
 
 
-def run_study(config: StudyConfig, out: str | os.PathLike, progress: bool = True, log: Callable[[str], None] = print,
+def run_study(config: StudyConfig, out: str | os.PathLike, progress: bool = True, log: Callable[[str], None] = LOG.info,
               executor=None) -> dict:
     """Run (or resume) the whole study into `out`; returns summary.json's content. The units
     run on `executor` (default: `LocalExecutor`, in this process; `cluster.RayExecutor` on Ray)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 import os
 import time
@@ -37,6 +38,10 @@ from . import provenance
 from .layout import RunFiles
 from .loss import PerceptualLoss, build_loss, kl_divergence
 from .model import Autoencoder, non_finite_entries, save_autoencoder
+
+
+# Per-epoch lines go to the "percae" logger unless a `log` callable is given; for metrics, `on_epoch`.
+LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -233,7 +238,7 @@ def train_autoencoder(
     config: TrainConfig,
     run_dir: str | os.PathLike | None = None,
     progress: bool = True,
-    log: Callable[[str], None] | None = print,
+    log: Callable[[str], None] | None = LOG.info,
     freeze_encoder: bool = False,
     loss_fn: nn.Module | None = None,
     on_epoch: Callable[[dict], None] | None = None,
