@@ -134,3 +134,12 @@ def test_a_driver_killed_and_restarted_skips_finished_units_and_resumes_the_othe
         assert not (run / "checkpoint.pt").exists()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["complete"] and len(summary["per_seed"]["mlp"]["P.AE"]["32"]) == 2
+
+
+def test_a_unit_larger_than_the_ray_is_refused_before_any_file(collection_path, tmp_path):
+    from percae.config import ConfigError
+
+    with pytest.raises(ConfigError, match="a unit asks for 3 CPU and this Ray has 2"):
+        run_study(tiny_config(collection_path), tmp_path / "study", progress=False, log=lambda s: None,
+                  executor=RayExecutor(num_cpus=2, cpus_per_run=3))
+    assert not (tmp_path / "study").exists()

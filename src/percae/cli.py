@@ -30,7 +30,7 @@ class _Group(click.Group):
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except click.exceptions.NoArgsIsHelpError as e:
+        except getattr(click.exceptions, "NoArgsIsHelpError", ()) as e:  # click >= 8.2
             click.echo(e.ctx.get_help())  # `percae` or `percae data` alone: the help, as asked
             sys.exit(0)
         except click.UsageError as e:

@@ -15,12 +15,17 @@ as the local executor does. A task whose worker dies is retried by Ray.
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
 from typing import Callable
 
 from .config import ConfigError, atomic_write_bytes
+from .data import ImageSet
 from .layout import RunFiles, StudyFiles, run_name
 from .study import StudyConfig, StudyParts, Unit, run_one
+from .training import TrainingDiverged
 
 
 def _import_ray():
@@ -37,35 +42,62 @@ class RayExecutor:
 
     def __init__(self, address: str | None = None, cpus_per_run: float = 1.0, gpus_per_run: float = 0.0,
                  max_retries: int = 3, num_cpus: int | None = None):
-        if cpus_per_run <= 0 or gpus_per_run < 0:
-            raise ConfigError(f"--cpus-per-run must be positive and --gpus-per-run 0 or more, got {cpus_per_run} "
-                              f"and {gpus_per_run}")
+        if cpus_per_run <= 0 or gpus_per_run < 0 or (gpus_per_run > 1 and gpus_per_run != int(gpus_per_run)):
+            raise ConfigError(f"--cpus-per-run must be positive and --gpus-per-run 0 or more (a fraction only below "
+                              f"1), got {cpus_per_run} and {gpus_per_run}")
         self.address, self.cpus_per_run, self.gpus_per_run = address, cpus_per_run, gpus_per_run
         self.max_retries, self.num_cpus = max_retries, num_cpus
+        self.started = False
         _import_ray()  # a missing Ray is refused before the study writes anything
+
+    def start(self, config: StudyConfig) -> None:
+        """Join or start Ray and check that a unit fits it, before the study writes anything."""
+        ray = _import_ray()
+        device = config.device
+        if self.gpus_per_run > 0 and device not in ("auto", "cuda", "cuda:0"):
+            raise ConfigError(f"--device {device} with --gpus-per-run: each task sees its own GPU as cuda:0; use "
+                              "--device auto or cuda")
+        if self.gpus_per_run == 0 and device.startswith("cuda"):
+            raise ConfigError(f"--device {device} needs --gpus-per-run above 0 (Ray gives GPUs only to tasks that "
+                              "ask for them)")
+        if not ray.is_initialized():
+            try:
+                # address None: a Ray of our own (not one that RAY_ADDRESS or `ray start` left around).
+                ray.init(address=self.address or "local", num_cpus=self.num_cpus if self.address is None else None,
+                         include_dashboard=False, log_to_driver=False)
+            except (ConnectionError, ValueError, RuntimeError) as e:
+                raise ConfigError(f"cannot start or reach Ray (--address {self.address}): "
+                                  f"{' '.join(str(e).split())[:200]}") from None
+            self.started = True
+        available = ray.cluster_resources()
+        for name, need in (("CPU", self.cpus_per_run), ("GPU", self.gpus_per_run)):
+            if need > available.get(name, 0):
+                self.stop()
+                raise ConfigError(f"a unit asks for {need:g} {name} and this Ray has {available.get(name, 0):g}; "
+                                  f"lower --{name.lower()}s-per-run")
+
+    def stop(self) -> None:
+        if self.started:
+            _import_ray().shutdown()
+            self.started = False
 
     def run(self, config: StudyConfig, parts: StudyParts, files: StudyFiles, todo: list[Unit], progress: bool,
             log: Callable[[str], None]) -> None:
         ray = _import_ray()
         todo = [u for u in todo if not files.run(u.model, u.z, u.seed).retrain_result.exists()]
-        if not todo:
-            return
-        started = not ray.is_initialized()
-        if started:
-            ray.init(address=self.address, num_cpus=self.num_cpus if self.address is None else None,
-                     include_dashboard=False, log_to_driver=False)
-        try:
+        if todo:
+            if not ray.is_initialized():
+                self.start(config)
             self._run(ray, config, parts, files, todo, log)
-        finally:
-            if started:
-                ray.shutdown()
 
     def _run(self, ray, config, parts, files, todo, log) -> None:
         from ray.util.queue import Queue
 
+        # A task that asks for no GPU must not see one (newer Rays leave CUDA_VISIBLE_DEVICES alone).
+        hide_gpus = {"env_vars": {"CUDA_VISIBLE_DEVICES": ""}} if self.gpus_per_run == 0 else None
         task = ray.remote(_run_unit).options(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run,
-                                             max_retries=self.max_retries)
-        parts_ref, config_dict, updates = ray.put(parts), config.to_dict(), Queue()
+                                             max_retries=self.max_retries, runtime_env=hide_gpus)
+        parts_ref, config_dict, updates = ray.put(_in_memory(parts)), config.to_dict(), Queue()
         pending = {}
         for unit in todo:
             run = files.run(unit.model, unit.z, unit.seed)
@@ -86,15 +118,32 @@ class RayExecutor:
                 run = files.run(unit.model, unit.z, unit.seed)
                 try:
                     produced = ray.get(ref)
-                except ray.exceptions.RayTaskError as e:
+                except ray.exceptions.RayError as e:  # its own error, or its worker lost after the retries
                     failures.append(getattr(e, "cause", None) or e)
                     log(f"ray: {run.root.name} failed: {' '.join(str(failures[-1]).split())[:300]}")
+                    if isinstance(failures[-1], TrainingDiverged):  # as the local executor: nothing kept
+                        run.checkpoint.unlink(missing_ok=True)
+                        run.history.unlink(missing_ok=True)
                 else:
                     _write_folder(run, produced, complete=True)
                     done += 1
                 log(f"ray: units {done} done, {len(pending)} running or queued, {len(failures)} failed")
         if failures:
             raise failures[0]
+
+
+def _in_memory(parts: StudyParts) -> StudyParts:
+    """`parts` with its memory-mapped images as plain arrays: Ray stores a plain array once and
+    lets every task on a node read it in place, where a memmap would be copied into each."""
+    views: dict[int, np.ndarray] = {}
+
+    def plain(images: ImageSet) -> ImageSet:
+        array = views.setdefault(id(images.images), np.asarray(images.images))
+        return replace(images, images=array, _cache={})
+
+    data = parts.data
+    data = replace(data, autoencoder=plain(data.autoencoder), predictor=plain(data.predictor), test=plain(data.test))
+    return replace(parts, data=data, ae_train=plain(parts.ae_train), ae_val=plain(parts.ae_val))
 
 
 def _run_unit(config_dict: dict, unit: Unit, parts: StudyParts, existing: dict[str, bytes], updates) -> dict[str, bytes]:

@@ -319,6 +319,22 @@ def run_study(config: StudyConfig, out: str | os.PathLike, progress: bool = True
                 f"{files.root} holds a study with other settings ({', '.join(diff)}); "
                 "use another --out, or the same settings to resume it"
             )
+    if files.provenance.exists():
+        schema = read_json(files.provenance, "provenance file").get("schema", 0)
+        if not isinstance(schema, int) or schema > provenance.SCHEMA_VERSION:
+            raise ConfigError(f"{files.root} was written by a newer percae (results schema {schema}); upgrade percae "
+                              "to resume it")
+    executor = executor or LocalExecutor()
+    executor.start(config)  # a Ray that cannot be reached, or is too small, is refused before any file
+    try:
+        _run_study(config, files, net_note, net_fingerprint, executor, progress, log)
+    finally:
+        executor.stop()
+    return write_report(files.root)
+
+
+def _run_study(config: StudyConfig, files: StudyFiles, net_note: str | None, net_fingerprint: str | None,
+               executor, progress: bool, log: Callable[[str], None]) -> None:
     created = [path for path in (files.root, data_root(config, files)) if not path.exists()]
     if needs_generation(config, files):
         check_collection_folder(data_root(config, files))
@@ -339,15 +355,15 @@ def run_study(config: StudyConfig, out: str | os.PathLike, progress: bool = True
     record_provenance(files, config, net_fingerprint)
     log(
         f"{config.dataset}: autoencoder {len(parts.ae_train)}/{len(parts.ae_val)} train/val images, "
-        f"predictor {len(parts.pred_train)}/{len(parts.pred_val)}, test {len(data.test)}; perceptual network {net} "
-        f"(weights: {describe_weights(net, config.perceptual_weights)}); training seeds "
+        f"predictor {len(parts.pred_train)}/{len(parts.pred_val)}, test {len(data.test)}; perceptual network "
+        f"{config.perceptual_net} (weights: {describe_weights(config.perceptual_net, config.perceptual_weights)}); "
+        "training seeds "
         f"{', '.join(map(str, config.training_seeds()))}"
     )
     atomic_write_json(files.baseline, {"task": data.task,
                                        "baseline": trivial_baseline(data.task, parts.y_train, parts.y_test)})
     atomic_write_bytes(files.originals, lambda f: np.save(f, data.test.subset(parts.sample).materialize()))
-    (executor or LocalExecutor()).run(config, parts, files, units(config), progress, log)
-    return write_report(files.root)
+    executor.run(config, parts, files, units(config), progress, log)
 
 
 def record_provenance(files: StudyFiles, config: StudyConfig, net_fingerprint: str | None) -> None:
@@ -356,7 +372,7 @@ def record_provenance(files: StudyFiles, config: StudyConfig, net_fingerprint: s
     session = {**provenance.record(resolve_device(config.device)), "perceptual_net": config.perceptual_net,
                "perceptual_weights": describe_weights(config.perceptual_net, config.perceptual_weights),
                "perceptual_net_sha256": net_fingerprint}
-    sessions = read_json(files.provenance, "provenance file")["sessions"] if files.provenance.exists() else []
+    sessions = read_json(files.provenance, "provenance file").get("sessions", []) if files.provenance.exists() else []
     if not sessions or sessions[-1] != session:
         atomic_write_json(files.provenance, {"schema": provenance.SCHEMA_VERSION, "sessions": [*sessions, session]})
 
@@ -377,6 +393,12 @@ def units(config: StudyConfig) -> list[Unit]:
 
 class LocalExecutor:
     """The units one after another in this process (`--executor local`)."""
+
+    def start(self, config: StudyConfig) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
 
     def run(self, config: StudyConfig, parts: StudyParts, files: StudyFiles, todo: list[Unit], progress: bool,
             log: Callable[[str], None]) -> None:
