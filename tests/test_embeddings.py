@@ -98,7 +98,8 @@ def test_images_of_ones_own_encode_as_the_image_set_does(tiny_images):
     expected = encode_images(model, tiny_images, batch_size=16, device="cpu")
     pixels = tiny_images.materialize()
     as_floats = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255
-    for images in (pixels, torch.from_numpy(pixels), as_floats, as_floats.numpy()):
+    big_endian = as_floats.numpy().astype(">f4")  # as a .npy written on another machine may hold them
+    for images in (pixels, torch.from_numpy(pixels), as_floats, as_floats.numpy(), big_endian):
         np.testing.assert_array_equal(encode_images(model, images, batch_size=16, device="cpu"), expected)
 
 
