@@ -346,7 +346,7 @@ CASES = [
     ("reproduce ray with 0 cpus per run", "--cpus-per-run", lambda w: _reproduce(w, "--executor", "ray",
                                                                               "--cpus-per-run", "0")),
     ("reproduce z text", "--z", lambda w: _reproduce(w, "--z", "big")),
-    ("reproduce unknown model", "unknown model", lambda w: _reproduce(w, "--models", "AE,GAN")),
+    ("reproduce unknown model", "--models: unknown value 'GAN'", lambda w: _reproduce(w, "--models", "AE,GAN")),
     ("reproduce seeds 0", "--seeds", lambda w: _reproduce(w, "--seeds", "0")),
     ("reproduce seeds text", "--seeds", lambda w: _reproduce(w, "--seeds", "a,b")),
     ("reproduce seeds repeated", "--seeds", lambda w: _reproduce(w, "--seeds", "1,1")),
@@ -383,6 +383,17 @@ CASES = [
     ("reproduce stl10 label out of range", "label", lambda w: [
         "reproduce", "stl10", "--root", _stl(w, [1, 2, 11, 5]), "--out", w.tmp / "study", "--preset", "quick"]),
     # --- percae report
+    ("reproduce --config of the wrong type", "ae_epochs must be an integer", lambda w: [
+        "reproduce", "--config", w.file("c.json", b'{"dataset": "lunarlander", "ae_epochs": "5"}'), "--out",
+        w.tmp / "study"]),
+    ("reproduce --config not JSON", "c.json", lambda w: ["reproduce", "--config", w.file("c.json", b"{"), "--out",
+                                                          w.tmp / "study"]),
+    ("reproduce --config of another dataset", "not stl10", lambda w: [
+        "reproduce", "stl10", "--config", w.file("c.json", b'{"dataset": "lunarlander"}'), "--out", w.tmp / "s"]),
+    ("reproduce --config and --preset", "--preset and --config", lambda w: [
+        "reproduce", "--config", w.file("c.json", b'{"dataset": "lunarlander"}'), "--preset", "quick"]),
+    ("reproduce neither dataset nor --config", "DATASET", lambda w: ["reproduce", "--out", w.tmp / "s"]),
+    ("reproduce --tensorboard in a file", "--tensorboard", lambda w: _reproduce(w, "--tensorboard", w.file("tb"))),
     ("report on no study", "no study", lambda w: ["report", _mkdir(w.tmp / "empty")]),
     ("report corrupt study_config.json", "study_config.json", lambda w: _report_with(w, "study_config.json",
                                                                                      b"{broken")),

@@ -145,19 +145,53 @@ def _options(command) -> dict:
     return {p.name: p for p in command.params if isinstance(p, __import__("click").Option)}
 
 
-def test_every_reproduce_option_is_a_study_setting_of_that_name():
-    """A setting is named in its dataclass and in the option that sets it, nowhere else: the
-    command passes its options to StudyConfig by name, so each must be a field."""
-    import dataclasses
-
-    from percae.study import StudyConfig
-
-    fields = {f.name for f in dataclasses.fields(StudyConfig)}
+@pytest.mark.parametrize("command, config_class, not_settings", [
     # Where the study runs is not what it computes: those options are the executor's.
-    options = set(_options(main.commands["reproduce"])) - {"out", "progress", "executor", "address", "cpus_per_run",
-                                                           "gpus_per_run"}
+    ("reproduce", "percae.study:StudyConfig", {"out", "progress", "executor", "address", "cpus_per_run", "gpus_per_run",
+                                               "config_file", "tensorboard_dir"}),
+    # What is trained on, and the model: the data and AutoencoderConfig, not the training's settings.
+    ("train", "percae.training:TrainConfig", {"data_root", "dataset", "out", "model", "z", "image_size",
+                                              "tensorboard_dir"}),
+    ("data lunarlander", "percae.data.lunarlander:LunarLanderConfig", {"out"}),
+])
+def test_every_option_of_a_command_is_the_setting_of_that_name(command, config_class, not_settings):
+    """A setting is named in its dataclass and in the option that sets it, nowhere else: each
+    command passes its options to the config by name, so each must be a field."""
+    import dataclasses
+    import importlib
+
+    module, name = config_class.split(":")
+    fields = {f.name for f in dataclasses.fields(getattr(importlib.import_module(module), name))}
+    group = main
+    for word in command.split():
+        group = group.commands[word]
+    options = set(_options(group)) - not_settings
     assert options <= fields, options - fields
-    assert {"ae_epochs", "z_sizes", "kl_weight", "seeds", "perceptual_net", "image_size"} <= options
+    assert len(options) >= 4
+
+
+def test_a_new_study_setting_reaches_the_training_and_predictor_configs_by_name():
+    """StudyConfig's sub-configs take each setting of the same name, or the one declared to feed
+    it, without a hand-written copy: every value below is distinct, so a setting copied into
+    the wrong place or left at its default shows."""
+    from percae.predictors import PredictorConfig
+    from percae.study import StudyConfig
+    from percae.training import TrainConfig
+    from percae.data.lunarlander import LunarLanderConfig
+
+    study = StudyConfig(ae_epochs=11, predictor_epochs=12, retrain_epochs=13, batch_size=14, predictor_batch_size=15,
+                        kl_weight=0.25, perceptual_net="alexnet-random", perceptual_weights="w.pt", rollouts=16,
+                        steps=17, seed=18, device="cpu")
+    assert study.train_config("P.VAE", 5) == TrainConfig(
+        loss="perceptual", perceptual_net="alexnet-random", perceptual_weights="w.pt", kl_weight=0.25, epochs=11,
+        batch_size=14, seed=5, device="cpu")
+    assert study.retrain_config("P.VAE", 5) == TrainConfig(
+        loss="pixel", perceptual_net="alexnet-random", perceptual_weights="w.pt", kl_weight=0.25, epochs=13,
+        batch_size=14, seed=5, device="cpu")
+    assert study.predictor_config(6) == PredictorConfig(epochs=12, batch_size=15, seed=6, device="cpu")
+    # No image size set: the collection's own 64 px, not None.
+    assert study.lunarlander_config() == LunarLanderConfig(rollouts=16, steps=17, image_size=64, seed=18)
+    assert StudyConfig(image_size=80).lunarlander_config().image_size == 80
 
 
 @pytest.mark.parametrize("command, config_class", [("train", "percae.training:TrainConfig"),
@@ -240,3 +274,33 @@ def test_the_api_logs_to_the_percae_logger(tiny_split, caplog, monkeypatch):
         train_autoencoder(build_autoencoder(AutoencoderConfig("ae", 4, 64), seed=0), train, val,
                           TrainConfig(epochs=1, batch_size=16, device="cpu"), progress=False)
     assert [r.name for r in caplog.records] == ["percae.training"] and "epoch   1/1" in caplog.records[0].message
+
+
+def test_reproduce_config_reruns_a_saved_study_with_exactly_its_settings(collection_path, tmp_path):
+    """A study's own study_config.json, given to --config, makes the same study: the same
+    settings to the byte (the resolved network too) and the same results; an option given
+    beside it changes that setting alone."""
+    import json
+
+    first, again, changed = tmp_path / "first", tmp_path / "again", tmp_path / "changed"
+    result = CliRunner().invoke(main, [
+        "reproduce", "lunarlander", "--preset", "quick", "--root", str(collection_path), "--out", str(first),
+        "--z", "4", "--models", "AE", "--seeds", "2", "--epochs", "1", "--predictor-epochs", "5",
+        "--retrain-epochs", "0", "--kl-weight", "0.5", "--device", "cpu", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    saved = first / "study_config.json"
+    result = CliRunner().invoke(main, ["reproduce", "--config", str(saved), "--out", str(again), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert (again / "study_config.json").read_bytes() == saved.read_bytes()
+    # The first run chose the offline network and noted why; the rerun names it, with nothing to note.
+    timing = {"seconds_per_epoch", "images_per_second", "perceptual_overhead", "perceptual_overhead_std", "provenance",
+              "perceptual_net_note"}
+    a, b = (json.loads((f / "summary.json").read_text()) for f in (first, again))
+    assert {k: v for k, v in a.items() if k not in timing} == {k: v for k, v in b.items() if k not in timing}
+
+    result = CliRunner().invoke(main, ["reproduce", "--config", str(saved), "--out", str(changed), "--seeds", "1",
+                                       "--predictor-epochs", "6", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    before, after = (json.loads(f.read_text()) for f in (saved, changed / "study_config.json"))
+    assert {k for k in before if before[k] != after[k]} == {"seeds", "predictor_epochs"}
+    assert after["seeds"] == [0] and after["predictor_epochs"] == 6 and after["kl_weight"] == 0.5

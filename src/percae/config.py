@@ -102,8 +102,60 @@ def early_stopping_patience(epochs: int, patience: int | None) -> int:
     return patience if patience is not None else max(10, epochs // 20)
 
 
+def setting(default: Any, *, option: str | None = None, min: float | None = None, above: float | None = None,
+            choices: tuple | None = None, feeds: dict[str, str] | None = None) -> Any:
+    """A config field with the rule its value keeps, checked by `JsonConfig.validate` (for a
+    tuple, by each item; None always passes): `min` (at least), `above` (more than), `choices`;
+    a float must also be finite. `option` is the CLI option that sets it (default --field-name),
+    named in its messages. `feeds` maps a part ("train", "predictor", ...) to the field of that
+    part's config this setting fills when it is not the one of the same name (`sub_config`)."""
+    return dataclasses.field(default=default, metadata={"option": option, "min": min, "above": above,
+                                                        "choices": choices, "feeds": feeds or {}})
+
+
+def option_name(f: dataclasses.Field) -> str:
+    return f.metadata.get("option") or "--" + f.name.replace("_", "-")
+
+
 class JsonConfig:
-    """Mixin for dataclass configs: `to_dict`, `from_dict` (unknown keys are errors), `save`, `load`."""
+    """Mixin for dataclass configs: `to_dict`, `from_dict` (unknown keys are errors), `save`,
+    `load`, `validate` (types and each `setting`'s rule), `sub_config`."""
+
+    def validate(self) -> None:
+        """Refuse a value of the wrong type or one that breaks its setting's rule; configs with
+        rules across settings add them after this."""
+        self.check_types()
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value, rule, option = getattr(self, f.name), f.metadata, option_name(f)
+            for item in value if isinstance(value, (tuple, list)) else (value,):
+                if item is None or isinstance(item, bool):
+                    continue
+                if isinstance(item, numbers.Real) and not math.isfinite(item):
+                    raise ConfigError(f"{option} must be a finite number, got {value}")
+                if rule.get("min") is not None and item < rule["min"]:
+                    raise ConfigError(f"{option} must be at least {rule['min']}, got {_show(value)}")
+                if rule.get("above") is not None and item <= rule["above"]:
+                    raise ConfigError(f"{option} must be more than {rule['above']}, got {_show(value)}")
+                if rule.get("choices") is not None and item not in rule["choices"]:
+                    raise ConfigError(f"{option}: unknown value {item!r}; choose from {', '.join(map(str, rule['choices']))}")
+
+    def sub_config(self, cls: type[T], parts: tuple[str, ...], **values: Any) -> T:
+        """A config of class `cls` for `parts` (e.g. ("train", "retrain")) filled from this one:
+        each field from this config's setting of the same name, or from the setting that `feeds`
+        it for one of `parts` (the later part wins), or from `values`; a None where `cls` takes
+        no None leaves `cls`'s default. Built by this one rule, no setting is copied by hand."""
+        hints = typing.get_type_hints(cls)
+        source: dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            source.setdefault(f.name, getattr(self, f.name))
+        for part in parts:
+            for f in dataclasses.fields(self):  # type: ignore[arg-type]
+                if part in f.metadata.get("feeds", {}):
+                    source[f.metadata["feeds"][part]] = getattr(self, f.name)
+        source.update(values)
+        chosen = {name: source[name] for name in hints if name in source
+                  and not (source[name] is None and not _matches(hints[name], None))}
+        return cls(**chosen)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
@@ -143,6 +195,10 @@ class JsonConfig:
             return cls.from_dict(data)
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}") from None
+
+
+def _show(value: Any) -> str:
+    return str(list(value)) if isinstance(value, (tuple, list)) else str(value)
 
 
 def _plain(value: Any) -> Any:

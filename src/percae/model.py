@@ -12,24 +12,22 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .config import ConfigError, JsonConfig, atomic_write_bytes, atomic_write_json
+from .config import ConfigError, JsonConfig, atomic_write_bytes, atomic_write_json, setting
 from .data import check_image_size
 from .layout import RunFiles
 
 
 @dataclass
 class AutoencoderConfig(JsonConfig):
-    kind: str = "ae"  # "ae" or "vae"
-    latent_dim: int = 64
+    kind: str = "ae"  # a key of MODELS
+    latent_dim: int = setting(64, option="latent size", min=1)
     image_size: int = 64
 
     def validate(self) -> None:
-        self.check_types()
+        super().validate()
         if self.kind not in MODELS:
             raise ConfigError(f"unknown autoencoder kind {self.kind!r}; choose one of {', '.join(MODELS)}")
         check_image_size(self.image_size, ConfigError)
-        if self.latent_dim < 1:
-            raise ConfigError(f"latent size must be positive, got {self.latent_dim}")
 
 
 class AutoencoderOutput(NamedTuple):

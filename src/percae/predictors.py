@@ -19,7 +19,7 @@ from itertools import pairwise, product
 import numpy as np
 import torch
 
-from .config import ConfigError, JsonConfig, atomic_write_bytes, atomic_write_json, early_stopping_patience
+from .config import ConfigError, JsonConfig, atomic_write_bytes, atomic_write_json, early_stopping_patience, setting
 from .device import resolve_device
 from .layout import RunFiles
 
@@ -66,29 +66,16 @@ def predictor_grid() -> list[PredictorSpec]:
 
 @dataclass
 class PredictorConfig(JsonConfig):
-    epochs: int = 500
-    batch_size: int = 512
-    lr: float = 1e-3
-    patience: int | None = None  # None: max(10, epochs // 20)
-    seed: int = 0
+    epochs: int = setting(500, option="predictor epochs", min=1)
+    batch_size: int = setting(512, option="predictor batch size", min=1)
+    lr: float = setting(1e-3, option="predictor learning rate", min=0)
+    patience: int | None = setting(None, option="predictor patience", min=1)  # None: max(10, epochs // 20)
+    seed: int = setting(0, option="predictor seed", min=0)
     device: str = "auto"
 
     @property
     def effective_patience(self) -> int:
         return early_stopping_patience(self.epochs, self.patience)
-
-    def validate(self) -> None:
-        self.check_types()
-        if self.epochs < 1:
-            raise ConfigError(f"predictor epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ConfigError(f"predictor batch size must be at least 1, got {self.batch_size}")
-        if not (math.isfinite(self.lr) and self.lr >= 0):
-            raise ConfigError(f"predictor learning rate must be a finite number, 0 or more, got {self.lr}")
-        if self.patience is not None and self.patience < 1:
-            raise ConfigError(f"predictor patience must be at least 1 (or None), got {self.patience}")
-        if self.seed < 0:
-            raise ConfigError(f"predictor seed must be 0 or more, got {self.seed}")
 
 
 @dataclass

@@ -10,7 +10,6 @@ epoch checkpoint, so it ends with the same results as an uninterrupted run.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import shutil
 from dataclasses import dataclass, replace
@@ -20,7 +19,15 @@ from typing import Callable
 import numpy as np
 
 from . import provenance
-from .config import ConfigError, JsonConfig, atomic_write_bytes, atomic_write_json, check_output_folder, read_json
+from .config import (
+    ConfigError,
+    JsonConfig,
+    atomic_write_bytes,
+    atomic_write_json,
+    check_output_folder,
+    read_json,
+    setting,
+)
 from .data import DataError, ImageSet, StudyData, check_image_size, load_study_data, split, split_by_group
 from .data.lunarlander import LunarLanderConfig, check_collection_folder, generate_lunarlander
 from .device import resolve_device
@@ -33,7 +40,7 @@ from .loss import (
     describe_weights,
 )
 from .model import AutoencoderConfig, build_autoencoder, load_autoencoder
-from .layout import RunFiles, StudyFiles
+from .layout import RunFiles, StudyFiles, run_name
 from .predictors import PredictorConfig, fit_predictors, trivial_baseline
 from .training import TrainConfig, train_autoencoder
 
@@ -60,53 +67,34 @@ class StudyConfig(JsonConfig):
     dataset: str = "lunarlander"
     root: str | None = None  # the data; for LunarLander the collection (generated if missing)
     preset: str = "paper"
-    z_sizes: tuple[int, ...] = (32, 64, 128, 256)
-    models: tuple[str, ...] = ("AE", "VAE", "P.AE", "P.VAE")
-    ae_epochs: int = 50
-    predictor_epochs: int = 500
-    retrain_epochs: int = 50
-    batch_size: int = 512  # autoencoder training and decoder retraining
-    predictor_batch_size: int = 512
-    kl_weight: float = 0.01  # gamma of every VAE; the paper's 0.01
+    z_sizes: tuple[int, ...] = setting((32, 64, 128, 256), option="--z", min=1)
+    models: tuple[str, ...] = setting(("AE", "VAE", "P.AE", "P.VAE"), option="--models", choices=tuple(MODEL_VARIANTS))
+    ae_epochs: int = setting(50, option="--epochs", min=1, feeds={"train": "epochs"})
+    predictor_epochs: int = setting(500, min=1, feeds={"predictor": "epochs"})
+    retrain_epochs: int = setting(50, min=0, feeds={"retrain": "epochs"})  # 0: no decoder retraining
+    batch_size: int = setting(512, min=2)  # autoencoder training and decoder retraining
+    predictor_batch_size: int = setting(512, min=1, feeds={"predictor": "batch_size"})
+    kl_weight: float = setting(0.01, min=0)  # gamma of every VAE; the paper's 0.01
     perceptual_net: str | None = None  # None: the paper's AlexNet
     perceptual_weights: str | None = None
     rollouts: int = 1400  # LunarLander collection size, when it is generated
     image_size: int | None = None  # None: the dataset's own (64 px; STL-10 96 px); folders are resized to it
     steps: int = 150
-    max_autoencoder_images: int | None = None  # subsample big sets (quick presets)
-    max_predictor_images: int | None = None
-    max_test_images: int | None = None
-    seed: int = 0  # the data's: collection, subsampling and splits; also the first training seed
+    max_autoencoder_images: int | None = setting(None, min=1)  # subsample big sets (quick presets)
+    max_predictor_images: int | None = setting(None, min=1)
+    max_test_images: int | None = setting(None, min=1)
+    seed: int = setting(0, min=0)  # the data's: collection, subsampling and splits; also the first training seed
     # Training seeds (model initialisation, batch order, predictor initialisation): each
     # (model, z) is trained once per seed, on the same data. None: (seed,).
-    seeds: tuple[int, ...] | None = None
+    seeds: tuple[int, ...] | None = setting(None, min=0)
     device: str = "auto"
 
     def validate(self) -> None:
-        self.check_types()
-        unknown = [m for m in self.models if m not in MODEL_VARIANTS]
-        if unknown:
-            raise ConfigError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODEL_VARIANTS)}")
-        if not self.z_sizes or any(z < 1 for z in self.z_sizes):
-            raise ConfigError(f"--z needs positive latent sizes, got {self.z_sizes}")
-        if self.ae_epochs < 1 or self.predictor_epochs < 1 or self.retrain_epochs < 0:
-            raise ConfigError(
-                f"--epochs and --predictor-epochs must be at least 1 and --retrain-epochs at least 0 (0: no decoder "
-                f"retraining), got {self.ae_epochs}, {self.predictor_epochs} and {self.retrain_epochs}"
-            )
-        if not math.isfinite(self.kl_weight) or self.kl_weight < 0:
-            raise ConfigError(f"--kl-weight must be a finite number, 0 or more, got {self.kl_weight}")
-        if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)
-                                       or any(s < 0 for s in self.seeds)):
+        super().validate()
+        if not self.z_sizes:
+            raise ConfigError("--z needs at least one latent size")
+        if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
             raise ConfigError(f"--seeds needs distinct non-negative seeds, got {self.seeds}")
-        if self.seed < 0:
-            raise ConfigError(f"--seed must be 0 or more, got {self.seed}")
-        if self.batch_size < 2 or self.predictor_batch_size < 1:
-            raise ConfigError(f"batch sizes must be at least 2 (autoencoders) and 1 (predictors), got "
-                              f"{self.batch_size} and {self.predictor_batch_size}")
-        for option in ("max_autoencoder_images", "max_predictor_images", "max_test_images"):
-            if getattr(self, option) is not None and getattr(self, option) < 1:
-                raise ConfigError(f"--{option.replace('_', '-')} must be at least 1, got {getattr(self, option)}")
         if self.image_size is not None:
             check_image_size(self.image_size, ConfigError)
         if self.dataset == "lunarlander":
@@ -119,8 +107,7 @@ class StudyConfig(JsonConfig):
 
     def lunarlander_config(self) -> LunarLanderConfig:
         """The settings of the LunarLander collection this study generates when it is missing."""
-        return LunarLanderConfig(rollouts=self.rollouts, steps=self.steps, image_size=self.image_size or 64,
-                                 seed=self.seed)
+        return self.sub_config(LunarLanderConfig, ("lunarlander",))
 
     def training_seeds(self) -> tuple[int, ...]:
         return self.seeds if self.seeds is not None else (self.seed,)
@@ -130,17 +117,14 @@ class StudyConfig(JsonConfig):
 
     def train_config(self, model: str, seed: int) -> TrainConfig:
         """The training of `model` (AE, VAE, P.AE, P.VAE) with one training seed."""
-        return TrainConfig(loss=MODEL_VARIANTS[model][1], perceptual_net=self.perceptual_net,
-                           perceptual_weights=self.perceptual_weights, kl_weight=self.kl_weight,
-                           epochs=self.ae_epochs, batch_size=self.batch_size, seed=seed, device=self.device)
+        return self.sub_config(TrainConfig, ("train",), loss=MODEL_VARIANTS[model][1], seed=seed)
 
     def retrain_config(self, model: str, seed: int) -> TrainConfig:
         """The decoder retraining of `model`: its training, with pixel loss, for retrain_epochs."""
-        return replace(self.train_config(model, seed), loss="pixel", epochs=self.retrain_epochs)
+        return self.sub_config(TrainConfig, ("train", "retrain"), loss="pixel", seed=seed)
 
     def predictor_config(self, seed: int) -> PredictorConfig:
-        return PredictorConfig(epochs=self.predictor_epochs, batch_size=self.predictor_batch_size, seed=seed,
-                               device=self.device)
+        return self.sub_config(PredictorConfig, ("predictor",), seed=seed)
 
 
 PRESETS: dict[str, dict[str, dict]] = {
@@ -188,6 +172,14 @@ def preset_config(dataset: str, preset: str = "paper", **overrides) -> StudyConf
     if values.get("seeds") is None and seed_count > 1:
         values["seeds"] = tuple(range(values.get("seed", 0), values.get("seed", 0) + seed_count))
     config = StudyConfig(dataset=dataset, preset=preset, **values)
+    config.validate()
+    return config
+
+
+def config_from_file(path: str | os.PathLike, **overrides) -> StudyConfig:
+    """A study's settings from a JSON file (the study_config.json every study saves, so that a
+    study reruns from its own file), type-checked, with explicit settings (not None) on top."""
+    config = replace(StudyConfig.load(path), **{k: v for k, v in overrides.items() if v is not None})
     config.validate()
     return config
 
@@ -299,10 +291,16 @@ class StudyParts:
                    np.linspace(0, len(data.test) - 1, num=min(6, len(data.test))).astype(int))
 
 
+# A study's per-epoch hook: (unit, phase "train" or "retrain", the epoch's history row).
+EpochHook = Callable[["Unit", str, dict], None]
+
+
 def run_study(config: StudyConfig, out: str | os.PathLike, progress: bool = True, log: Callable[[str], None] = LOG.info,
-              executor=None) -> dict:
+              executor=None, on_epoch: EpochHook | None = None) -> dict:
     """Run (or resume) the whole study into `out`; returns summary.json's content. The units
-    run on `executor` (default: `LocalExecutor`, in this process; `cluster.RayExecutor` on Ray)."""
+    run on `executor` (default: `LocalExecutor`, in this process; `cluster.RayExecutor` on Ray).
+    `on_epoch(unit, phase, row)` is called after every epoch of every training, in this process
+    whatever the executor (a place for TensorBoard, MLflow or W&B)."""
     from .report import write_report
 
     # Every check before the first file: a refused start leaves `out` as it was.
@@ -327,14 +325,14 @@ def run_study(config: StudyConfig, out: str | os.PathLike, progress: bool = True
     executor = executor or LocalExecutor()
     executor.start(config)  # a Ray that cannot be reached, or is too small, is refused before any file
     try:
-        _run_study(config, files, net_note, net_fingerprint, executor, progress, log)
+        _run_study(config, files, net_note, net_fingerprint, executor, progress, log, on_epoch)
     finally:
         executor.stop()
     return write_report(files.root)
 
 
 def _run_study(config: StudyConfig, files: StudyFiles, net_note: str | None, net_fingerprint: str | None,
-               executor, progress: bool, log: Callable[[str], None]) -> None:
+               executor, progress: bool, log: Callable[[str], None], on_epoch: EpochHook | None) -> None:
     created = [path for path in (files.root, data_root(config, files)) if not path.exists()]
     if needs_generation(config, files):
         check_collection_folder(data_root(config, files))
@@ -363,7 +361,7 @@ def _run_study(config: StudyConfig, files: StudyFiles, net_note: str | None, net
     atomic_write_json(files.baseline, {"task": data.task,
                                        "baseline": trivial_baseline(data.task, parts.y_train, parts.y_test)})
     atomic_write_bytes(files.originals, lambda f: np.save(f, data.test.subset(parts.sample).materialize()))
-    executor.run(config, parts, files, units(config), progress, log)
+    executor.run(config, parts, files, units(config), progress, log, on_epoch)
 
 
 def record_provenance(files: StudyFiles, config: StudyConfig, net_fingerprint: str | None) -> None:
@@ -386,6 +384,11 @@ class Unit:
     z: int
     seed: int
 
+    @property
+    def name(self) -> str:
+        """Its run folder's name (runs/NAME)."""
+        return run_name(self.model, self.z, self.seed)
+
 
 def units(config: StudyConfig) -> list[Unit]:
     return [Unit(model, z, seed) for seed in config.training_seeds() for z in config.z_sizes for model in config.models]
@@ -401,17 +404,22 @@ class LocalExecutor:
         pass
 
     def run(self, config: StudyConfig, parts: StudyParts, files: StudyFiles, todo: list[Unit], progress: bool,
-            log: Callable[[str], None]) -> None:
+            log: Callable[[str], None], on_epoch: EpochHook | None = None) -> None:
         for unit in todo:
+            hook = (lambda phase, row, unit=unit: on_epoch(unit, phase, row)) if on_epoch else None
             run_one(config, unit.model, unit.z, unit.seed, parts, files.run(unit.model, unit.z, unit.seed), progress,
-                    log)
+                    log, hook)
 
 
 def run_one(config: StudyConfig, model_name: str, z: int, seed: int, parts: StudyParts, files: RunFiles,
-            progress: bool, log: Callable[[str], None], on_epoch: Callable[[dict], None] | None = None) -> None:
+            progress: bool, log: Callable[[str], None], on_epoch: Callable[[str, dict], None] | None = None) -> None:
     """One (model, z, seed): train the autoencoder, embed, fit the predictor grid, retrain
-    the decoder; each step skipped where its file shows it finished. `on_epoch` is called
-    after each epoch of both trainings (see `train_autoencoder`)."""
+    the decoder; each step skipped where its file shows it finished. `on_epoch(phase, row)` is
+    called after each epoch of both trainings, phase "train" or "retrain" (see `train_autoencoder`)."""
+
+    def hook(phase: str) -> Callable[[dict], None] | None:
+        return (lambda row: on_epoch(phase, row)) if on_epoch else None
+
     name, data = files.root.name, parts.data
     if files.retrain_result.exists():
         log(f"{name}: finished earlier, skipped")
@@ -423,7 +431,7 @@ def run_one(config: StudyConfig, model_name: str, z: int, seed: int, parts: Stud
         log(f"{name}: training the autoencoder ({train_config.loss} loss)")
         model = build_autoencoder(config.autoencoder_config(model_name, z, data.autoencoder.image_size), seed=seed)
         train_autoencoder(model, parts.ae_train, parts.ae_val, train_config, run_dir=files.root, progress=progress,
-                          log=log, on_epoch=on_epoch)
+                          log=log, on_epoch=hook("train"))
 
     if not files.predictors.exists():
         log(f"{name}: embedding and fitting the predictor grid")
@@ -441,7 +449,7 @@ def run_one(config: StudyConfig, model_name: str, z: int, seed: int, parts: Stud
         log(f"{name}: retraining the decoder with pixel loss")
         result = train_autoencoder(model, parts.ae_train, parts.ae_val, config.retrain_config(model_name, seed),
                                    run_dir=files.retrain.root, progress=progress, log=log, freeze_encoder=True,
-                                   on_epoch=on_epoch)
+                                   on_epoch=hook("retrain"))
         after = reconstruction_l1(model, data.test, device=config.device)
         recon_after = reconstruct(model, data.test, parts.sample, config.device)
         epochs_run, best_epoch = result.epochs_run, result.best_epoch

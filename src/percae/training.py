@@ -30,6 +30,7 @@ from .config import (
     atomic_write_json,
     atomic_write_text,
     early_stopping_patience,
+    setting,
 )
 from .data import ImageSet
 from .device import DeviceImages, amp_enabled, autocast, resolve_device
@@ -46,40 +47,26 @@ LOG = logging.getLogger(__name__)
 
 @dataclass
 class TrainConfig(JsonConfig):
-    loss: str = "pixel"  # "pixel" or "perceptual"
+    loss: str = setting("pixel", choices=("pixel", "perceptual"))
     perceptual_net: str = "alexnet"
     perceptual_weights: str | None = None
-    kl_weight: float = 0.01  # gamma; used by variational models only
-    epochs: int = 50
-    batch_size: int = 512
-    lr: float = 1e-3
-    patience: int | None = None  # None: max(10, epochs // 20), as the study
-    seed: int = 0
+    kl_weight: float = setting(0.01, min=0)  # gamma; used by variational models only
+    epochs: int = setting(50, min=1)
+    batch_size: int = setting(512, min=2)
+    lr: float = setting(1e-3, above=0)
+    patience: int | None = setting(None, min=1)  # None: max(10, epochs // 20), as the study
+    seed: int = setting(0, min=0)
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA and on CPUs that multiply bf16 natively
     compile: bool = False  # torch.compile the training step on CUDA (see docs/performance.md)
     # Perceptual loss: megabytes the target images' features may keep between epochs
     # (None: a quarter of the GPU's memory on CUDA, none on a CPU, see feature_cache_bytes;
     # 0: recompute them every batch).
-    feature_cache_mb: float | None = None
+    feature_cache_mb: float | None = setting(None, min=0)
 
     def validate(self) -> None:
-        self.check_types()
-        if self.epochs < 1:
-            raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 2:
-            raise ConfigError(f"--batch-size must be at least 2, got {self.batch_size}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"--lr must be a positive number, got {self.lr}")
-        if not (math.isfinite(self.kl_weight) and self.kl_weight >= 0):
-            raise ConfigError(f"--kl-weight must be a finite number, 0 or more, got {self.kl_weight}")
-        if self.seed < 0:
-            raise ConfigError(f"--seed must be 0 or more, got {self.seed}")
-        if self.loss not in ("pixel", "perceptual"):
-            raise ConfigError(f"--loss must be pixel or perceptual, got {self.loss!r}")
+        super().validate()
         resolve_device(self.device)
-        if self.feature_cache_mb is not None and self.feature_cache_mb < 0:
-            raise ConfigError(f"feature_cache_mb must be 0 (off), positive, or None (automatic), got {self.feature_cache_mb}")
 
     @property
     def effective_patience(self) -> int:

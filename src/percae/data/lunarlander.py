@@ -23,13 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import JsonConfig, atomic_write_json, check_output_folder
+from ..config import JsonConfig, atomic_write_json, check_output_folder, setting
 from . import DataError, ImageSet, StudyData, check_image_size, split_by_group
 
-# gymnasium's LunarLander draws a 600 x 400 viewport at SCALE = 30 pixels per metre.
-SCALE = 30.0
-VIEWPORT_W = 600
-VIEWPORT_H = 400
 
 
 # Half the rollouts are unaltered (autoencoder train/validation: 2 at least), half altered
@@ -40,31 +36,37 @@ MIN_ROLLOUTS = 5
 @dataclass
 class LunarLanderConfig(JsonConfig):
     rollouts: int = 1400
-    steps: int = 150
+    steps: int = setting(150, min=1)
     image_size: int = 64
-    seed: int = 0
-    workers: int = 0  # 0: one per CPU core, at most 8
+    seed: int = setting(0, min=0)
+    workers: int = setting(0, min=0)  # 0: one per CPU core, at most 8
 
     def validate(self) -> None:
-        self.check_types()
+        super().validate()
         if self.rollouts < MIN_ROLLOUTS:
             raise DataError(
                 f"--rollouts must be at least {MIN_ROLLOUTS} (2 unaltered rollouts to split for the autoencoders, "
                 f"3 altered ones for the predictors' training, validation and test), got {self.rollouts}"
             )
-        if self.steps < 1:
-            raise DataError(f"--steps must be at least 1, got {self.steps}")
         check_image_size(self.image_size)
-        if self.seed < 0:
-            raise DataError(f"--seed must be 0 or more, got {self.seed}")
-        if self.workers < 0:
-            raise DataError(f"--workers must be 0 (one per core) or more, got {self.workers}")
+
+
+def lunar_lander_module():
+    """gymnasium's LunarLander (its environment and its geometry), or a one-line hint to install it."""
+    try:
+        from gymnasium.envs.box2d import lunar_lander
+    except Exception as e:  # ImportError, or gymnasium's DependencyNotInstalled when Box2D is missing
+        raise DataError(f"generating a LunarLander collection needs gymnasium with Box2D ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else e!r}): pip install 'percae[lunarlander]'") from None
+    return lunar_lander
 
 
 def lander_pixel_position(world_x: float, world_y: float, height: int, width: int) -> tuple[float, float]:
-    """Lander centre in pixels of an H x W frame (x right, y down) from Box2D metres."""
-    x = world_x * SCALE / VIEWPORT_W * width
-    y = height - world_y * SCALE / VIEWPORT_H * height
+    """Lander centre in pixels of an H x W frame (x right, y down) from Box2D metres: the
+    viewport gymnasium draws (VIEWPORT_W x VIEWPORT_H pixels at SCALE pixels per metre) scaled to the frame."""
+    geometry = lunar_lander_module()
+    x = world_x * geometry.SCALE / geometry.VIEWPORT_W * width
+    y = height - world_y * geometry.SCALE / geometry.VIEWPORT_H * height
     return x, y
 
 
@@ -77,6 +79,7 @@ _ENV = None
 
 
 def _make_env():
+    lunar_lander_module()  # a missing gymnasium or Box2D: the one-line hint
     import gymnasium as gym
 
     # The unwrapped env keeps simulating after termination, as in the study.
@@ -124,6 +127,7 @@ def generate_lunarlander(out: str | os.PathLike, config: LunarLanderConfig, prog
     from tqdm.auto import tqdm
 
     config.validate()
+    lunar_lander_module()  # gymnasium and Box2D present, before any file
     out = Path(out)
     check_collection_folder(out)
     out.parent.mkdir(parents=True, exist_ok=True)
