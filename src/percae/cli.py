@@ -166,10 +166,10 @@ def train(data_root, dataset, out, model, z, image_size, tensorboard_dir, **sett
 
     check_output_folder(out)
     board = None
-    if tensorboard_dir is not None:
-        from .tensorboard_log import check_tensorboard
+    if tensorboard_dir is not None:  # checked now; it writes nothing before the first epoch
+        from .tensorboard_log import TensorBoardLog
 
-        check_tensorboard(tensorboard_dir)
+        board = TensorBoardLog(tensorboard_dir)
     if RunFiles(out).train_result.exists():
         raise ConfigError(f"{out} already holds a trained run; choose another --out")
     note = None
@@ -191,10 +191,6 @@ def train(data_root, dataset, out, model, z, image_size, tensorboard_dir, **sett
              + (f" ({config.perceptual_net}, weights: {describe_weights(config.perceptual_net, config.perceptual_weights)})"
                 if config.loss == "perceptual" else "")
              + f" on {len(tr)} images, validating on {len(va)}")
-    if tensorboard_dir is not None:
-        from .tensorboard_log import TensorBoardLog
-
-        board = TensorBoardLog(tensorboard_dir)
     result = train_autoencoder(ae, tr, va, config, run_dir=out,
                                on_epoch=(lambda row: board.epoch(Path(out).name, row)) if board else None)
     if board is not None:
@@ -309,7 +305,7 @@ def reproduce(dataset, config_file, out, preset, progress, z_sizes, models, seed
     """Run the whole study on DATASET and write its tables (resumable)."""
     # Every option in `settings` is the StudyConfig field of its name (tests/test_cli.py checks
     # it); those not given are None and take the preset's value.
-    from .study import StudyConfig, config_from_file, parse_seeds, preset_config, run_study
+    from .study import StudyConfig, parse_seeds, preset_config, run_study
 
     def ints(text):
         try:
@@ -329,10 +325,7 @@ def reproduce(dataset, config_file, out, preset, progress, z_sizes, models, seed
     first_seed = settings["seed"] if settings["seed"] is not None else base.seed if base else 0
     settings.update(z_sizes=ints(z_sizes) if z_sizes else None, models=tuple(models.split(",")) if models else None,
                     seeds=parse_seeds(seeds, first_seed) if seeds else None)
-    if base is not None:
-        config = config_from_file(config_file, **settings)
-    else:
-        config = preset_config(dataset, preset or "paper", **settings)
+    config = base.updated(**settings) if base is not None else preset_config(dataset, preset or "paper", **settings)
     dataset, preset = config.dataset, config.preset
     out = out or f"results/{dataset}-{preset}"
     if executor == "ray":

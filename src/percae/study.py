@@ -109,6 +109,13 @@ class StudyConfig(JsonConfig):
         """The settings of the LunarLander collection this study generates when it is missing."""
         return self.sub_config(LunarLanderConfig, ("lunarlander",))
 
+    def updated(self, **settings) -> "StudyConfig":
+        """This study with the settings given (those not None) changed, validated: `reproduce
+        --config FILE` reruns a study from its own study_config.json, options on top."""
+        config = replace(self, **{k: v for k, v in settings.items() if v is not None})
+        config.validate()
+        return config
+
     def training_seeds(self) -> tuple[int, ...]:
         return self.seeds if self.seeds is not None else (self.seed,)
 
@@ -172,14 +179,6 @@ def preset_config(dataset: str, preset: str = "paper", **overrides) -> StudyConf
     if values.get("seeds") is None and seed_count > 1:
         values["seeds"] = tuple(range(values.get("seed", 0), values.get("seed", 0) + seed_count))
     config = StudyConfig(dataset=dataset, preset=preset, **values)
-    config.validate()
-    return config
-
-
-def config_from_file(path: str | os.PathLike, **overrides) -> StudyConfig:
-    """A study's settings from a JSON file (the study_config.json every study saves, so that a
-    study reruns from its own file), type-checked, with explicit settings (not None) on top."""
-    config = replace(StudyConfig.load(path), **{k: v for k, v in overrides.items() if v is not None})
     config.validate()
     return config
 
