@@ -257,6 +257,7 @@ CASES = [
     ("train batch size 0", "--batch-size", lambda w: _train(w, "--batch-size", "0")),
     ("train batch size 1", "--batch-size", lambda w: _train(w, "--batch-size", "1")),
     ("train z 0", "--z", lambda w: _train(w, "--z", "0")),
+    ("train epochs beyond any float", "--epochs", lambda w: _train(w, "--epochs", "-" + "9" * 400)),
     ("train seed negative", "--seed", lambda w: _train(w, "--seed", "-1")),
     ("train device bogus", "--device", lambda w: _train(w, "--device", "bogus")),
     ("train device cuda without one", "cuda", lambda w: _train(w, "--device", "cuda:0")
@@ -385,6 +386,9 @@ CASES = [
     # --- percae report
     ("reproduce --config of the wrong type", "ae_epochs must be an integer", lambda w: [
         "reproduce", "--config", w.file("c.json", b'{"dataset": "lunarlander", "ae_epochs": "5"}'), "--out",
+        w.tmp / "study"]),
+    ("reproduce --config of an unknown preset", "preset: unknown value 'huge'", lambda w: [
+        "reproduce", "--config", w.file("c.json", b'{"dataset": "lunarlander", "preset": "huge"}'), "--out",
         w.tmp / "study"]),
     ("reproduce --config not JSON", "c.json", lambda w: ["reproduce", "--config", w.file("c.json", b"{"), "--out",
                                                           w.tmp / "study"]),

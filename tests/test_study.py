@@ -218,6 +218,21 @@ def test_retrain_epochs_0_reads_reconstructions_as_trained(collection, tmp_path)
     assert "as trained, without decoder retraining" in (tmp_path / "tables.md").read_text()
 
 
+def test_a_finished_training_resumed_with_a_leftover_checkpoint_ends_without_it(collection, tmp_path):
+    """A Ray task whose worker is lost after its training finished leaves the driver's folder a
+    finished training plus the last checkpoint it sent; resumed, the run ends as the local
+    executor leaves it: no checkpoint, the same results."""
+    config = preset_config("lunarlander", "quick", root=str(collection), z_sizes=(4,), models=("AE",), seeds=(0,),
+                           ae_epochs=2, predictor_epochs=5, retrain_epochs=1, perceptual_net="alexnet-random")
+    first = run_study(config, tmp_path, progress=False, log=lambda s: None)
+    run = tmp_path / "runs" / "AE_z4_seed0"
+    (run / "retrain" / "retrain.json").unlink()
+    (run / "checkpoint.pt").write_bytes((run / "model.pt").read_bytes())  # any leftover
+    again = run_study(config, tmp_path, progress=False, log=lambda s: None)
+    assert not (run / "checkpoint.pt").exists()
+    assert comparable(again) == comparable(first)
+
+
 def test_kl_weight_reaches_every_vae_of_a_study_and_its_active_units_are_reported(collection, tmp_path):
     from click.testing import CliRunner
 

@@ -101,7 +101,7 @@ class RayExecutor:
         task = ray.remote(_run_unit).options(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run,
                                              max_retries=0, runtime_env=hide_gpus)
         lost_worker = tuple(getattr(ray.exceptions, name) for name in (
-            "WorkerCrashedError", "NodeDiedError", "LocalRayletDiedError", "ObjectLostError")
+            "WorkerCrashedError", "NodeDiedError", "LocalRayletDiedError", "ObjectLostError", "OutOfMemoryError")
             if hasattr(ray.exceptions, name))
         parts_ref, config_dict, updates = ray.put(_in_memory(parts)), config.to_dict(), Queue()
 
@@ -129,12 +129,12 @@ class RayExecutor:
                 try:
                     produced = ray.get(ref)
                 except lost_worker as e:
-                    if retries[unit] < self.max_retries:
+                    if self.max_retries < 0 or retries[unit] < self.max_retries:  # -1: for ever, as Ray's
                         retries[unit] += 1
                         ended.discard(unit)
                         pending[submit(unit)] = unit
                         log(f"ray: {run.root.name}: its worker was lost ({type(e).__name__}); resubmitted from its "
-                            f"folder's last checkpoint (retry {retries[unit]} of {self.max_retries})")
+                            f"folder's last checkpoint (retry {retries[unit]})")
                         continue
                     failures.append(e)
                     log(f"ray: {run.root.name} failed: {' '.join(str(e).split())[:300]}")

@@ -121,6 +121,8 @@ class JsonConfig:
     """Mixin for dataclass configs: `to_dict`, `from_dict` (unknown keys are errors), `save`,
     `load`, `validate` (types and each `setting`'s rule), `sub_config`."""
 
+    error: typing.ClassVar[type[Exception]] = ConfigError  # what `validate` raises (data configs: DataError)
+
     def validate(self) -> None:
         """Refuse a value of the wrong type or one that breaks its setting's rule; configs with
         rules across settings add them after this."""
@@ -130,14 +132,16 @@ class JsonConfig:
             for item in value if isinstance(value, (tuple, list)) else (value,):
                 if item is None or isinstance(item, bool):
                     continue
-                if isinstance(item, numbers.Real) and not math.isfinite(item):
-                    raise ConfigError(f"{option} must be a finite number, got {value}")
+                # Integers are exact at any size: only other numbers can be NaN or infinite.
+                if (isinstance(item, numbers.Real) and not isinstance(item, numbers.Integral)
+                        and not math.isfinite(item)):
+                    raise self.error(f"{option} must be a finite number, got {value}")
                 if rule.get("min") is not None and item < rule["min"]:
-                    raise ConfigError(f"{option} must be at least {rule['min']}, got {_show(value)}")
+                    raise self.error(f"{option} must be at least {rule['min']}, got {_show(value)}")
                 if rule.get("above") is not None and item <= rule["above"]:
-                    raise ConfigError(f"{option} must be more than {rule['above']}, got {_show(value)}")
+                    raise self.error(f"{option} must be more than {rule['above']}, got {_show(value)}")
                 if rule.get("choices") is not None and item not in rule["choices"]:
-                    raise ConfigError(f"{option}: unknown value {item!r}; choose from {', '.join(map(str, rule['choices']))}")
+                    raise self.error(f"{option}: unknown value {item!r}; choose from {', '.join(map(str, rule['choices']))}")
 
     def sub_config(self, cls: type[T], parts: tuple[str, ...], **values: Any) -> T:
         """A config of class `cls` for `parts` (e.g. ("train", "retrain")) filled from this one:
@@ -153,8 +157,8 @@ class JsonConfig:
                 if part in f.metadata.get("feeds", {}):
                     source[f.metadata["feeds"][part]] = getattr(self, f.name)
         source.update(values)
-        chosen = {name: source[name] for name in hints if name in source
-                  and not (source[name] is None and not _matches(hints[name], None))}
+        chosen = {f.name: source[f.name] for f in dataclasses.fields(cls) if f.name in source  # type: ignore[arg-type]
+                  and not (source[f.name] is None and not _matches(hints[f.name], None))}
         return cls(**chosen)
 
     def to_dict(self) -> dict[str, Any]:

@@ -66,14 +66,15 @@ PIXEL_OF: dict[str, str] = {
 class StudyConfig(JsonConfig):
     dataset: str = "lunarlander"
     root: str | None = None  # the data; for LunarLander the collection (generated if missing)
-    preset: str = "paper"
+    preset: str = setting("paper", option="preset", choices=("paper", "quick"))
     z_sizes: tuple[int, ...] = setting((32, 64, 128, 256), option="--z", min=1)
     models: tuple[str, ...] = setting(("AE", "VAE", "P.AE", "P.VAE"), option="--models", choices=tuple(MODEL_VARIANTS))
     ae_epochs: int = setting(50, option="--epochs", min=1, feeds={"train": "epochs"})
     predictor_epochs: int = setting(500, min=1, feeds={"predictor": "epochs"})
     retrain_epochs: int = setting(50, min=0, feeds={"retrain": "epochs"})  # 0: no decoder retraining
-    batch_size: int = setting(512, min=2)  # autoencoder training and decoder retraining
-    predictor_batch_size: int = setting(512, min=1, feeds={"predictor": "batch_size"})
+    # Not options of `reproduce` (the presets set them; a --config file may): named as the file names them.
+    batch_size: int = setting(512, option="batch_size", min=2)  # autoencoder training and decoder retraining
+    predictor_batch_size: int = setting(512, option="predictor_batch_size", min=1, feeds={"predictor": "batch_size"})
     kl_weight: float = setting(0.01, min=0)  # gamma of every VAE; the paper's 0.01
     perceptual_net: str | None = None  # None: the paper's AlexNet
     perceptual_weights: str | None = None
@@ -425,6 +426,9 @@ def run_one(config: StudyConfig, model_name: str, z: int, seed: int, parts: Stud
         return
     train_config = config.train_config(model_name, seed)
     if files.train_result.exists():
+        # A finished training keeps no checkpoint; one left here (sent by a Ray task whose worker
+        # was then lost) would otherwise stay in the finished run.
+        files.checkpoint.unlink(missing_ok=True)
         model = load_autoencoder(files.root)
     else:
         log(f"{name}: training the autoencoder ({train_config.loss} loss)")

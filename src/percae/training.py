@@ -54,7 +54,7 @@ class TrainConfig(JsonConfig):
     epochs: int = setting(50, min=1)
     batch_size: int = setting(512, min=2)
     lr: float = setting(1e-3, above=0)
-    patience: int | None = setting(None, min=1)  # None: max(10, epochs // 20), as the study
+    patience: int | None = setting(None, option="patience", min=1)  # None: max(10, epochs // 20), as the study
     seed: int = setting(0, min=0)
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA and on CPUs that multiply bf16 natively
@@ -62,7 +62,7 @@ class TrainConfig(JsonConfig):
     # Perceptual loss: megabytes the target images' features may keep between epochs
     # (None: a quarter of the GPU's memory on CUDA, none on a CPU, see feature_cache_bytes;
     # 0: recompute them every batch).
-    feature_cache_mb: float | None = setting(None, min=0)
+    feature_cache_mb: float | None = setting(None, option="feature_cache_mb", min=0)
 
     def validate(self) -> None:
         super().validate()

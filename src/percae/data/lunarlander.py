@@ -35,6 +35,7 @@ MIN_ROLLOUTS = 5
 
 @dataclass
 class LunarLanderConfig(JsonConfig):
+    error = DataError
     rollouts: int = 1400
     steps: int = setting(150, min=1)
     image_size: int = 64
