@@ -78,6 +78,27 @@ def _workers_running_a_unit() -> list[int]:
     return [int(line.split()[0]) for line in ps.splitlines() if "ray::_run_unit" in line]
 
 
+def test_a_unit_runs_on_the_cpus_it_asked_for_alone(collection_path, tmp_path):
+    """Two CPUs per unit on a Ray of two: one unit at a time. (A task that waited on Ray to send
+    its checkpoint handed its CPUs back, and a second training started on them.)"""
+    seen, stop = [], threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            seen.append(len(_workers_running_a_unit()))
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        run_study(tiny_config(collection_path, models=("AE", "P.AE"), seeds=(0,), ae_epochs=3), tmp_path,
+                  progress=False, log=lambda s: None, executor=RayExecutor(num_cpus=2, cpus_per_run=2))
+    finally:
+        stop.set()
+        watcher.join()
+    assert max(seen) == 1, f"units running at once: {sorted(set(seen))}"
+
+
 def test_a_unit_whose_worker_is_killed_resumes_from_its_last_checkpoint_and_the_study_ends_alike(
         collection_path, local_results, tmp_path):
     killed, checkpointed = [], []

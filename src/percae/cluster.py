@@ -7,7 +7,7 @@ store, a task works in a temporary folder of its own, starting from the files th
 folder already holds for its unit, and returns its run folder's files; the driver writes
 them into the results folder atomically, the files that mark a step finished last, as the
 local executor would. After each epoch a task also sends what changed in its folder (the
-checkpoint, the history) through a Ray queue, and the driver writes it too: a driver killed
+checkpoint, the history) to a mailbox actor, without waiting, and the driver writes it too: a driver killed
 and restarted skips the finished units and resumes the others from their last checkpoint,
 as the local executor does. A task whose worker dies is resubmitted by the driver (up to
 `max_retries` times) from what its run folder holds then: its last checkpoint.
@@ -92,8 +92,6 @@ class RayExecutor:
             self._run(ray, config, parts, files, todo, log, on_epoch)
 
     def _run(self, ray, config, parts, files, todo, log, on_epoch) -> None:
-        from ray.util.queue import Queue
-
         # A task that asks for no GPU must not see one (newer Rays leave CUDA_VISIBLE_DEVICES alone).
         hide_gpus = {"env_vars": {"CUDA_VISIBLE_DEVICES": ""}} if self.gpus_per_run == 0 else None
         # Retries are the driver's, not Ray's: Ray would rerun a task from the files it was first
@@ -103,7 +101,8 @@ class RayExecutor:
         lost_worker = tuple(getattr(ray.exceptions, name) for name in (
             "WorkerCrashedError", "NodeDiedError", "LocalRayletDiedError", "ObjectLostError", "OutOfMemoryError")
             if hasattr(ray.exceptions, name))
-        parts_ref, config_dict, updates = ray.put(_in_memory(parts)), config.to_dict(), Queue()
+        parts_ref, config_dict = ray.put(_in_memory(parts)), config.to_dict()
+        updates = ray.remote(num_cpus=0)(_Mailbox).remote()
 
         def submit(unit: Unit):
             # What the results folder holds for this unit (a checkpoint, a finished training) is where it resumes.
@@ -115,9 +114,9 @@ class RayExecutor:
         log(f"ray: {len(todo)} unit(s) submitted ({self.cpus_per_run:g} CPU, {self.gpus_per_run:g} GPU each)")
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
-            # A task's updates reach the queue before it returns: drained first, they never follow its result.
-            while not updates.empty():
-                unit, changed, phase, row = updates.get()
+            # A unit's updates may arrive after its result: those of an ended unit are dropped (its
+            # result holds the whole folder); a resubmitted unit's come from its new task.
+            for unit, changed, phase, row in ray.get(updates.take.remote()):
                 if unit not in ended:
                     _write_folder(files.run(unit.model, unit.z, unit.seed), changed)
                     if on_epoch is not None:
@@ -166,6 +165,20 @@ def _in_memory(parts: StudyParts) -> StudyParts:
     return replace(parts, data=data, ae_train=plain(parts.ae_train), ae_val=plain(parts.ae_val))
 
 
+class _Mailbox:
+    """The per-epoch updates of all tasks, in the order each task sent them, until the driver takes them."""
+
+    def __init__(self):
+        self.items: list = []
+
+    def put(self, item) -> None:
+        self.items.append(item)
+
+    def take(self) -> list:
+        items, self.items = self.items, []
+        return items
+
+
 def _run_unit(config_dict: dict, unit: Unit, parts: StudyParts, existing: dict[str, bytes], updates) -> dict[str, bytes]:
     """One unit in a temporary folder of the worker; after each epoch, what changed in it goes
     to the driver through `updates`; returns its run folder's files (and its log)."""
@@ -179,7 +192,9 @@ def _run_unit(config_dict: dict, unit: Unit, parts: StudyParts, existing: dict[s
         def send_changes(phase: str, row: dict) -> None:
             changed = {name: data for name, data in _read_folder(run.root).items() if sent.get(name) != hash(data)}
             sent.update({name: hash(data) for name, data in changed.items()})
-            updates.put((unit, changed, phase, row))
+            # Sent without waiting: a task blocked in Ray hands back its CPUs, and Ray would start
+            # another unit on them (two trainings on CPUs meant for one).
+            updates.put.remote((unit, changed, phase, row))
 
         run_one(config, unit.model, unit.z, unit.seed, parts, run, progress=False, log=lines.append,
                 on_epoch=send_changes)
