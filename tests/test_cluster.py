@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -102,13 +103,18 @@ def test_a_unit_runs_on_the_cpus_it_asked_for_alone(collection_path, tmp_path):
 def test_a_unit_whose_worker_is_killed_resumes_from_its_last_checkpoint_and_the_study_ends_alike(
         collection_path, local_results, tmp_path):
     killed, checkpointed = [], []
+    # Each task works in a temporary folder (percae-unit-*/RUN_NAME) it removes when it returns.
+    work = Path(tempfile.gettempdir())
+    earlier = set(work.glob("percae-unit-*"))
+
+    def units_in_workers() -> set[str]:
+        return {run.name for folder in set(work.glob("percae-unit-*")) - earlier for run in folder.glob("*")}
 
     def kill_the_workers_once_a_checkpoint_reached_the_driver():
         deadline = time.time() + 120
         while time.time() < deadline and not killed:
-            # A unit's checkpoint in the results folder, the unit not finished: it is running.
-            running = [p.parent for p in tmp_path.glob("runs/*/checkpoint.pt")
-                       if not (p.parent / "retrain" / "retrain.json").exists()]
+            # A unit still at work in a worker whose checkpoint the driver already holds.
+            running = [p.parent for p in tmp_path.glob("runs/*/checkpoint.pt") if p.parent.name in units_in_workers()]
             pids = _workers_running_a_unit()
             if running and pids:
                 for pid in pids:  # every unit running: the checkpointed one among them
