@@ -501,3 +501,18 @@ def test_on_epoch_gets_each_epochs_row_once_its_checkpoint_is_saved(tiny_split, 
                                progress=False, log=None, on_epoch=on_epoch)
     assert [(e, v) for e, v, _, _ in seen] == [(r["epoch"], r["val_loss"]) for r in result.history]
     assert [(n, saved) for _, _, n, saved in seen] == [(1, True), (2, True), (3, True)]
+
+
+def test_a_share_of_a_gpu_caches_features_in_a_quarter_of_that_share(monkeypatch):
+    """Four Ray units at --gpus-per-run 0.25 on one GPU: each cache a sixteenth of it, not four quarters."""
+    from types import SimpleNamespace
+
+    from percae import feature_cache
+
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: SimpleNamespace(total_memory=80 << 30))
+    cuda = torch.device("cuda", 0)
+    assert feature_cache.feature_cache_bytes(cuda, None) == 20 << 30
+    monkeypatch.setattr(feature_cache, "GPU_SHARE", 0.25)
+    assert feature_cache.feature_cache_bytes(cuda, None) == 5 << 30
+    assert feature_cache.feature_cache_bytes(cuda, 100.0) == 100 << 20  # a set size stays as set
+    assert feature_cache.feature_cache_bytes(torch.device("cpu"), None) == 0

@@ -182,7 +182,14 @@ class _Mailbox:
 def _run_unit(config_dict: dict, unit: Unit, parts: StudyParts, existing: dict[str, bytes], updates) -> dict[str, bytes]:
     """One unit in a temporary folder of the worker; after each epoch, what changed in it goes
     to the driver through `updates`; returns its run folder's files (and its log)."""
+    import ray
+
+    from . import feature_cache
+
     config = StudyConfig.from_dict(config_dict)
+    # A fraction of a GPU: the feature cache takes its quarter of that fraction, not of the GPU.
+    share = ray.get_runtime_context().get_assigned_resources().get("GPU", 0)
+    feature_cache.GPU_SHARE = share if 0 < share < 1 else 1.0
     lines: list[str] = []
     with tempfile.TemporaryDirectory(prefix="percae-unit-") as tmp:
         run = RunFiles(Path(tmp) / run_name(unit.model, unit.z, unit.seed))  # its log names it

@@ -50,16 +50,21 @@ class FeatureCache:
         return 0 if self.store is None else self.store.numel() * self.store.element_size()
 
 
+# The share of its GPU this process has: a Ray task with --gpus-per-run 0.25 sets 0.25
+# (cluster._run_unit), so that four trainings on one GPU do not each take a quarter of it.
+GPU_SHARE = 1.0
+
+
 def feature_cache_bytes(device: torch.device, megabytes: float | None) -> int:
     """Bytes a run's feature caches may take: `megabytes` if set; else on CUDA a quarter of
-    the device's memory (its total, not what is free now, so that a resumed run makes the
-    same choice as the run it resumes: cached and recomputed features may differ in the
-    last bits), and nothing on a CPU. There it was measured at -1 to +6% images/s for
+    this process's share of the device's memory (its total times `GPU_SHARE`, not what is free
+    now, so that a resumed run makes the same choice as the run it resumes: cached and
+    recomputed features may differ in the last bits), and nothing on a CPU. There it was measured at -1 to +6% images/s for
     +200 MB at the peak of `percae reproduce stl10 --preset quick`, 20 MB short of that
     study's host memory budget (EfficientNet-Lite0's features of a 96 px image take 4 times
     its bytes): not worth it by default (docs/performance.md)."""
     if megabytes is not None:
         return int(megabytes * (1 << 20))
     if device.type == "cuda":
-        return torch.cuda.get_device_properties(device).total_memory // 4
+        return int(torch.cuda.get_device_properties(device).total_memory * GPU_SHARE) // 4
     return 0
