@@ -149,9 +149,7 @@ class JsonConfig:
         it for one of `parts` (the later part wins), or from `values`; a None where `cls` takes
         no None leaves `cls`'s default. Built by this one rule, no setting is copied by hand."""
         hints = typing.get_type_hints(cls)
-        source: dict[str, Any] = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            source.setdefault(f.name, getattr(self, f.name))
+        source = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
         for part in parts:
             for f in dataclasses.fields(self):  # type: ignore[arg-type]
                 if part in f.metadata.get("feeds", {}):

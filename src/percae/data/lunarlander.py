@@ -26,8 +26,6 @@ import numpy as np
 from ..config import JsonConfig, atomic_write_json, check_output_folder, setting
 from . import DataError, ImageSet, StudyData, check_image_size, split_by_group
 
-
-
 # Half the rollouts are unaltered (autoencoder train/validation: 2 at least), half altered
 # (predictor train/validation and test: 3 at least).
 MIN_ROLLOUTS = 5
