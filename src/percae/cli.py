@@ -126,7 +126,23 @@ def data_svhn(root):
     click.echo(f"SVHN is ready in {root}")
 
 
+class _ScaleType(click.ParamType):
+    name = "NUMBER|auto"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)) or value == "auto":
+            return value
+        try:
+            return float(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number nor auto", param, ctx)
+
+
 def _perceptual_options(f):
+    f = click.option("--perceptual-scale", default=None, type=_ScaleType(),
+                     help="The perceptual term's factor: a number (1: the paper's loss), or auto: the pixels' "
+                          "variance over the features' on the training images, so that --kl-weight means the "
+                          "same for every network.")(f)
     f = click.option("--perceptual-weights", default=None,
                      help="A torchvision-format state dict for the perceptual network (offline AlexNet), or "
                           "'imagenet' for a torchvision:ARCH:LAYER trunk's ImageNet weights (downloaded).")(f)
@@ -172,6 +188,8 @@ def train(data_root, dataset, out, model, z, image_size, tensorboard_dir, **sett
         board = TensorBoardLog(tensorboard_dir)
     if RunFiles(out).train_result.exists():
         raise ConfigError(f"{out} already holds a trained run; choose another --out")
+    if settings["perceptual_scale"] is None:
+        del settings["perceptual_scale"]  # TrainConfig's default
     note = None
     if settings["perceptual_net"] is None:
         settings["perceptual_net"], note = default_perceptual_net(settings["perceptual_weights"])

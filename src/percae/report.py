@@ -137,6 +137,7 @@ def build_summary(info: dict) -> dict:
         "perceptual_net": config["perceptual_net"],
         "perceptual_net_weights": describe_weights(config["perceptual_net"], config.get("perceptual_weights")),
         "perceptual_net_note": info["notes"].get("perceptual_net"),
+        "perceptual_scale": _scale_used(runs),
         "complete": all(r["retrain"] is not None for r in runs.values()),
         "config": config,
         "provenance": info.get("provenance"),  # None: a study written before percae recorded it
@@ -204,6 +205,14 @@ def build_summary(info: dict) -> dict:
     return summary
 
 
+def _scale_used(runs: dict) -> float | None:
+    """The perceptual term's factor the perceptual runs trained with (each run records the
+    number it used, the calibrated one for "auto"; a study's runs share their training images,
+    so they share it), None where no perceptual run has finished."""
+    used = [r["train"]["perceptual_scale"] for r in runs.values() if r["train"] and "perceptual_scale" in r["train"]]
+    return float(np.mean(used)) if used else None
+
+
 def _comparisons(summary: dict) -> list[dict]:
     """Perceptual over pixel-wise, per predictor kind, on the Any row: the ratio of the two
     models' metrics per seed (both trained on the same data with the same seed), its mean
@@ -247,6 +256,14 @@ def _fmt_interval(value, half, metric: str) -> str:
     return f"{_fmt(value, metric)} ± {_fmt(half, metric)}"
 
 
+def _of_baseline(value, baseline, metric: str) -> str:
+    """An error as a fraction of the trivial baseline's, in parentheses (errors only: the
+    paper's pixel units are unknown, a fraction of the baseline compares across them)."""
+    if metric != "pixel_distance" or value is None or not baseline:
+        return ""
+    return f" ({value / baseline:.2f})"
+
+
 def _table(summary: dict, kind: str, paper: dict | None) -> list[str]:
     metric, models = summary["metric"], [m for m in MODELS if m in summary["config"]["models"]]
     head = ["z size", *models] + ([f"paper {m}" for m in models] if paper else [])
@@ -254,7 +271,7 @@ def _table(summary: dict, kind: str, paper: dict | None) -> list[str]:
     for z in [*map(str, summary["config"]["z_sizes"]), "any"]:
         cells = [z.capitalize() if z == "any" else z]
         cells += [_fmt_interval(summary[kind].get(m, {}).get(z), summary["ci95"][kind].get(m, {}).get(z), metric)
-                  for m in models]
+                  + _of_baseline(summary[kind].get(m, {}).get(z), summary["baseline"], metric) for m in models]
         if paper:
             row = paper[kind].get(z)
             cells += [_fmt(row[MODELS.index(m)], metric) if row else "–" for m in models]
@@ -273,6 +290,12 @@ def build_tables(summary: dict, notes: dict) -> str:
     numbers = paper["tables"] if paper else ("–", "–")
     out = [f"# {ds}: perceptual vs pixel-wise autoencoder embeddings", ""]
     out.append(f"Perceptual network: **{summary['perceptual_net']}** (weights: {summary['perceptual_net_weights']}).")
+    scale, setting = summary.get("perceptual_scale"), summary["config"].get("perceptual_scale", 1.0)
+    if scale is not None:
+        how = ("calibrated (`--perceptual-scale auto`): the pixels' variance over the features' on the training "
+               "images" if setting == "auto" else "`--perceptual-scale`" + (": the paper's loss" if scale == 1 else ""))
+        out += ["", f"Perceptual term scale: **{scale:.4g}** ({how}); the KL weight γ of every VAE: "
+                f"{summary['config'].get('kl_weight')}."]
     if notes.get("perceptual_net"):
         out += ["", f"Note: {notes['perceptual_net']}."]
     models, seeds = summary["config"]["models"], summary["seeds"]
@@ -283,13 +306,22 @@ def build_tables(summary: dict, notes: dict) -> str:
                if len(seeds) > 1 else "; one seed, so no interval (`--seeds 3` gives mean ± 95% CI).")]
     for n in notes.get("data", []):
         out += ["", f"Data: {n}."]
+    if ds == "lunarlander":
+        out += ["", "Differences from the study's code, by choice: frames whose lander centre is outside the frame are "
+                "dropped (the study's code dropped observations with y > 1.5, 13.0% of frames against 20.3%); the "
+                "predictors are trained on positions standardised by one scale for both axes, so that their "
+                "validation loss weighs x and y as the reported Euclidean error does."]
     if not summary["complete"]:
         out += ["", "**This study is not complete**: missing cells are shown as –."]
     for kind, title, num in (("mlp", "MLPs", numbers[0]), ("linear", "linear regressors", numbers[1])):
         out += ["", f"## Table {num} analogue: {what} for the {title} with the lowest validation loss ({better} is better)", ""]
         out += _table(summary, kind, paper)
-        out += ["", "The Any row takes, per model, the z whose selected predictor has the lowest validation loss. "
-                f"Baseline: a trivial predictor that {baseline_text}."]
+        out += ["", "The Any row takes, per model, the z whose selected predictor has the lowest validation loss "
+                "(the paper's Any column equals its best test value in every column checked: a selection on the test "
+                f"set, which percae does not make). Baseline: a trivial predictor that {baseline_text}."
+                + (" In parentheses: the error as a fraction of the baseline's (the paper's baseline is not "
+                   "reported; its AE rows, about 13.3 px at every z, look like one)." if metric == "pixel_distance"
+                   else "")]
     rel = summary.get("reconstruction_relative") or {}
     if rel:
         models = [m for m in MODELS if m in rel]

@@ -36,6 +36,7 @@ from .loss import (
     OFFLINE_PERCEPTUAL_NETWORK,
     build_perceptual_network,
     check_perceptual_net_name,
+    check_perceptual_scale,
     default_perceptual_net,
     describe_weights,
 )
@@ -78,6 +79,7 @@ class StudyConfig(JsonConfig):
     kl_weight: float = setting(0.01, min=0)  # gamma of every VAE; the paper's 0.01
     perceptual_net: str | None = None  # None: the paper's AlexNet
     perceptual_weights: str | None = None
+    perceptual_scale: float | str = 1.0  # the perceptual term's factor, or "auto" (see TrainConfig)
     rollouts: int = 1400  # LunarLander collection size, when it is generated
     image_size: int | None = None  # None: the dataset's own (64 px; STL-10 96 px); folders are resized to it
     steps: int = 150
@@ -96,6 +98,7 @@ class StudyConfig(JsonConfig):
             raise ConfigError("--z needs at least one latent size")
         if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
             raise ConfigError(f"--seeds needs distinct non-negative seeds, got {self.seeds}")
+        check_perceptual_scale(self.perceptual_scale)
         if self.image_size is not None:
             check_image_size(self.image_size, ConfigError)
         if self.dataset == "lunarlander":
@@ -143,7 +146,7 @@ PRESETS: dict[str, dict[str, dict]] = {
         # decoder retraining (Table VIII reads the reconstructions as trained) to leave time for 3 seeds.
         "quick": dict(
             z_sizes=(32,), models=("AE", "P.AE"), rollouts=200, steps=150, ae_epochs=2, batch_size=16,
-            predictor_epochs=300, retrain_epochs=0, seed_count=3,
+            predictor_epochs=300, retrain_epochs=0, seed_count=3, perceptual_scale="auto",
         ),
     },
     "stl10": {

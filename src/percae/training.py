@@ -15,7 +15,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -33,11 +33,19 @@ from .config import (
     setting,
 )
 from .data import ImageSet
-from .device import DeviceImages, amp_enabled, autocast, resolve_device
+from .device import DeviceImages, amp_enabled, autocast, resolve_device, to_float_batch
 from .feature_cache import FeatureCache, feature_cache_bytes
 from . import provenance
 from .layout import RunFiles
-from .loss import PerceptualLoss, build_loss, kl_divergence
+from .loss import (
+    AUTO_SCALE,
+    CALIBRATION_IMAGES,
+    PerceptualLoss,
+    build_loss,
+    calibrated_scale,
+    check_perceptual_scale,
+    kl_divergence,
+)
 from .model import Autoencoder, non_finite_entries, save_autoencoder
 
 
@@ -50,6 +58,9 @@ class TrainConfig(JsonConfig):
     loss: str = setting("pixel", choices=("pixel", "perceptual"))
     perceptual_net: str = "alexnet"
     perceptual_weights: str | None = None
+    # The perceptual term's factor: a number, or "auto" (the pixels' variance over the
+    # network's features' on the training images, loss.calibrated_scale). 1 is the paper's loss.
+    perceptual_scale: float | str = 1.0
     kl_weight: float = setting(0.01, min=0)  # gamma; used by variational models only
     epochs: int = setting(50, min=1)
     batch_size: int = setting(512, min=2)
@@ -66,6 +77,7 @@ class TrainConfig(JsonConfig):
 
     def validate(self) -> None:
         super().validate()
+        check_perceptual_scale(self.perceptual_scale)
         resolve_device(self.device)
 
     @property
@@ -81,9 +93,9 @@ class TrainConfig(JsonConfig):
         Where the run computes is free to change; what it computes is not."""
         ignored = {"device", "compile", "feature_cache_mb"}
         if self.loss == "pixel" and saved.get("loss") == "pixel":
-            ignored |= {"perceptual_net", "perceptual_weights"}  # unused by a pixel-wise run
+            ignored |= {"perceptual_net", "perceptual_weights", "perceptual_scale"}  # unused by a pixel-wise run
         mine = self.to_dict()
-        return [k for k in mine if k not in ignored and k in saved and saved[k] != mine[k]]
+        return [k for k in mine if k not in ignored and k in saved and not _same_setting(k, saved[k], mine[k])]
 
 
 def objective(model: Autoencoder, loss_fn: nn.Module, x: torch.Tensor, kl_weight: float, freeze_encoder: bool = False,
@@ -105,6 +117,26 @@ def objective(model: Autoencoder, loss_fn: nn.Module, x: torch.Tensor, kl_weight
     if out.logvar is not None:
         loss = loss + kl_weight * kl_divergence(out.mu.float(), out.logvar.float())
     return loss
+
+
+def _same_setting(key: str, saved, mine) -> bool:
+    # A calibrated scale computed again on another machine may differ in its last bits (the
+    # resumed run then keeps the saved one); other data or another network moves it far more.
+    if key == "perceptual_scale" and all(isinstance(v, (int, float)) for v in (saved, mine)):
+        return math.isclose(saved, mine, rel_tol=1e-3)
+    return saved == mine
+
+
+def resolve_perceptual_scale(config: TrainConfig, loss_fn: PerceptualLoss, images: ImageSet,
+                             device: torch.device) -> float:
+    """The perceptual scale a run uses: the config's number, or for "auto" the calibration on
+    a fixed, evenly spaced sample of the training images (the same for every seed)."""
+    if config.perceptual_scale != AUTO_SCALE:
+        return float(config.perceptual_scale)
+    count = min(len(images), CALIBRATION_IMAGES)
+    positions = np.unique(np.linspace(0, len(images) - 1, count).round().astype(np.int64))
+    sample = to_float_batch(torch.from_numpy(images.gather(positions)), images.tile).to(device)
+    return calibrated_scale(loss_fn, sample)
 
 
 class TrainingDiverged(RuntimeError):
@@ -144,6 +176,7 @@ class TrainState:
     best_val: float = math.inf
     best_epoch: int = 0
     bad_epochs: int = 0  # epochs since the best one, for early stopping
+    saved_config: dict = field(default_factory=dict)  # the resumed checkpoint's training config
 
     @classmethod
     def start(cls, model: Autoencoder, config: TrainConfig, device: torch.device, freeze_encoder: bool) -> "TrainState":
@@ -203,6 +236,7 @@ class TrainState:
             raise ConfigError(f"{files.checkpoint} cannot be read ({type(e).__name__}); delete it to start the run "
                               "over") from None
         _check_resumable(ck, files.root, config, self.model, freeze_encoder)
+        self.saved_config = ck.get("train_config", {})
         self.model.load_state_dict(ck["model"])
         self.optimizer.load_state_dict(ck["optimizer"])
         self.best_state = ck["best_state"]
@@ -250,17 +284,24 @@ def train_autoencoder(
     model.to(device).to(memory_format=torch.channels_last)
     loss_fn.to(device).to(memory_format=torch.channels_last)
     state = TrainState.start(model, config, device, freeze_encoder)
-    if isinstance(loss_fn, PerceptualLoss):
+    perceptual = isinstance(loss_fn, PerceptualLoss)
+    if perceptual:
         own = {id(p) for p in loss_fn.parameters()}
         assert not any(id(p) in own for group in state.optimizer.param_groups for p in group["params"]), \
             "the perceptual network must never be optimised"
-    train_data, val_data = DeviceImages(train_set, device), DeviceImages(val_set, device)
-    epoch_run = _EpochRunner(model, loss_fn, train_data, val_data, config, device, freeze_encoder, progress)
+        # "auto" becomes the number used, saved with the run and compared on resume.
+        config = replace(config, perceptual_scale=resolve_perceptual_scale(config, loss_fn, train_set, device))
     files = RunFiles(run_dir) if run_dir is not None else None
     if files is not None and files.checkpoint.exists():
         state.load(files, config, freeze_encoder, device)
+        if perceptual and isinstance(state.saved_config.get("perceptual_scale"), (int, float)):
+            config = replace(config, perceptual_scale=float(state.saved_config["perceptual_scale"]))
         if log:
             log(f"resuming from epoch {state.epochs_done + 1} (checkpoint in {files.root})")
+    if perceptual:
+        loss_fn.scale = config.perceptual_scale
+    train_data, val_data = DeviceImages(train_set, device), DeviceImages(val_set, device)
+    epoch_run = _EpochRunner(model, loss_fn, train_data, val_data, config, device, freeze_encoder, progress)
 
     for epoch in range(state.epochs_done + 1, config.epochs + 1):
         if state.bad_epochs >= config.effective_patience:
@@ -390,6 +431,7 @@ def _finish(state: TrainState, files: RunFiles | None, config: TrainConfig, devi
             "seconds_per_epoch": result.seconds_per_epoch,
             "device": str(device),
             "bf16_autocast": amp_enabled(device, config.amp),
+            **({"perceptual_scale": config.perceptual_scale} if config.loss == "perceptual" else {}),
             "provenance": provenance.record(device),
             **{k: best_row[k] for k in LATENT_DIAGNOSTICS if k in best_row},
         })
