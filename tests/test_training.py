@@ -327,7 +327,7 @@ def test_feature_cache_keeps_nothing_beyond_its_budget(tiny_images):
     torch.testing.assert_close(exact.features(positions), expected)
 
 
-def test_cached_features_are_those_training_would_compute_under_bf16_autocast(tiny_images, monkeypatch):
+def test_cached_features_are_float32_under_bf16_autocast(tiny_images, monkeypatch):
     from percae import device
     from percae.feature_cache import FeatureCache
 
@@ -337,10 +337,11 @@ def test_cached_features_are_those_training_would_compute_under_bf16_autocast(ti
     loss = PerceptualLoss(nn.Sequential(nn.Conv2d(3, 6, 5, stride=4), nn.ReLU()), cpu_chunk=None)
     cache = FeatureCache(data, 1 << 30)
     cache.fill(loss, batch_size=8, amp=True)
-    assert cache.store.dtype == torch.bfloat16  # what the network gives under autocast, not float32
+    assert cache.store.dtype == torch.float32  # no bf16 rounding of the targets' sigmoid
     positions = torch.arange(8, 16)  # the second batch of the fill
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        expected = loss.features(data.batch(positions))
+    with torch.no_grad():
+        x = data.batch(positions)
+        expected = torch.sigmoid(loss.network(x))
     assert torch.equal(cache.features(positions), expected)
 
 
@@ -516,3 +517,51 @@ def test_a_share_of_a_gpu_caches_features_in_a_quarter_of_that_share(monkeypatch
     assert feature_cache.feature_cache_bytes(cuda, None) == 5 << 30
     assert feature_cache.feature_cache_bytes(cuda, 100.0) == 100 << 20  # a set size stays as set
     assert feature_cache.feature_cache_bytes(torch.device("cpu"), None) == 0
+
+
+def _calibration_loss():
+    torch.manual_seed(4)
+    return PerceptualLoss(nn.Sequential(nn.Conv2d(3, 6, 5, stride=4), nn.ReLU()), cpu_chunk=None)
+
+
+def test_an_auto_perceptual_scale_is_calibrated_once_and_recorded_with_the_run(small, tmp_path):
+    from percae.loss import calibrated_scale
+
+    train, val = small
+    expected = calibrated_scale(_calibration_loss(), to_float_batch(torch.from_numpy(train.materialize())))
+    assert 1 < expected  # (the features of this small network vary less than the pixels)
+    seen = []
+
+    class Spy(PerceptualLoss):
+        def forward(self, *args):
+            seen.append(self.scale)
+            return super().forward(*args)
+
+    loss = Spy(_calibration_loss().network, cpu_chunk=None)
+    train_autoencoder(make(), train, val, cfg(epochs=1, loss="perceptual", perceptual_scale="auto"), run_dir=tmp_path / "run",
+                      progress=False, log=None, loss_fn=loss)
+    assert seen and all(s == pytest.approx(expected, rel=1e-9) for s in seen)  # (24 images: all in the sample)
+    assert TrainConfig.load(tmp_path / "run" / "train_config.json").perceptual_scale == pytest.approx(expected, rel=1e-9)
+    assert json.loads((tmp_path / "run" / "train_result.json").read_text())["perceptual_scale"] == seen[0]
+
+
+def test_an_interrupted_run_resumes_only_under_its_perceptual_scale(small, tmp_path):
+    train, val = small
+
+    def stop(line):
+        if EPOCH_LINE.match(line):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_autoencoder(make(), train, val, cfg(loss="perceptual", perceptual_scale="auto"), run_dir=tmp_path, progress=False,
+                          log=stop, loss_fn=_calibration_loss())
+    with pytest.raises(ConfigError, match="perceptual_scale"):
+        train_autoencoder(make(), train, val, cfg(loss="perceptual", perceptual_scale=1.0), run_dir=tmp_path, progress=False,
+                          log=None, loss_fn=_calibration_loss())
+    # Other training images calibrate another scale: refused as well.
+    with pytest.raises(ConfigError, match="perceptual_scale"):
+        train_autoencoder(make(), val.subset(np.arange(4)), val, cfg(loss="perceptual", perceptual_scale="auto"), run_dir=tmp_path,
+                          progress=False, log=None, loss_fn=_calibration_loss())
+    result = train_autoencoder(make(), train, val, cfg(loss="perceptual", perceptual_scale="auto"), run_dir=tmp_path, progress=False,
+                               log=None, loss_fn=_calibration_loss())
+    assert result.epochs_run == 3
