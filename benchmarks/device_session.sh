@@ -31,7 +31,8 @@ if [ -d .whl ]; then
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
 python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'cuda', torch.cuda.is_available())"
-NET=$(python3 -c "from percae.loss import default_perceptual_net; print(default_perceptual_net()[0])")
+# The paper's AlexNet where its file is in torch's cache (the device machine has no internet), else the quick preset's.
+NET=$(python3 -c "from percae.loss import alexnet_cache_path as p; print('alexnet' if p().is_file() else 'alexnet-random')")
 log "perceptual network: $NET"
 
 if [ "$TINY" = 1 ]; then

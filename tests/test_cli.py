@@ -86,18 +86,15 @@ def test_encode_refuses_an_existing_output(run_dir, collection_path, tmp_path):
     assert out.read_bytes() == b"keep me"
 
 
-def test_train_perceptual_without_a_network_uses_the_offline_default_and_says_so(
+def test_train_perceptual_without_a_network_offline_is_refused_in_one_line_before_any_file(
         collection_path, tmp_path, empty_torch_home, no_network):
-    from percae.loss import OFFLINE_PERCEPTUAL_NETWORK
-
     out = tmp_path / "run"
     result = CliRunner().invoke(main, ["train", "--data", str(collection_path), "--out", str(out), "--z", "4",
                                        "--epochs", "1", "--batch-size", "16", "--loss", "perceptual", "--device", "cpu"])
-    assert result.exit_code == 0, result.output
-    assert f"note: AlexNet's ImageNet weights are not available offline; this run uses {OFFLINE_PERCEPTUAL_NETWORK}" \
-        in result.output
-    assert "weights: random, seeded" in result.output
-    assert json.loads((out / "train_config.json").read_text())["perceptual_net"] == OFFLINE_PERCEPTUAL_NETWORK
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "--perceptual-weights PATH" in line and "--perceptual-net alexnet-random" in line
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("net, message", [

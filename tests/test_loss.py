@@ -436,3 +436,74 @@ def test_a_perceptual_scale_other_than_a_positive_number_or_auto_is_refused(valu
         check_perceptual_scale(value)
     check_perceptual_scale("auto")
     check_perceptual_scale(720.5)
+
+
+# --- which network a command uses, and AlexNet's download -----------------------------
+
+
+def test_the_network_is_chosen_by_one_rule_whatever_is_cached(alexnet_file, empty_torch_home, no_network):
+    from percae.loss import choose_perceptual_net
+
+    for cached in (False, True):
+        if cached:
+            (empty_torch_home / "hub" / "checkpoints").mkdir(parents=True)
+            shutil.copyfile(alexnet_file[0], empty_torch_home / "hub" / "checkpoints" / ALEXNET_FILE)
+        net, note = choose_perceptual_net(None, "quick")
+        assert net == "alexnet-random" and "the quick preset uses alexnet-random" in note
+        assert choose_perceptual_net(None, "paper") == ("alexnet", None)
+        assert choose_perceptual_net(None, None) == ("alexnet", None)
+        assert choose_perceptual_net("efficientnet-lite0-s8", "quick") == ("efficientnet-lite0-s8", None)
+
+
+class _Served:
+    """What urllib's urlopen returns, serving a file's bytes (torch.hub downloads through it)."""
+
+    def __init__(self, data: bytes):
+        self.data, self.at, self.headers = memoryview(data), 0, {"Content-Length": str(len(data))}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def info(self):
+        return self
+
+    def get_all(self, name):
+        return [self.headers[name]] if name in self.headers else None
+
+    def read(self, n=-1):
+        end = len(self.data) if n < 0 else min(len(self.data), self.at + n)
+        chunk, self.at = bytes(self.data[self.at:end]), end
+        return chunk
+
+
+def test_alexnet_is_downloaded_when_not_cached_and_its_hash_is_checked(alexnet_file, empty_torch_home,
+                                                                        monkeypatch):
+    """torchvision's download, served from a file: a file whose SHA-256 does not begin with the
+    prefix in torchvision's file name is refused and not kept; the real file is kept and used."""
+    import hashlib
+
+    path, state = alexnet_file
+    data = path.read_bytes()
+    monkeypatch.setattr(torch.hub, "urlopen", lambda request, *a, **k: _Served(data))
+    cache = empty_torch_home / "hub" / "checkpoints" / ALEXNET_FILE
+    with pytest.raises(PerceptualNetworkUnavailable, match="invalid hash value") as info:
+        build_perceptual_network("alexnet")
+    assert "--perceptual-weights PATH" in str(info.value) and "\n" not in str(info.value)
+    assert not cache.exists()
+
+    # The same download where the served file has the hash torchvision's name promises.
+    real_download = torch.hub.download_url_to_file
+    prefixes = []
+
+    def download_with_this_files_hash(url, dst, hash_prefix=None, progress=True):
+        prefixes.append(hash_prefix)
+        real_download(url, dst, hashlib.sha256(data).hexdigest()[:8], progress)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", download_with_this_files_hash)
+    net = build_perceptual_network("alexnet")
+    assert prefixes == [ALEXNET_FILE.split("-")[-1].split(".")[0]]  # torchvision asked for its hash check
+    assert cache.read_bytes() == data
+    assert torch.equal(net.state_dict()["0.weight"], state["features.0.weight"])

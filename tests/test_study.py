@@ -279,3 +279,47 @@ def test_provenance_is_recorded_in_the_study_its_summary_and_each_run(collection
     # Resumed by the same software on the same device: still one session.
     run_study(config, tmp_path, progress=False, log=lambda s: None)
     assert len(json.loads((tmp_path / "provenance.json").read_text())["sessions"]) == 1
+
+
+def test_the_paper_preset_offline_is_refused_in_one_line_before_any_file(collection, tmp_path, empty_torch_home,
+                                                                         no_network):
+    from click.testing import CliRunner
+
+    from percae.cli import main
+
+    out = tmp_path / "results"
+    result = CliRunner().invoke(main, ["reproduce", "lunarlander", "--preset", "paper", "--root", str(collection),
+                                       "--models", "AE,P.AE", "--out", str(out)])
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "--perceptual-weights PATH" in line and "downloading" in line
+    assert not out.exists()
+
+
+def test_a_study_of_pixel_wise_models_needs_no_perceptual_network(collection, tmp_path, empty_torch_home,
+                                                                 no_network):
+    from percae.study import StudyConfig, resolve_perceptual_net
+
+    config = StudyConfig(root=str(collection), models=("AE", "VAE"), z_sizes=(4,))  # the paper's preset: AlexNet
+    assert resolve_perceptual_net(config, log=lambda s: None) == (None, None, None)
+    with pytest.raises(Exception, match="--perceptual-weights"):
+        resolve_perceptual_net(StudyConfig(root=str(collection), models=("AE", "P.AE")), log=lambda s: None)
+
+
+def test_the_quick_preset_uses_the_same_network_whether_alexnet_is_cached_or_not(collection, tmp_path,
+                                                                                  empty_torch_home, no_network):
+    import shutil
+
+    import torchvision
+
+    from percae.loss import alexnet_cache_path
+    from percae.study import resolve_perceptual_net
+
+    config = preset_config("lunarlander", "quick", root=str(collection))
+    lines = []
+    assert resolve_perceptual_net(config, log=lines.append)[0] == "alexnet-random"
+    alexnet_cache_path().parent.mkdir(parents=True)
+    torch.save(torchvision.models.alexnet(weights=None).state_dict(), alexnet_cache_path())
+    assert resolve_perceptual_net(config, log=lines.append)[0] == "alexnet-random"
+    assert all("the quick preset uses alexnet-random" in line for line in lines) and len(lines) == 2
+    shutil.rmtree(alexnet_cache_path().parent)

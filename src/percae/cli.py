@@ -147,8 +147,8 @@ def _perceptual_options(f):
                      help="A torchvision-format state dict for the perceptual network (offline AlexNet), or "
                           "'imagenet' for a torchvision:ARCH:LAYER trunk's ImageNet weights (downloaded).")(f)
     f = click.option("--perceptual-net", default=None,
-                     help="alexnet (the paper's; default where its weights are cached or given), alexnet-random "
-                          "(offline default), efficientnet-lite0, efficientnet-lite0-s8, or torchvision:ARCH:LAYER "
+                     help="alexnet (the paper's, ImageNet weights: cached, downloaded, or --perceptual-weights; "
+                          "the default but for the quick preset), alexnet-random (the quick preset's), efficientnet-lite0, efficientnet-lite0-s8, or torchvision:ARCH:LAYER "
                           "(e.g. torchvision:vgg16:relu2_2; random weights unless --perceptual-weights).")(f)
     return f
 
@@ -175,7 +175,7 @@ def train(data_root, dataset, out, model, z, image_size, tensorboard_dir, **sett
     """Train an autoencoder on a dataset's autoencoder part (80/20 train/validation)."""
     # Every option in `settings` is the TrainConfig field of its name (tests/test_cli.py checks it).
     from .data import load_study_data, split
-    from .loss import build_perceptual_network, check_perceptual_net_name, default_perceptual_net, describe_weights
+    from .loss import build_perceptual_network, check_perceptual_net_name, choose_perceptual_net, describe_weights
     from .model import AutoencoderConfig, build_autoencoder
     from .layout import RunFiles
     from .training import TrainConfig, train_autoencoder
@@ -190,9 +190,7 @@ def train(data_root, dataset, out, model, z, image_size, tensorboard_dir, **sett
         raise ConfigError(f"{out} already holds a trained run; choose another --out")
     if settings["perceptual_scale"] is None:
         del settings["perceptual_scale"]  # TrainConfig's default
-    note = None
-    if settings["perceptual_net"] is None:
-        settings["perceptual_net"], note = default_perceptual_net(settings["perceptual_weights"])
+    settings["perceptual_net"], note = choose_perceptual_net(settings["perceptual_net"], preset=None)
     config = TrainConfig(**settings)
     check_perceptual_net_name(config.perceptual_net)
     if config.loss == "perceptual":

