@@ -323,3 +323,33 @@ def test_the_quick_preset_uses_the_same_network_whether_alexnet_is_cached_or_not
     assert resolve_perceptual_net(config, log=lines.append)[0] == "alexnet-random"
     assert all("the quick preset uses alexnet-random" in line for line in lines) and len(lines) == 2
     shutil.rmtree(alexnet_cache_path().parent)
+
+
+def _files_and_mtimes(folder):
+    return {p.relative_to(folder): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_study_grows_by_training_only_its_new_units_and_refuses_changes_to_finished_ones(collection, tmp_path):
+    small = dict(root=str(collection), z_sizes=(4,), ae_epochs=2, predictor_epochs=15, retrain_epochs=0,
+                 perceptual_net="alexnet-random")
+    grown = tmp_path / "grown"
+    run_study(preset_config("lunarlander", "quick", models=("AE",), seeds=(0,), **small), grown, progress=False,
+              log=lambda s: None)
+    first = _files_and_mtimes(grown / "runs" / "AE_z4_seed0")
+    lines = []
+    summary = run_study(preset_config("lunarlander", "quick", models=("AE", "P.AE"), seeds=(0, 1), **small), grown,
+                        progress=False, log=lines.append)
+    assert _files_and_mtimes(grown / "runs" / "AE_z4_seed0") == first  # untouched
+    assert sum("training the autoencoder" in line for line in lines) == 3  # P.AE seed 0, AE and P.AE seed 1
+    at_once = run_study(preset_config("lunarlander", "quick", models=("AE", "P.AE"), seeds=(0, 1), **small),
+                        tmp_path / "at-once", progress=False, log=lambda s: None)
+    # (provenance lists the two sessions that worked on the grown study)
+    assert {**comparable(summary), "provenance": None} == {**comparable(at_once), "provenance": None}
+    untimed = lambda text: [line for line in text.splitlines() if "overhead" not in line and "images/s" not in line]  # noqa: E731
+    assert untimed((grown / "tables.md").read_text()) == untimed((tmp_path / "at-once" / "tables.md").read_text())
+
+    # What the finished units were trained with cannot change, and a study does not shrink.
+    for change, named in ((dict(ae_epochs=3), "ae_epochs: 2 -> 3"), (dict(seeds=(1,)), "seeds: 0 dropped")):
+        settings = {**small, "models": ("AE", "P.AE"), "seeds": (0, 1), **change}
+        with pytest.raises(Exception, match=named):
+            run_study(preset_config("lunarlander", "quick", **settings), grown, progress=False, log=lambda s: None)

@@ -294,6 +294,8 @@ def encode(run_dir, data_root, dataset, part, out, device):
 @click.option("--epochs", "ae_epochs", default=None, type=int, help="Autoencoder epochs (at most).")
 @click.option("--predictor-epochs", default=None, type=int)
 @click.option("--retrain-epochs", default=None, type=int)
+@click.option("--batch-size", default=None, type=int, help="Autoencoder batch size (training and retraining).")
+@click.option("--lr", "ae_lr", default=None, type=float, help="Autoencoder learning rate (Adam).")
 @_perceptual_options
 @click.option("--kl-weight", default=None, type=float, help="Gamma, the KL term's weight, of every VAE (default: the paper's).")
 @click.option("--rollouts", default=None, type=int, help="LunarLander collection size, when generated.")

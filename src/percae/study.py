@@ -72,8 +72,9 @@ class StudyConfig(JsonConfig):
     ae_epochs: int = setting(50, option="--epochs", min=1, feeds={"train": "epochs"})
     predictor_epochs: int = setting(500, min=1, feeds={"predictor": "epochs"})
     retrain_epochs: int = setting(50, min=0, feeds={"retrain": "epochs"})  # 0: no decoder retraining
-    # Not options of `reproduce` (the presets set them; a --config file may): named as the file names them.
-    batch_size: int = setting(512, option="batch_size", min=2)  # autoencoder training and decoder retraining
+    batch_size: int = setting(512, min=2)  # autoencoder training and decoder retraining
+    ae_lr: float = setting(1e-3, option="--lr", above=0, feeds={"train": "lr"})  # and decoder retraining
+    # Not an option of `reproduce` (a --config file may set it): named as the file names it.
     predictor_batch_size: int = setting(512, option="predictor_batch_size", min=1, feeds={"predictor": "batch_size"})
     kl_weight: float = setting(0.01, min=0)  # gamma of every VAE; the paper's 0.01
     perceptual_net: str | None = None  # None: the paper's AlexNet
@@ -118,6 +119,25 @@ class StudyConfig(JsonConfig):
         config = replace(self, **{k: v for k, v in settings.items() if v is not None})
         config.validate()
         return config
+
+    def conflicts_with(self, previous: "StudyConfig") -> list[str]:
+        """What this study changes of `previous`'s units, as "setting: was -> now": a study may
+        grow (more seeds, latent sizes, models; the tables are rebuilt from all of them) and
+        move to another device, and a setting that none of its units used may change (the KL
+        weight of a study without VAEs); anything else would mix two studies in one folder."""
+        free = {"device", "seeds", "z_sizes", "models"}
+        if not any(MODEL_VARIANTS[m][1] == "perceptual" for m in previous.models):
+            free |= {"perceptual_net", "perceptual_weights", "perceptual_scale"}
+        if not any(MODEL_VARIANTS[m][0] == "vae" for m in previous.models):
+            free.add("kl_weight")
+        before, now = previous.to_dict(), self.to_dict()
+        out = [f"{k}: {before.get(k)!r} -> {now[k]!r}" for k in now if k not in free and before.get(k) != now[k]]
+        for name, was, new in (("seeds", previous.training_seeds(), self.training_seeds()),
+                               ("z_sizes", previous.z_sizes, self.z_sizes), ("models", previous.models, self.models)):
+            if not set(was) <= set(new):
+                out.append(f"{name}: {', '.join(map(str, sorted(set(was) - set(new))))} dropped (a study grows, it "
+                           "does not shrink)")
+        return out
 
     def training_seeds(self) -> tuple[int, ...]:
         return self.seeds if self.seeds is not None else (self.seed,)
@@ -306,12 +326,11 @@ def run_study(config: StudyConfig, out: str | os.PathLike, progress: bool = True
     config = replace(config, perceptual_net=net)
     if files.config.exists():
         # Through StudyConfig, so that settings added since that study began take their defaults.
-        previous, current = StudyConfig.load(files.config).to_dict(), config.to_dict()
-        if previous != current:
-            diff = [k for k in current if previous.get(k) != current[k]]
+        conflicts = config.conflicts_with(StudyConfig.load(files.config))
+        if conflicts:
             raise ConfigError(
-                f"{files.root} holds a study with other settings ({', '.join(diff)}); "
-                "use another --out, or the same settings to resume it"
+                f"{files.root} holds a study whose finished units other settings would change ({'; '.join(conflicts)}); "
+                "use another --out, or its settings (more seeds, latent sizes or models may be added)"
             )
     if files.provenance.exists():
         schema = read_json(files.provenance, "provenance file").get("schema", 0)
@@ -342,7 +361,9 @@ def _run_study(config: StudyConfig, files: StudyFiles, net_note: str | None, net
             shutil.rmtree(path, ignore_errors=True)
         raise
     files.root.mkdir(parents=True, exist_ok=True)
-    if not files.config.exists():  # only once the data is known to be usable: a refused start leaves nothing to trip over
+    # Only once the data is known to be usable: a refused start leaves nothing to trip over. A
+    # grown study's settings replace those it grew from.
+    if not files.config.exists() or StudyConfig.load(files.config) != config:
         config.save(files.config)
     atomic_write_json(files.notes, {"perceptual_net": net_note, "data": data.notes} if net_note
                       else {"data": data.notes})
