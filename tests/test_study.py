@@ -83,11 +83,21 @@ def test_study_outputs_and_baseline(collection, tmp_path):
 
     # `percae report` rebuilds the same summary from the saved files alone.
     before = json.loads((tmp_path / "summary.json").read_text())
+    drawn = {p.name: p.read_bytes() for p in (tmp_path / "figures").iterdir()}
+    assert set(drawn) == {f"{name}.{suffix}" for name in ("metric_vs_z", "ratios", "positions", "training_curves")
+                          for suffix in ("png", "pdf")}
+    tables = (tmp_path / "tables.md").read_text()
+    assert all(f"(figures/{name}.png)" in tables for name in ("metric_vs_z", "ratios", "positions"))
+    assert "\\toprule" in (tmp_path / "tables.tex").read_text()
+    # Each model's test predictions, for the positions figure: the selected MLP's error.
+    (pred, truth) = np.load(tmp_path / "runs" / "P.AE_z4_seed0" / "test_predictions_mlp.npy")
+    assert np.linalg.norm(pred - truth, axis=1).mean() == pytest.approx(summary["mlp"]["P.AE"]["4"], rel=1e-5)
     (tmp_path / "summary.json").unlink()
     (tmp_path / "tables.md").unlink()
     from percae.report import write_report
 
     assert write_report(tmp_path) == before
+    assert {p.name: p.read_bytes() for p in (tmp_path / "figures").iterdir()} == drawn  # rebuilt to the byte
 
     # Rerunning with other settings into the same folder is refused rather than mixed.
     other = preset_config("lunarlander", "quick", root=str(collection), z_sizes=(8,), perceptual_net="alexnet-random",

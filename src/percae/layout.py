@@ -62,6 +62,10 @@ class RunFiles:
     def predictor(self, kind: str) -> Path:
         return self.root / f"predictor_{kind}.pt"
 
+    def test_predictions(self, kind: str) -> Path:
+        """The selected predictor's outputs on the test set and the truth, (2, N, D) float32."""
+        return self.root / f"test_predictions_{kind}.npy"
+
     @property
     def retrain(self) -> "RunFiles":
         """The decoder retraining, a run of its own."""
@@ -131,5 +135,13 @@ class StudyFiles:
         return self.root / "results.csv"
 
     @property
+    def tables_tex(self) -> Path:
+        return self.root / "tables.tex"
+
+    @property
     def figure(self) -> Path:
         return self.root / "reconstructions.png"
+
+    def plot(self, name: str, suffix: str) -> Path:
+        """figures/NAME.png and .pdf: the metric against z, the ratios, positions, training curves."""
+        return self.root / "figures" / f"{name}.{suffix}"

@@ -368,6 +368,8 @@ def fit_predictors(task, x_train, y_train, x_val, y_val, x_test, y_test, config:
         selected[kind] = {"predictor": best.spec.name, "val_loss": best.val_loss, "test_metric": test_metric(task, prediction, y_test)}
         state = best.state_dict()
         atomic_write_bytes(files.predictor(kind), lambda f: torch.save(state, f))
+        pairs = np.stack([prediction, np.asarray(y_test, prediction.dtype)]).astype(np.float32)
+        atomic_write_bytes(files.test_predictions(kind), lambda f: np.save(f, pairs))
     record = {
         "task": task,
         "grid_seconds": seconds,

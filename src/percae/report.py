@@ -104,6 +104,8 @@ def _run_files(run: RunFiles) -> dict:
         "predictors": _read(run.predictors),
         "retrain": _read(run.retrain_result),
         "recon": run.reconstructions,
+        "test_predictions": run.test_predictions("mlp"),
+        "history": run.history,
     }
 
 
@@ -433,14 +435,48 @@ def build_figure(results: Path, info: dict) -> Path | None:
     return path
 
 
+FIGURES = {"metric_vs_z": "the metric against z, 95% intervals over seeds, the paper's values dashed",
+           "ratios": "perceptual over pixel-wise, per comparison, with its 95% interval",
+           "positions": "predicted against true position, the selected MLP on the test set",
+           "training_curves": "validation loss per epoch"}
+
+
+def build_latex(summary: dict) -> str:
+    """tables.tex: the error or accuracy tables in booktabs, mean ± 95% half-width over seeds."""
+    metric, models = summary["metric"], [m for m in MODELS if m in summary["config"]["models"]]
+    what = "Test error (px)" if metric == "pixel_distance" else "Test accuracy (\\%)"
+    out = ["% percae: needs \\usepackage{booktabs}"]
+    for kind, title in (("mlp", "best MLP"), ("linear", "best linear regressor")):
+        out += ["\\begin{table}[t]", "\\centering", f"\\caption{{{what} of the {title} on {summary['dataset']}, "
+                f"mean $\\pm$ 95\\% interval over seeds {', '.join(map(str, summary['seeds']))}.}}",
+                "\\begin{tabular}{l" + "r" * len(models) + "}", "\\toprule",
+                "$z$ & " + " & ".join(models) + " \\\\", "\\midrule"]
+        for z in [*map(str, summary["config"]["z_sizes"]), "any"]:
+            cells = [_fmt_interval(summary[kind].get(m, {}).get(z), summary["ci95"][kind].get(m, {}).get(z), metric)
+                     .replace("±", "$\\pm$").replace("%", "\\%") for m in models]
+            out.append(("Any" if z == "any" else z) + " & " + " & ".join(cells) + " \\\\")
+        out += ["\\midrule", "Baseline & " + " & ".join([_fmt(summary["baseline"], metric).replace("%", "\\%")]
+                                                         * len(models)) + " \\\\",
+                "\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
+    return "\n".join(out)
+
+
 def write_report(results: str | Path) -> dict:
-    """Rebuild results.csv, tables.md, summary.json and reconstructions.png; return the summary."""
+    """Rebuild results.csv, tables.md, tables.tex, summary.json, reconstructions.png and the
+    figures; return the summary."""
+    from .figures import write_figures
+
     results = Path(results)
     info = collect(results)
     summary = build_summary(info)
     files = StudyFiles(results)
+    drawn = write_figures(info, summary, PAPER.get(summary["dataset"]), files)
+    links = [f"- [{p.stem}](figures/{p.name}): {FIGURES[p.stem]}" for p in drawn if p.suffix == ".png"]
+    tables = build_tables(summary, info["notes"]) + ("\n## Figures (PNG; PDF beside each)\n\n" + "\n".join(links) + "\n"
+                                                     if links else "")
     atomic_write_text(files.results_csv, build_results_table(info))
-    atomic_write_text(files.tables, build_tables(summary, info["notes"]))
+    atomic_write_text(files.tables, tables)
+    atomic_write_text(files.tables_tex, build_latex(summary))
     atomic_write_json(files.summary, summary)
     build_figure(results, info)
     return summary
