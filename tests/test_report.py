@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from percae.report import build_summary, build_tables, mean_interval
+from percae.report import build_summary, build_tables
+from percae.statistics import mean_interval
 from percae.study import StudyConfig
 
 

@@ -375,6 +375,50 @@ def reproduce(dataset, config_file, out, preset, progress, z_sizes, models, seed
 
 
 @main.command()
+@click.option("--embeddings", "embedding_files", multiple=True, required=True, type=click.Path(dir_okay=False),
+              help="A .npy (N, z) array; repeat to compare several embeddings of the same images (each against "
+                   "the first).")
+@click.option("--targets", required=True, type=click.Path(dir_okay=False),
+              help="A .npy array: (N,) or (N, D) numbers, or (N,) integer classes with --task classification.")
+@click.option("--groups", default=None, type=click.Path(dir_okay=False),
+              help="A .npy (N,) array of group ids (e.g. rollouts): no group on two sides of a split.")
+@click.option("--task", type=click.Choice(["regression", "classification"]), default="regression",
+              show_default=True)
+@click.option("--test-embeddings", "test_files", multiple=True, type=click.Path(dir_okay=False),
+              help="A separate test set, one per --embeddings in the same order (default: 20% split off).")
+@click.option("--test-targets", default=None, type=click.Path(dir_okay=False))
+@click.option("--seeds", default="3", show_default=True, help="Predictor seeds: a count or a comma-separated list.")
+@click.option("--split-seed", default=0, show_default=True, type=int, help="The seed of the splits.")
+@click.option("--predictor-epochs", default=500, show_default=True, type=int)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for probe.json and tables.md.")
+def probe(embedding_files, targets, groups, task, test_files, test_targets, seeds, split_seed, predictor_epochs,
+          device, out):
+    """Evaluate any embeddings as the paper does (predictor grid, baseline, intervals)."""
+    from .probe import load_array, probe_embeddings
+    from .predictors import PredictorConfig
+    from .study import parse_seeds
+
+    names = [Path(f).stem for f in embedding_files]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"--embeddings files need distinct names (their stems: {', '.join(names)})")
+    if test_files and len(test_files) != len(embedding_files):
+        raise ConfigError("--test-embeddings: give one for each --embeddings, in the same order")
+    result = probe_embeddings(
+        {n: load_array(f, "--embeddings") for n, f in zip(names, embedding_files)},
+        load_array(targets, "--targets"), out, task=task,
+        groups=load_array(groups, "--groups") if groups else None,
+        test_embeddings={n: load_array(f, "--test-embeddings") for n, f in zip(names, test_files)} or None,
+        test_targets=load_array(test_targets, "--test-targets") if test_targets else None,
+        seeds=parse_seeds(seeds), split_seed=split_seed,
+        config=PredictorConfig(epochs=predictor_epochs, device=device))
+    from .probe import probe_tables
+
+    click.echo(probe_tables(result))
+    click.echo(f"results: {out}/probe.json, tables.md")
+
+
+@main.command()
 @click.argument("results", type=click.Path(exists=True, file_okay=False))
 def report(results):
     """Rebuild tables.md, summary.json, results.csv and reconstructions.png of RESULTS."""

@@ -14,6 +14,7 @@ import numpy as np
 from .config import ConfigError, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from .layout import RunFiles, StudyFiles
 from .provenance import SCHEMA_VERSION
+from .statistics import mean_interval, paired_ratio
 from .loss import describe_weights
 from .study import MODEL_VARIANTS, PIXEL_OF, StudyConfig
 
@@ -107,18 +108,6 @@ def _run_files(run: RunFiles) -> dict:
         "test_predictions": run.test_predictions("mlp"),
         "history": run.history,
     }
-
-
-def mean_interval(values, confidence: float = 0.95) -> tuple[float, float | None]:
-    """The mean of `values` and the half-width of its Student-t confidence interval
-    (None for fewer than two values: one run says nothing about seed noise)."""
-    from scipy import stats
-
-    v = np.asarray(values, dtype=np.float64)
-    if len(v) < 2:
-        return float(v.mean()), None
-    sem = v.std(ddof=1) / math.sqrt(len(v))
-    return float(v.mean()), float(stats.t.ppf(0.5 + confidence / 2, len(v) - 1) * sem)
 
 
 def _present(values: list) -> list:
@@ -227,22 +216,9 @@ def _comparisons(summary: dict) -> list[dict]:
             b = summary["per_seed"][kind].get(pixel, {}).get("any")
             if not a or not b:
                 continue
-            ratios = [x / y for x, y in zip(a, b) if x is not None and y is not None and y != 0]
-            if not ratios:
-                continue
-            mean, half = mean_interval(ratios)
-            if half is None:
-                verdict = "one seed: whether this difference exceeds seed noise is unknown (run with --seeds 3 or more)"
-            else:
-                low, high = mean - half, mean + half
-                perceptual_better = high < 1 if lower_is_better else low > 1
-                pixel_better = low > 1 if lower_is_better else high < 1
-                verdict = (f"{perceptual} beats {pixel} beyond seed noise" if perceptual_better else
-                           f"{pixel} beats {perceptual} beyond seed noise" if pixel_better else
-                           "the difference is within seed noise")
-            out.append({"kind": kind, "perceptual": perceptual, "pixel": pixel, "ratio": mean,
-                        "ratio_ci95": [mean - half, mean + half] if half is not None else None,
-                        "per_seed": ratios, "verdict": verdict})
+            compared = paired_ratio(a, b, perceptual, pixel, lower_is_better)
+            if compared is not None:
+                out.append({"kind": kind, "perceptual": perceptual, "pixel": pixel, **compared})
     return out
 
 
