@@ -16,7 +16,7 @@ import torch
 from click.testing import CliRunner
 
 from percae.cli import main
-from percae.model import AutoencoderConfig, build_autoencoder, save_autoencoder
+from percae.model import AutoencoderConfig, build_autoencoder, load_tensors, save_autoencoder, save_tensors
 
 from test_data_stl10 import intended_images, write_images, write_labels
 
@@ -95,9 +95,9 @@ def _weights(w, state) -> Path:
 def _model_with(w, change) -> Path:
     """A copy of the good run whose state dict `change` altered."""
     path = w.copy_run()
-    state = torch.load(path / "model.pt", weights_only=True)
+    state = load_tensors(path / "model.safetensors")
     change(state)
-    torch.save(state, path / "model.pt")
+    save_tensors(path / "model.safetensors", state)
     return path
 
 
@@ -287,9 +287,9 @@ CASES = [
     ("resume with another model", "kind", lambda w: _resume(w, "--model", "vae")),
     ("resume with another seed", "seed", lambda w: _resume(w, "--seed", "3")),
     # --- percae encode
-    ("encode corrupted model.pt", "model.pt", lambda w: _encode(w, run=_corrupt(w.copy_run() / "model.pt"))),
-    ("encode truncated model.pt", "model.pt", lambda w: _encode(w, run=_truncate(w.copy_run() / "model.pt"))),
-    ("encode model.pt of another shape", "model.pt", lambda w: _encode(
+    ("encode corrupted weights", "model.safetensors", lambda w: _encode(w, run=_corrupt(w.copy_run() / "model.safetensors"))),
+    ("encode truncated weights", "model.safetensors", lambda w: _encode(w, run=_truncate(w.copy_run() / "model.safetensors"))),
+    ("encode weights of another shape", "model.safetensors", lambda w: _encode(
         w, run=_config_with(w, lambda c: _set(c, "latent_dim", 16)))),
     ("encode model_config.json not JSON", "model_config.json", lambda w: _encode(
         w, run=_write(w.copy_run() / "model_config.json", b"{not json"))),
@@ -301,7 +301,7 @@ CASES = [
         w, run=_config_with(w, lambda c: _set(c, "kind", "gan")))),
     ("encode model_config.json a list", "model_config.json", lambda w: _encode(
         w, run=_write(w.copy_run() / "model_config.json", b"[1, 2]"))),
-    ("encode missing model.pt", "model.pt", lambda w: _encode(w, run=_remove(w.copy_run() / "model.pt"))),
+    ("encode missing weights", "model.safetensors", lambda w: _encode(w, run=_remove(w.copy_run() / "model.safetensors"))),
     ("encode NaN weights", "NaN", lambda w: _encode(w, run=_model_with(w, _nan_weight))),
     ("encode inf buffer", "NaN", lambda w: _encode(w, run=_model_with(w, _inf_buffer))),
     ("encode out in a missing folder", "folder", lambda w: _encode(w, out=w.tmp / "missing" / "z.npy")),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -132,31 +133,43 @@ def test_save_and_reload_gives_identical_outputs(kind, tmp_path):
 
 
 def test_state_file_is_plain_tensors(tmp_path):
+    from safetensors.torch import load_file
+
     model = make("vae")
     save_autoencoder(model, tmp_path)
-    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    state = load_file(tmp_path / "model.safetensors")  # safetensors: tensors only, no code to run
     assert set(state) == set(model.state_dict())
-    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
     # The config is plain JSON naming the architecture.
     configs = [p for p in tmp_path.glob("*.json")]
     assert len(configs) == 1
     assert json.loads(configs[0].read_text()) == {"kind": "vae", "latent_dim": 8, "image_size": 64}
 
 
+def test_a_run_saved_as_model_pt_before_safetensors_still_loads(tmp_path):
+    model = make("vae")
+    torch.save(model.state_dict(), tmp_path / "model.pt")
+    (tmp_path / "model_config.json").write_text(json.dumps(model.config.to_dict()))
+    loaded = load_autoencoder(tmp_path)
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
+
+
 def test_reload_is_strict(tmp_path):
+    from percae.model import load_tensors, save_tensors
+
     model = make("ae")
     save_autoencoder(model, tmp_path)
-    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    state = load_tensors(tmp_path / "model.safetensors")
 
     missing = dict(state)
     del missing["mu.weight"]
-    torch.save(missing, tmp_path / "model.pt")
+    save_tensors(tmp_path / "model.safetensors", missing)
     with pytest.raises(ConfigError, match="lacks mu.weight"):
         load_autoencoder(tmp_path)
 
     extra = dict(state)
     extra["perceptual.network.weight"] = torch.zeros(3)
-    torch.save(extra, tmp_path / "model.pt")
+    save_tensors(tmp_path / "model.safetensors", extra)
     with pytest.raises(ConfigError, match="has unexpected perceptual.network.weight"):
         load_autoencoder(tmp_path)
 
@@ -164,3 +177,28 @@ def test_reload_is_strict(tmp_path):
 def test_reload_of_a_folder_without_a_model_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError):
         load_autoencoder(tmp_path)
+
+
+def test_an_exported_run_reloads_to_the_same_embeddings(tiny_split, tmp_path):
+    from click.testing import CliRunner
+
+    from percae.cli import main
+    from percae.embeddings import encode_images
+    from percae.training import TrainConfig, train_autoencoder
+
+    train, val = tiny_split
+    model = make("vae")
+    train_autoencoder(model, train, val, TrainConfig(epochs=1, batch_size=16, device="cpu"), run_dir=tmp_path / "run",
+                      progress=False, log=None)
+    result = CliRunner().invoke(main, ["export", str(tmp_path / "run"), "--out", str(tmp_path / "shared")])
+    assert result.exit_code == 0, result.output
+    shared = tmp_path / "shared"
+    assert {p.name for p in shared.iterdir()} == {"model.safetensors", "model_config.json", "train_config.json",
+                                                 "train_result.json", "history.csv", "README.md"}
+    images = val.materialize()
+    assert np.array_equal(encode_images(load_autoencoder(shared), images, device="cpu"),
+                          encode_images(load_autoencoder(tmp_path / "run"), images, device="cpu"))
+    card = (shared / "README.md").read_text()
+    assert "# percae VAE, z = 8, 64 px images, pixel loss" in card and "best epoch 1 of 1" in card
+    again = CliRunner().invoke(main, ["export", str(tmp_path / "run"), "--out", str(shared)])
+    assert again.exit_code == 1 and "not empty" in again.output

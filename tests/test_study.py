@@ -214,7 +214,7 @@ def test_retrain_epochs_0_reads_reconstructions_as_trained(collection, tmp_path)
     assert record["epochs_run"] == 0 and record["l1_after"] == record["l1_before"] > 0
     before, after = np.load(retrain / "reconstructions.npy")
     assert np.array_equal(before, after)
-    assert not (retrain / "model.pt").exists()  # no decoder was trained
+    assert not (retrain / "model.safetensors").exists()  # no decoder was trained
     from percae.embeddings import reconstruction_l1
     from percae.model import load_autoencoder
     from percae.layout import StudyFiles

@@ -16,7 +16,7 @@ from torch import nn
 
 from percae.config import ConfigError
 from percae.loss import PerceptualLoss, PixelLoss
-from percae.model import AutoencoderConfig, build_autoencoder, load_autoencoder
+from percae.model import AutoencoderConfig, build_autoencoder, load_autoencoder, load_tensors
 from percae.device import DeviceImages, to_float_batch
 from percae.training import TrainConfig, evaluate_loss, train_autoencoder
 
@@ -188,7 +188,7 @@ def test_interrupted_run_resumes_exactly(kind, loss, small, tmp_path):
     done = len(ck["history"])
     assert 1 <= done <= 2
     assert len(read_history(run_dir / "history.csv")) == done
-    assert not (run_dir / "model.pt").exists()
+    assert not (run_dir / "model.safetensors").exists()
 
     resumed = make(kind)
     lines = []
@@ -204,7 +204,7 @@ def test_interrupted_run_resumes_exactly(kind, loss, small, tmp_path):
 
     # The finished run folder: weights, configs, history; the checkpoint is gone.
     for d in (whole_dir, run_dir):
-        assert (d / "model.pt").exists() and (d / "train_config.json").exists() and (d / "train_result.json").exists()
+        assert (d / "model.safetensors").exists() and (d / "train_config.json").exists() and (d / "train_result.json").exists()
         assert not (d / "checkpoint.pt").exists()
         rows = read_history(d / "history.csv")
         assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
@@ -239,7 +239,7 @@ def test_perceptual_training_leaves_the_network_untouched(small, tmp_path):
     assert not net.training
     # The autoencoder itself did train, and its saved state holds nothing of the network.
     assert any(not torch.equal(model_before[k], v) for k, v in model.state_dict().items())
-    saved = torch.load(tmp_path / "model.pt", weights_only=True)
+    saved = load_tensors(tmp_path / "model.safetensors")
     assert set(saved) == set(make().state_dict())
     assert set(model.state_dict()) == set(make().state_dict())
 

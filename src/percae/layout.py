@@ -22,6 +22,12 @@ class RunFiles:
     # What training writes (`training.train_autoencoder`, `model.save_autoencoder`).
     @property
     def model(self) -> Path:
+        """The weights, safetensors (tensors only: reading it runs no code)."""
+        return self.root / "model.safetensors"
+
+    @property
+    def legacy_model(self) -> Path:
+        """The weights as runs before safetensors saved them (read with torch's weights_only)."""
         return self.root / "model.pt"
 
     @property
@@ -60,7 +66,7 @@ class RunFiles:
         return self.root / "predictors.json"
 
     def predictor(self, kind: str) -> Path:
-        return self.root / f"predictor_{kind}.pt"
+        return self.root / f"predictor_{kind}.safetensors"
 
     def test_predictions(self, kind: str) -> Path:
         """The selected predictor's outputs on the test set and the truth, (2, N, D) float32."""

@@ -6,6 +6,7 @@ holding model_config.json and a state dict, reloaded strictly."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -111,12 +112,36 @@ def build_autoencoder(config: AutoencoderConfig, seed: int | None = None) -> Aut
         return MODELS[config.kind](config)
 
 
+def save_tensors(path: str | os.PathLike, state: dict[str, torch.Tensor]) -> None:
+    """A state dict as a safetensors file, written atomically."""
+    from safetensors.torch import save
+
+    data = save({k: v.detach().cpu().contiguous() for k, v in state.items()})
+    atomic_write_bytes(path, lambda f: f.write(data))
+
+
+def load_tensors(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """A state dict from a safetensors file, or from a torch file read with weights_only (runs
+    saved before safetensors); ConfigError naming the file when it cannot be read."""
+    path = Path(path)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load
+
+            return {k: v.to(map_location) for k, v in load(path.read_bytes()).items()}
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - unreadable and truncated files get one clear message
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"{path} cannot be read ({type(e).__name__}: {reason[:160]}); "
+                          "retrain the run or restore the file") from None
+
+
 def save_autoencoder(model: Autoencoder, directory: str | os.PathLike) -> None:
-    """Write model_config.json and a plain state dict (tensors only) into `directory`."""
+    """Write model_config.json and the weights (model.safetensors) into `directory`."""
     files = RunFiles(directory)
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    atomic_write_bytes(files.model, lambda f: torch.save(state, f))
+    save_tensors(files.model, model.state_dict())
     atomic_write_json(files.model_config, model.config.to_dict())
+    files.legacy_model.unlink(missing_ok=True)  # (a run saved again: one weights file, the new one)
 
 
 def non_finite_entries(state: dict[str, torch.Tensor]) -> list[str]:
@@ -128,29 +153,25 @@ def load_autoencoder(directory: str | os.PathLike, map_location: str | torch.dev
     """Rebuild a saved autoencoder; weights load with weights_only=True and strict=True.
     A file that cannot be read, does not fit its config, or holds NaN/inf is refused."""
     files = RunFiles(directory)
-    for path in (files.model_config, files.model):
+    weights = files.model if files.model.exists() or not files.legacy_model.exists() else files.legacy_model
+    for path in (files.model_config, weights):
         if not path.exists():
             raise ConfigError(f"{directory} is not a trained run (missing {path.name}); train one with `percae train`")
     model = build_autoencoder(AutoencoderConfig.load(files.model_config))
-    try:
-        state = torch.load(files.model, map_location=map_location, weights_only=True)
-    except Exception as e:  # noqa: BLE001 - unreadable and truncated files get one clear message
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"{files.model} cannot be read ({type(e).__name__}: {reason[:160]}); "
-                          "retrain the run or restore the file") from None
+    state = load_tensors(weights, map_location)
     expected = model.state_dict()
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ConfigError(f"{files.model} holds a {type(state).__name__}, not a state dict of tensors")
+        raise ConfigError(f"{weights} holds a {type(state).__name__}, not a state dict of tensors")
     problems = [f"lacks {', '.join(k for k in expected if k not in state)}" if set(expected) - set(state) else "",
                 f"has unexpected {', '.join(k for k in state if k not in expected)}" if set(state) - set(expected) else "",
                 "; ".join(f"{k} is {tuple(state[k].shape)}, not {tuple(v.shape)}" for k, v in expected.items()
                           if k in state and state[k].shape != v.shape)]
     if any(problems):
-        raise ConfigError(f"{files.model} does not fit {files.model_config}: "
+        raise ConfigError(f"{weights} does not fit {files.model_config}: "
                           f"{'; '.join(p for p in problems if p)[:400]}; retrain the run or restore the files")
     model.load_state_dict(state, strict=True)
     bad = non_finite_entries(state)
     if bad:
-        raise ConfigError(f"{files.model} holds NaN or inf values in {', '.join(bad[:3])}: the training "
+        raise ConfigError(f"{weights} holds NaN or inf values in {', '.join(bad[:3])}: the training "
                           "diverged; retrain it with a lower learning rate")
     return model.eval()

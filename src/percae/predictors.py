@@ -22,6 +22,7 @@ import torch
 from .config import ConfigError, JsonConfig, atomic_write_bytes, atomic_write_json, early_stopping_patience, setting
 from .device import resolve_device
 from .layout import RunFiles
+from .model import save_tensors
 
 HIDDEN_ACTIVATIONS = ("relu", "sigmoid")
 OUTPUT_ACTIVATIONS = ("none", "softmax")
@@ -367,7 +368,7 @@ def fit_predictors(task, x_train, y_train, x_val, y_val, x_test, y_test, config:
         prediction = best.predict(x_test) * std + mean
         selected[kind] = {"predictor": best.spec.name, "val_loss": best.val_loss, "test_metric": test_metric(task, prediction, y_test)}
         state = best.state_dict()
-        atomic_write_bytes(files.predictor(kind), lambda f: torch.save(state, f))
+        save_tensors(files.predictor(kind), state)
         pairs = np.stack([prediction, np.asarray(y_test, prediction.dtype)]).astype(np.float32)
         atomic_write_bytes(files.test_predictions(kind), lambda f: np.save(f, pairs))
     record = {
