@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The checks that need a GPU, as one bounded script (a lent GPU comes with minutes, not
-# hours): the speed benchmark (issue 5) with EfficientNet-Lite0 and with AlexNet's
+# hours): the speed benchmark with EfficientNet-Lite0 and with AlexNet's
 # architecture, torch.compile against eager, cuDNN autotuning, and as much of the
 # LunarLander paper preset as the time left allows. (The 40-rollout and STL-10 training
-# checks of issues 2 and 4 were run on an H100 on 2026-11-26 and are in
+# checks were run on an H100 on 2026-11-26 and are in
 # docs/performance.md.) Each step is bounded so that a failure or a slow step leaves the
 # other steps' figures.
 #
@@ -47,7 +47,7 @@ fi
 GEN=$!
 
 if [ "${SKIP_BENCH:-0}" != 1 ]; then
-  log "issue 5: speed benchmark"
+  log "speed benchmark"
   timeout 200 python3 benchmarks/bench_speed.py --device $DEV --images $IMG --epochs 3 --grid-samples $GS \
     --grid-epochs $GE --json "$OUT/bench.json" 2>&1
   log "perceptual overhead with AlexNet's architecture (random weights: the same cost as the paper's)"
@@ -64,7 +64,7 @@ log "waiting for the full collection"
 wait $GEN; tail -1 "$OUT/datagen.log"
 
 if [ "$(left)" -gt 180 ]; then
-  log "issue 3: LunarLander paper preset, AE against P.AE at z=$ZS, as many epochs as the time left allows"
+  log "LunarLander paper preset, AE against P.AE at z=$ZS, as many epochs as the time left allows"
   # Epochs from this machine's measured speed: about 105k images per autoencoder epoch, two
   # autoencoders plus their half-length decoder retraining; 120 s for predictors and the rest.
   EPOCHS=$(python3 - "$OUT/bench.json" "$(left)" "$ROLL" "$STEPS" <<'PY'

@@ -1,6 +1,6 @@
 """Bad input, as a hostile new user gives it: every case ends in exit status 1 with one
 line on stderr (no traceback) and leaves the folders it was given as they were, so that
-the corrected command runs. The cases follow issue 13's list, then our own."""
+the corrected command runs. The cases are those a hostile new user tried, then our own."""
 
 from __future__ import annotations
 

@@ -178,13 +178,13 @@ def test_a_new_study_setting_reaches_the_training_and_predictor_configs_by_name(
 
     study = StudyConfig(ae_epochs=11, predictor_epochs=12, retrain_epochs=13, batch_size=14, predictor_batch_size=15,
                         kl_weight=0.25, perceptual_net="alexnet-random", perceptual_weights="w.pt", rollouts=16,
-                        steps=17, seed=18, device="cpu")
+                        steps=17, seed=18, device="cpu", perceptual_scale=7.5, ae_lr=0.02)
     assert study.train_config("P.VAE", 5) == TrainConfig(
         loss="perceptual", perceptual_net="alexnet-random", perceptual_weights="w.pt", kl_weight=0.25, epochs=11,
-        batch_size=14, seed=5, device="cpu")
+        batch_size=14, seed=5, device="cpu", perceptual_scale=7.5, lr=0.02)
     assert study.retrain_config("P.VAE", 5) == TrainConfig(
         loss="pixel", perceptual_net="alexnet-random", perceptual_weights="w.pt", kl_weight=0.25, epochs=13,
-        batch_size=14, seed=5, device="cpu")
+        batch_size=14, seed=5, device="cpu", perceptual_scale=7.5, lr=0.02)
     assert study.predictor_config(6) == PredictorConfig(epochs=12, batch_size=15, seed=6, device="cpu")
     # No image size set: the collection's own 64 px, not None.
     assert study.lunarlander_config() == LunarLanderConfig(rollouts=16, steps=17, image_size=64, seed=18)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -208,7 +209,11 @@ def test_interrupted_run_resumes_exactly(kind, loss, small, tmp_path):
         assert not (d / "checkpoint.pt").exists()
         rows = read_history(d / "history.csv")
         assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
-        assert TrainConfig.load(d / "train_config.json") == config
+        saved = TrainConfig.load(d / "train_config.json")
+        if loss == "perceptual":  # "auto" is saved as the number it was calibrated to, the same for both
+            assert isinstance(saved.perceptual_scale, float) and saved.perceptual_scale > 1
+            saved = replace(saved, perceptual_scale=config.perceptual_scale)
+        assert saved == config
         assert json.loads((d / "train_result.json").read_text())["best_epoch"] == r_whole.best_epoch
     rows = read_history(run_dir / "history.csv")
     assert [float(r["val_loss"]) for r in rows] == pytest.approx([r["val_loss"] for r in r_whole.history], rel=1e-12)
@@ -288,7 +293,8 @@ def test_target_features_are_computed_once_per_image_and_training_is_unchanged(c
         net = CountingNetwork()
         model = make()
         result = train_autoencoder(model, train, val,
-                                   cfg(epochs=4, feature_cache_mb=cache_mb), progress=False, log=None, loss_fn=PerceptualLoss(net, cpu_chunk=cpu_chunk))
+                                   cfg(epochs=4, feature_cache_mb=cache_mb, perceptual_scale=1.0),  # (no calibration pass)
+                                   progress=False, log=None, loss_fn=PerceptualLoss(net, cpu_chunk=cpu_chunk))
         histories.append([(r["train_loss"], r["val_loss"]) for r in result.history])
         states.append(state_copy(model))
         nets.append(net)
@@ -352,7 +358,8 @@ def test_validation_features_get_the_budget_the_training_set_leaves(tiny_images,
     per_image = 3 * 16 * 16 * 4
     monkeypatch.setattr(training, "feature_cache_bytes", lambda device, mb: 24 * per_image)  # training's alone
     net = CountingNetwork()
-    train_autoencoder(make(), train, val, cfg(epochs=3), progress=False, log=None, loss_fn=PerceptualLoss(net, cpu_chunk=None))
+    train_autoencoder(make(), train, val, cfg(epochs=3, perceptual_scale=1.0), progress=False, log=None,
+                      loss_fn=PerceptualLoss(net, cpu_chunk=None))
     # Training targets once; nothing left for validation, which computes its targets every
     # epoch, beside the validation reconstructions.
     assert net.seen["no_grad"] == 24 + 3 * 2 * 10
@@ -398,7 +405,7 @@ def test_active_units_count_the_latent_dimensions_whose_mean_varies(tiny_split):
 def test_vae_runs_record_their_diagnostics_every_epoch_and_at_the_best(tiny_split, tmp_path):
     train, val = tiny_split
     model = build_autoencoder(AutoencoderConfig("vae", 4, 64), seed=0)
-    result = train_autoencoder(model, train, val, TrainConfig(epochs=3, batch_size=16, device="cpu"),
+    result = train_autoencoder(model, train, val, TrainConfig(epochs=3, batch_size=16, kl_weight=0.01, device="cpu"),
                                run_dir=tmp_path, progress=False, log=None, loss_fn=PixelLoss())
     rows = list(csv.DictReader((tmp_path / "history.csv").open()))
     assert len(rows) == 3 and all(0 <= int(r["active_units"]) <= 4 for r in rows)

@@ -165,7 +165,7 @@ def _perceptual_options(f):
 @click.option("--epochs", default=50, show_default=True, type=int)
 @click.option("--batch-size", default=512, show_default=True, type=int)
 @click.option("--lr", default=1e-3, show_default=True, type=float)
-@click.option("--kl-weight", default=0.01, show_default=True, type=float)
+@click.option("--kl-weight", default=1e-3, show_default=True, type=float, help="Gamma, the KL term's weight (VAE).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--image-size", default=None, type=int, help="64 + 16n px; resizes folder datasets.")

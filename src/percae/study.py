@@ -79,7 +79,7 @@ class StudyConfig(JsonConfig):
     kl_weight: float = setting(0.01, min=0)  # gamma of every VAE; the paper's 0.01
     perceptual_net: str | None = None  # None: the paper's AlexNet
     perceptual_weights: str | None = None
-    perceptual_scale: float | str = 1.0  # the perceptual term's factor, or "auto" (see TrainConfig)
+    perceptual_scale: float | str = 1.0  # the paper's loss; "auto" calibrates it (see TrainConfig)
     rollouts: int = 1400  # LunarLander collection size, when it is generated
     image_size: int | None = None  # None: the dataset's own (64 px; STL-10 96 px); folders are resized to it
     steps: int = 150
@@ -165,7 +165,7 @@ PRESETS: dict[str, dict[str, dict]] = {
         # decoder retraining (Table VIII reads the reconstructions as trained) to leave time for 3 seeds.
         "quick": dict(
             z_sizes=(32,), models=("AE", "P.AE"), rollouts=200, steps=150, ae_epochs=2, batch_size=16,
-            predictor_epochs=300, retrain_epochs=0, seed_count=3, perceptual_scale="auto",
+            predictor_epochs=300, retrain_epochs=0, seed_count=3, perceptual_scale="auto", kl_weight=1e-3,
         ),
     },
     "stl10": {

@@ -58,10 +58,13 @@ class TrainConfig(JsonConfig):
     loss: str = setting("pixel", choices=("pixel", "perceptual"))
     perceptual_net: str = "alexnet"
     perceptual_weights: str | None = None
-    # The perceptual term's factor: a number, or "auto" (the pixels' variance over the
-    # network's features' on the training images, loss.calibrated_scale). 1 is the paper's loss.
-    perceptual_scale: float | str = 1.0
-    kl_weight: float = setting(0.01, min=0)  # gamma; used by variational models only
+    # The perceptual term's factor: a number (1: the paper's loss), or "auto": the pixels'
+    # variance over the network's features' on the training images (loss.calibrated_scale),
+    # which gives every network's term the scale of pixel MSE (docs/results/perceptual-scale.md).
+    perceptual_scale: float | str = "auto"
+    # gamma, for variational models only: on the pixel (and calibrated) scale 1e-3 keeps every
+    # latent dimension of both VAEs; the paper's 0.01 is the paper preset's.
+    kl_weight: float = setting(1e-3, min=0)
     epochs: int = setting(50, min=1)
     batch_size: int = setting(512, min=2)
     lr: float = setting(1e-3, above=0)
