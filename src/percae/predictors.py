@@ -170,8 +170,9 @@ class _Group:
         """Write the gradients of the sum of the members' losses into `self.grads`, given d loss / d prediction."""
         d = d_pred
         sm = self.softmax
-        if sm.stop > sm.start:
-            d[sm] = torch.ops.aten._softmax_backward_data(d[sm], outputs[-1][sm], -1, d.dtype)
+        if sm.stop > sm.start:  # softmax s: ds -> s * (ds - sum(ds * s))
+            s = outputs[-1][sm]
+            d[sm] = s * (d[sm] - (d[sm] * s).sum(-1, keepdim=True))
         r = self.n_relu
         for i in reversed(range(len(outputs))):
             h_in = outputs[i - 1] if i > 0 else x.expand(len(self.specs), *x.shape)
@@ -180,9 +181,10 @@ class _Group:
             if i > 0:
                 d = torch.bmm(d, self.params[2 * i].transpose(1, 2))
                 a = outputs[i - 1]
-                # In place: each element's gradient depends only on itself and its activation.
-                torch.ops.aten.threshold_backward.grad_input(d[:r], a[:r], 0, grad_input=d[:r])
-                torch.ops.aten.sigmoid_backward.grad_input(d[r:], a[r:], grad_input=d[r:])
+                # In place: each element's gradient depends only on itself and its activation
+                # a: ReLU passes it where a > 0, the sigmoid scales it by a (1 - a).
+                d[:r].mul_(a[:r] > 0)
+                d[r:].mul_(1 - a[r:]).mul_(a[r:])
 
     def losses(self, x: torch.Tensor, y: torch.Tensor, batch: int) -> torch.Tensor:
         """Per-member MSE over all of x, shape (members,)."""
