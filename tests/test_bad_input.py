@@ -20,6 +20,8 @@ from percae.model import AutoencoderConfig, build_autoencoder, load_tensors, sav
 
 from test_data_stl10 import intended_images, write_images, write_labels
 
+pytestmark = pytest.mark.slow  # whole studies or the command line end to end
+
 
 @dataclass
 class World:
@@ -63,7 +65,7 @@ def snapshot(root: Path) -> dict:
             if f.startswith(".percae_cache_"):
                 continue
             p = os.path.join(dirpath, f)
-            out[os.path.relpath(p, root)] = Path(p).read_bytes()
+            out[os.path.relpath(p, root)] = Path(p).read_bytes() if Path(p).is_file() else "not a regular file"
     return out
 
 
@@ -247,12 +249,12 @@ def _report_with(w, name, content):
 # (The 80 px image size: the collections here are 64 px.)
 OPTION_CASES = {
     "train": {"--perceptual-scale": ("0", "-2", "nan", "big"), "--lr": ("inf", "nan", "0", "-1"), "--epochs": ("0", "-1"), "--batch-size": ("0", "1"), "--z": ("0",),
-              "--seed": ("-1",), "--device": ("bogus",), "--image-size": ("80",)},
+              "--seed": ("-1", str(2**64)), "--device": ("bogus", "mps", "meta", "xla"), "--image-size": ("80",)},
     "data": {"--rollouts": ("3", "4"), "--steps": ("0",), "--image-size": ("50", "8"), "--workers": ("-1",),
              "--seed": ("-1",)},
     "reproduce": {"--predictor-epochs": ("0",), "--epochs": ("0",), "--retrain-epochs": ("-1",),
-                  "--image-size": ("50", "80"), "--device": ("bogus",), "--z": ("0", "big"),
-                  "--seeds": ("0", "a,b", "1,1"), "--seed": ("-1",), "--kl-weight": ("nan", "-0.5"),
+                  "--image-size": ("50", "80"), "--device": ("bogus", "mps"), "--z": ("0", "big", str(10**30)),
+                  "--seeds": ("0", "a,b", "1,1", f"0,{2**64}"), "--seed": ("-1", str(2**64)), "--kl-weight": ("nan", "-0.5"),
                   "--perceptual-scale": ("0", "inf", "automatic")},
 }
 
@@ -378,6 +380,19 @@ CASES = [
     ("reproduce --config and --preset", "--preset and --config", lambda w: [
         "reproduce", "--config", w.file("c.json", b'{"dataset": "lunarlander"}'), "--preset", "quick"]),
     ("reproduce neither dataset nor --config", "DATASET", lambda w: ["reproduce", "--out", w.tmp / "s"]),
+    ("reproduce --config nested 100 000 deep", "not a settings file", lambda w: [
+        "reproduce", "--config", w.file("c.json", b"[" * 100_000 + b"]" * 100_000), "--out", w.tmp / "study"]),
+    ("reproduce --config with a 5 000-digit integer", "not a settings file", lambda w: [
+        "reproduce", "--config", w.file("c.json", b'{"dataset": "lunarlander", "ae_epochs": ' + b"9" * 5000 + b"}"),
+        "--out", w.tmp / "study"]),
+    ("reproduce --config /dev/zero", "not a regular file", lambda w: [
+        "reproduce", "--config", "/dev/zero", "--out", w.tmp / "study"]),
+    ("reproduce --config a FIFO", "not a regular file", lambda w: [
+        "reproduce", "--config", _fifo(w.tmp / "fifo"), "--out", w.tmp / "study"]),
+    ("reproduce --out inside --root", "inside --root", lambda w: _reproduce(
+        w, root=w.copy_collection(), out=w.tmp / "collection" / "results")),
+    ("reproduce --out equal to --root", "inside --root", lambda w: _reproduce(
+        w, root=w.copy_collection(), out=w.tmp / "collection")),
     ("reproduce --tensorboard in a file", "--tensorboard", lambda w: _reproduce(w, "--tensorboard", w.file("tb"))),
     ("report on no study", "no study", lambda w: ["report", _mkdir(w.tmp / "empty")]),
     ("report corrupt study_config.json", "study_config.json", lambda w: _report_with(w, "study_config.json",
@@ -428,6 +443,11 @@ def _npy(w, array) -> Path:
 
 def _mkdir(path: Path) -> Path:
     path.mkdir(parents=True)
+    return path
+
+
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)
     return path
 
 
@@ -555,4 +575,5 @@ def test_report_into_a_read_only_folder_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "mkstemp", refuse)
     result = CliRunner().invoke(main, [str(a) for a in args])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
-    assert result.stderr.strip() == f"Error: Permission denied: {tmp_path / 'study'}"
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"Error: Permission denied: {tmp_path / 'study'}")  # the file it could not write

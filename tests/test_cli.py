@@ -301,3 +301,44 @@ def test_reproduce_config_reruns_a_saved_study_with_exactly_its_settings(collect
     before, after = (json.loads(f.read_text()) for f in (saved, changed / "study_config.json"))
     assert {k for k in before if before[k] != after[k]} == {"seeds", "predictor_epochs"}
     assert after["seeds"] == [0] and after["predictor_epochs"] == 6 and after["kl_weight"] == 0.5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum, status, word", [(15, 143, "terminated (SIGTERM)"), (2, 130, "interrupted")])
+def test_sigterm_and_sigint_end_in_one_line_and_the_rerun_resumes(signum, status, word, collection_path, tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "percae", "train", "--data", str(collection_path), "--out", str(out), "--z", "4",
+            "--epochs", "12", "--batch-size", "16", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    start = time.monotonic()
+    while not (out / "checkpoint.pt").exists():
+        assert proc.poll() is None and time.monotonic() - start < 120
+        time.sleep(0.05)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == status
+    lines = [line for line in err.strip().splitlines() if not line.startswith(("epoch", "\r"))]
+    assert lines[-1] == f"Error: {word}; rerun the same command to resume (finished work is kept)"
+    assert "Traceback" not in err and not list(out.glob(".*.tmp"))
+    resumed = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+    assert resumed.returncode == 0 and "resuming from epoch" in resumed.stdout
+
+
+def test_a_generated_collection_follows_the_umask(tmp_path):
+    import os
+
+    from percae.data.lunarlander import LunarLanderConfig, generate_lunarlander
+
+    previous = os.umask(0o022)
+    try:
+        path = generate_lunarlander(tmp_path / "c", LunarLanderConfig(rollouts=5, steps=5, workers=1), progress=False)
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o755
+    assert (path / "images.npy").stat().st_mode & 0o777 == 0o644

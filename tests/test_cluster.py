@@ -27,6 +27,8 @@ from percae.cluster import RayExecutor  # noqa: E402
 from percae.layout import StudyFiles  # noqa: E402
 from percae.study import preset_config, run_study  # noqa: E402
 
+pytestmark = pytest.mark.slow  # whole studies or the command line end to end
+
 TIMING = {"seconds_per_epoch", "images_per_second", "perceptual_overhead", "perceptual_overhead_std"}
 
 

@@ -15,6 +15,8 @@ from percae.predictors import PredictorConfig
 from percae.probe import probe_embeddings
 from percae.study import preset_config, run_study
 
+pytestmark = pytest.mark.slow  # whole studies or the command line end to end
+
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):

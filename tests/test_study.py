@@ -18,6 +18,8 @@ from percae.data.lunarlander import LunarLanderConfig, generate_lunarlander, loa
 from percae.predictors import predictor_grid
 from percae.study import preset_config, run_study
 
+pytestmark = pytest.mark.slow  # whole studies or the command line end to end
+
 TIMING_KEYS = {"seconds_per_epoch", "images_per_second", "perceptual_overhead", "perceptual_overhead_std"}
 
 
@@ -363,3 +365,31 @@ def test_a_study_grows_by_training_only_its_new_units_and_refuses_changes_to_fin
         settings = {**small, "models": ("AE", "P.AE"), "seeds": (0, 1), **change}
         with pytest.raises(Exception, match=named):
             run_study(preset_config("lunarlander", "quick", **settings), grown, progress=False, log=lambda s: None)
+
+
+def test_a_study_on_a_collection_changed_in_place_and_a_run_of_another_z_are_refused(collection, tmp_path):
+    import shutil
+
+    root = tmp_path / "collection"
+    shutil.copytree(collection, root)
+    small = dict(root=str(root), z_sizes=(4,), ae_epochs=1, predictor_epochs=5, retrain_epochs=0, models=("AE",),
+                 seeds=(0,))
+    run_study(preset_config("lunarlander", "quick", **small), tmp_path / "out", progress=False, log=lambda s: None)
+    # Another run's model (z = 8) in the z = 4 unit's folder, its later files deleted.
+    other = tmp_path / "other"
+    run_study(preset_config("lunarlander", "quick", **{**small, "z_sizes": (8,)}), other, progress=False,
+              log=lambda s: None)
+    unit = tmp_path / "out" / "runs" / "AE_z4_seed0"
+    shutil.rmtree(unit)
+    shutil.copytree(other / "runs" / "AE_z8_seed0", unit)
+    for later in ("predictors.json", "retrain"):
+        shutil.rmtree(unit / later) if (unit / later).is_dir() else (unit / later).unlink()
+    with pytest.raises(Exception, match="holds a ae with z = 8 at 64 px, not this unit's ae with z = 4"):
+        run_study(preset_config("lunarlander", "quick", **small), tmp_path / "out", progress=False, log=lambda s: None)
+    # The collection changed in place: refused before any unit runs.
+    images = np.load(root / "images.npy", mmap_mode="r+")
+    images[::2] = 255 - images[::2]
+    images.flush()
+    del images
+    with pytest.raises(Exception, match="holds a study of other data"):
+        run_study(preset_config("lunarlander", "quick", **small), tmp_path / "out", progress=False, log=lambda s: None)

@@ -15,6 +15,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from percae.cli import main  # noqa: E402
 
+pytestmark = pytest.mark.slow  # whole studies or the command line end to end
+
 
 def events(folder):
     acc = EventAccumulator(str(folder), size_guidance={"scalars": 0, "images": 0})

@@ -213,7 +213,8 @@ def test_interrupted_run_resumes_exactly(kind, loss, small, tmp_path):
         if loss == "perceptual":  # "auto" is saved as the number it was calibrated to, the same for both
             assert isinstance(saved.perceptual_scale, float) and saved.perceptual_scale > 1
             saved = replace(saved, perceptual_scale=config.perceptual_scale)
-        assert saved == config
+        assert saved.data_fingerprint == f"{train.fingerprint()}-{val.fingerprint()}"  # (the images, recorded)
+        assert replace(saved, data_fingerprint=None) == config
         assert json.loads((d / "train_result.json").read_text())["best_epoch"] == r_whole.best_epoch
     rows = read_history(run_dir / "history.csv")
     assert [float(r["val_loss"]) for r in rows] == pytest.approx([r["val_loss"] for r in r_whole.history], rel=1e-12)
@@ -572,3 +573,41 @@ def test_an_interrupted_run_resumes_only_under_its_perceptual_scale(small, tmp_p
     result = train_autoencoder(make(), train, val, cfg(loss="perceptual", perceptual_scale="auto"), run_dir=tmp_path, progress=False,
                                log=None, loss_fn=_calibration_loss())
     assert result.epochs_run == 3
+
+
+def test_an_interrupted_run_resumes_only_on_the_images_it_began_with(small, tmp_path):
+    train, val = small
+
+    def stop(line):
+        if EPOCH_LINE.match(line):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_autoencoder(make(), train, val, cfg(), run_dir=tmp_path, progress=False, log=stop)
+    other = train.subset(np.arange(1, len(train)))  # one image fewer
+    with pytest.raises(ConfigError, match="on other images"):
+        train_autoencoder(make(), other, val, cfg(), run_dir=tmp_path, progress=False, log=None)
+    assert train_autoencoder(make(), train, val, cfg(), run_dir=tmp_path, progress=False, log=None).epochs_run == 3
+
+
+def test_a_killed_writes_temporary_file_is_removed_by_the_next_run_there(small, tmp_path):
+    train, val = small
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / ".checkpoint.pt.x1y2.tmp").write_bytes(b"half a checkpoint")
+    train_autoencoder(make(), train, val, cfg(epochs=1), run_dir=tmp_path, progress=False, log=None)
+    assert not list(tmp_path.glob(".*.tmp")) and (tmp_path / "train_result.json").exists()
+
+
+def test_a_full_disk_names_the_file_and_the_cause_and_leaves_no_temporary_file(tmp_path):
+    import errno
+
+    from percae.config import atomic_write_bytes
+
+    def full(f):
+        f.write(b"some")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError) as info:
+        atomic_write_bytes(tmp_path / "checkpoint.pt", full)
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "checkpoint.pt")
+    assert list(tmp_path.iterdir()) == []

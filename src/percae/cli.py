@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -28,6 +29,13 @@ class _Group(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        terminated = []
+
+        def on_sigterm(signum, frame):
+            terminated.append(signum)
+            raise KeyboardInterrupt  # unwound as Ctrl-C is: atomic writes leave nothing half-written
+
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except getattr(click.exceptions, "NoArgsIsHelpError", ()) as e:  # click >= 8.2
@@ -40,9 +48,12 @@ class _Group(click.Group):
         except click.ClickException as e:
             click.echo(f"Error: {e.format_message()}", err=True)
             sys.exit(1)
-        except click.Abort:
-            click.echo("Aborted!", err=True)
-            sys.exit(1)
+        except (click.Abort, KeyboardInterrupt):
+            what, status = ("terminated (SIGTERM)", 143) if terminated else ("interrupted", 130)
+            click.echo(f"Error: {what}; rerun the same command to resume (finished work is kept)", err=True)
+            sys.exit(status)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx):

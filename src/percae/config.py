@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import numbers
 import os
+import signal
 import tempfile
+import threading
 import types
 import typing
 from pathlib import Path
@@ -44,10 +47,28 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+@contextlib.contextmanager
+def _signals_deferred():
+    """Ctrl-C and SIGTERM held back until the block ends (in the main thread, where Python
+    handles them): an interrupted run then leaves no temporary file behind."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def atomic_write_bytes(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
     """Write a file through `write(file)` so that a reader sees the old content or the new
     one, never half: into a temporary file beside it, synced, then renamed over it."""
-    path = Path(path)
+    with _signals_deferred():
+        _atomic_write_bytes(Path(path), write)
+
+
+def _atomic_write_bytes(path: Path, write: Callable[[BinaryIO], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -57,9 +78,21 @@ def atomic_write_bytes(path: str | os.PathLike, write: Callable[[BinaryIO], None
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # as an ordinary new file (mkstemp makes it private)
         os.replace(tmp, path)
+    except OSError as e:  # a full disk, a folder made read-only: the file and the cause, in one line
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporary_files(folder: str | os.PathLike) -> None:
+    """The temporary files that killed atomic writes (kill -9, power loss) left in `folder`;
+    called by the next run there, which owns the folder (a concurrent one would be an error)."""
+    folder = Path(folder)
+    if folder.is_dir():
+        for leftover in folder.glob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -75,14 +108,28 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, text + "\n")
 
 
+# Larger than any settings or result file percae writes: a bigger one is not one of them.
+MAX_JSON_BYTES = 16 << 20
+
+
 def read_json(path: str | os.PathLike, what: str = "file") -> Any:
-    """A JSON file's content; a missing, unreadable or malformed file is a ConfigError naming it."""
+    """A JSON file's content; a missing, unreadable, oversized (or not a regular file: a FIFO
+    would block), malformed or absurdly nested file is a ConfigError naming it."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{what} {path} does not exist")
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} is not a regular file")
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise ConfigError(f"{what} {path} is {path.stat().st_size} bytes, more than any percae file "
+                          f"({MAX_JSON_BYTES} at most)")
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{what} {path} does not exist") from None
+        return json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ConfigError(f"{what} {path} is not valid JSON ({e}); restore or regenerate it") from None
+    except (RecursionError, ValueError) as e:  # nested thousands deep; an integer of thousands of digits
+        raise ConfigError(f"{what} {path} is not a settings file percae can read ({type(e).__name__}: "
+                          f"{str(e)[:100]})") from None
 
 
 def _non_finite(obj: Any, where: str = "") -> str:
@@ -102,14 +149,19 @@ def early_stopping_patience(epochs: int, patience: int | None) -> int:
     return patience if patience is not None else max(10, epochs // 20)
 
 
+# Seeds beyond this cannot seed torch's and numpy's generators.
+MAX_SEED = 2**63 - 1
+
+
 def setting(default: Any, *, option: str | None = None, min: float | None = None, above: float | None = None,
-            choices: tuple | None = None, feeds: dict[str, str] | None = None) -> Any:
+            max: float | None = None, choices: tuple | None = None, feeds: dict[str, str] | None = None) -> Any:
     """A config field with the rule its value keeps, checked by `JsonConfig.validate` (for a
-    tuple, by each item; None always passes): `min` (at least), `above` (more than), `choices`;
+    tuple, by each item; None always passes): `min` (at least), `above` (more than), `max` (at
+    most), `choices`;
     a float must also be finite. `option` is the CLI option that sets it (default --field-name),
     named in its messages. `feeds` maps a part ("train", "predictor", ...) to the field of that
     part's config this setting fills when it is not the one of the same name (`sub_config`)."""
-    return dataclasses.field(default=default, metadata={"option": option, "min": min, "above": above,
+    return dataclasses.field(default=default, metadata={"option": option, "min": min, "above": above, "max": max,
                                                         "choices": choices, "feeds": feeds or {}})
 
 
@@ -138,6 +190,8 @@ class JsonConfig:
                     raise self.error(f"{option} must be a finite number, got {value}")
                 if rule.get("min") is not None and item < rule["min"]:
                     raise self.error(f"{option} must be at least {rule['min']}, got {_show(value)}")
+                if rule.get("max") is not None and item > rule["max"]:
+                    raise self.error(f"{option} must be at most {rule['max']}, got {_show(value)}")
                 if rule.get("above") is not None and item <= rule["above"]:
                     raise self.error(f"{option} must be more than {rule['above']}, got {_show(value)}")
                 if rule.get("choices") is not None and item not in rule["choices"]:

@@ -18,10 +18,14 @@ from .data import check_image_size
 from .layout import RunFiles
 
 
+# Far beyond the paper's 512: a larger z is a mistake, and its layers would not fit in memory.
+MAX_LATENT = 65536
+
+
 @dataclass
 class AutoencoderConfig(JsonConfig):
     kind: str = "ae"  # a key of MODELS
-    latent_dim: int = setting(64, option="latent size", min=1)
+    latent_dim: int = setting(64, option="latent size", min=1, max=MAX_LATENT)
     image_size: int = 64
 
     def validate(self) -> None:

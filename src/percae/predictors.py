@@ -19,7 +19,15 @@ from itertools import pairwise, product
 import numpy as np
 import torch
 
-from .config import ConfigError, JsonConfig, atomic_write_bytes, atomic_write_json, early_stopping_patience, setting
+from .config import (
+    MAX_SEED,
+    ConfigError,
+    JsonConfig,
+    atomic_write_bytes,
+    atomic_write_json,
+    early_stopping_patience,
+    setting,
+)
 from .device import resolve_device
 from .layout import RunFiles
 from .model import save_tensors
@@ -71,7 +79,7 @@ class PredictorConfig(JsonConfig):
     batch_size: int = setting(512, option="predictor batch size", min=1)
     lr: float = setting(1e-3, option="predictor learning rate", min=0)
     patience: int | None = setting(None, option="predictor patience", min=1)  # None: max(10, epochs // 20)
-    seed: int = setting(0, option="predictor seed", min=0)
+    seed: int = setting(0, option="predictor seed", min=0, max=MAX_SEED)
     device: str = "auto"
 
     @property

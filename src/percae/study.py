@@ -20,12 +20,14 @@ import numpy as np
 
 from . import provenance
 from .config import (
+    MAX_SEED,
     ConfigError,
     JsonConfig,
     atomic_write_bytes,
     atomic_write_json,
     check_output_folder,
     read_json,
+    remove_stale_temporary_files,
     setting,
 )
 from .data import DataError, ImageSet, StudyData, check_image_size, load_study_data, split, split_by_group
@@ -39,7 +41,7 @@ from .loss import (
     choose_perceptual_net,
     describe_weights,
 )
-from .model import AutoencoderConfig, build_autoencoder, load_autoencoder
+from .model import MAX_LATENT, AutoencoderConfig, build_autoencoder, load_autoencoder
 from .layout import RunFiles, StudyFiles, run_name
 from .predictors import PredictorConfig, fit_predictors, trivial_baseline
 from .training import TrainConfig, train_autoencoder
@@ -67,7 +69,7 @@ class StudyConfig(JsonConfig):
     dataset: str = "lunarlander"
     root: str | None = None  # the data; for LunarLander the collection (generated if missing)
     preset: str = setting("paper", option="preset", choices=("paper", "quick"))
-    z_sizes: tuple[int, ...] = setting((32, 64, 128, 256), option="--z", min=1)
+    z_sizes: tuple[int, ...] = setting((32, 64, 128, 256), option="--z", min=1, max=MAX_LATENT)
     models: tuple[str, ...] = setting(("AE", "VAE", "P.AE", "P.VAE"), option="--models", choices=tuple(MODEL_VARIANTS))
     ae_epochs: int = setting(50, option="--epochs", min=1, feeds={"train": "epochs"})
     predictor_epochs: int = setting(500, min=1, feeds={"predictor": "epochs"})
@@ -86,11 +88,14 @@ class StudyConfig(JsonConfig):
     max_autoencoder_images: int | None = setting(None, min=1)  # subsample big sets (quick presets)
     max_predictor_images: int | None = setting(None, min=1)
     max_test_images: int | None = setting(None, min=1)
-    seed: int = setting(0, min=0)  # the data's: collection, subsampling and splits; also the first training seed
+    seed: int = setting(0, min=0, max=MAX_SEED)  # the data's: collection, subsampling and splits; also the first training seed
     # Training seeds (model initialisation, batch order, predictor initialisation): each
     # (model, z) is trained once per seed, on the same data. None: (seed,).
-    seeds: tuple[int, ...] | None = setting(None, min=0)
+    seeds: tuple[int, ...] | None = setting(None, min=0, max=MAX_SEED)
     device: str = "auto"
+    # Set by the study: its data's fingerprint (StudyData.fingerprint), so that a rerun on a
+    # dataset changed in place is refused rather than mixed with the finished units.
+    data_fingerprint: str | None = None
 
     def validate(self) -> None:
         super().validate()
@@ -125,7 +130,7 @@ class StudyConfig(JsonConfig):
         grow (more seeds, latent sizes, models; the tables are rebuilt from all of them) and
         move to another device, and a setting that none of its units used may change (the KL
         weight of a study without VAEs); anything else would mix two studies in one folder."""
-        free = {"device", "seeds", "z_sizes", "models"}
+        free = {"device", "seeds", "z_sizes", "models", "data_fingerprint"}  # (the data is checked once read)
         if not any(MODEL_VARIANTS[m][1] == "perceptual" for m in previous.models):
             free |= {"perceptual_net", "perceptual_weights", "perceptual_scale"}
         if not any(MODEL_VARIANTS[m][0] == "vae" for m in previous.models):
@@ -322,6 +327,11 @@ def run_study(config: StudyConfig, out: str | os.PathLike, progress: bool = True
     # Every check before the first file: a refused start leaves `out` as it was.
     config.validate()
     files = StudyFiles(check_output_folder(out))
+    if config.root is not None:
+        root, results = Path(config.root).resolve(), files.root.resolve()
+        if results == root or root in results.parents:
+            raise ConfigError(f"--out {out} is inside --root {config.root}: the study would read its own results as "
+                              "data; choose an --out outside the dataset folder")
     net, net_note, net_fingerprint = resolve_perceptual_net(config, log)
     config = replace(config, perceptual_net=net)
     if files.config.exists():
@@ -360,10 +370,17 @@ def _run_study(config: StudyConfig, files: StudyFiles, net_note: str | None, net
         for path in created:
             shutil.rmtree(path, ignore_errors=True)
         raise
+    previous = StudyConfig.load(files.config) if files.config.exists() else None
+    config = replace(config, data_fingerprint=data.fingerprint())
+    if previous is not None and previous.data_fingerprint not in (None, config.data_fingerprint):
+        raise ConfigError(f"{files.root} holds a study of other data (fingerprint {previous.data_fingerprint} there, "
+                          f"{config.data_fingerprint} in {data_root(config, files)} now): the dataset changed since; "
+                          "use another --out, or restore the data")
     files.root.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporary_files(files.root)
     # Only once the data is known to be usable: a refused start leaves nothing to trip over. A
     # grown study's settings replace those it grew from.
-    if not files.config.exists() or StudyConfig.load(files.config) != config:
+    if previous != config:
         config.save(files.config)
     atomic_write_json(files.notes, {"perceptual_net": net_note, "data": data.notes} if net_note
                       else {"data": data.notes})
@@ -438,6 +455,8 @@ def run_one(config: StudyConfig, model_name: str, z: int, seed: int, parts: Stud
         return (lambda row: on_epoch(phase, row)) if on_epoch else None
 
     name, data = files.root.name, parts.data
+    for folder in (files.root, files.retrain.root):
+        remove_stale_temporary_files(folder)
     if files.retrain_result.exists():
         log(f"{name}: finished earlier, skipped")
         return
@@ -447,6 +466,11 @@ def run_one(config: StudyConfig, model_name: str, z: int, seed: int, parts: Stud
         # was then lost) would otherwise stay in the finished run.
         files.checkpoint.unlink(missing_ok=True)
         model = load_autoencoder(files.root)
+        expected = config.autoencoder_config(model_name, z, data.autoencoder.image_size)
+        if model.config != expected:
+            raise ConfigError(f"{files.root} holds a {model.config.kind} with z = {model.config.latent_dim} at "
+                              f"{model.config.image_size} px, not this unit's {expected.kind} with z = {z} at "
+                              f"{expected.image_size} px; delete that folder and rerun to train it")
     else:
         log(f"{name}: training the autoencoder ({train_config.loss} loss)")
         model = build_autoencoder(config.autoencoder_config(model_name, z, data.autoencoder.image_size), seed=seed)

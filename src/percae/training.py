@@ -24,12 +24,14 @@ import torch
 from torch import nn
 
 from .config import (
+    MAX_SEED,
     ConfigError,
     JsonConfig,
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
     early_stopping_patience,
+    remove_stale_temporary_files,
     setting,
 )
 from .data import ImageSet
@@ -69,10 +71,13 @@ class TrainConfig(JsonConfig):
     batch_size: int = setting(512, min=2)
     lr: float = setting(1e-3, above=0)
     patience: int | None = setting(None, option="patience", min=1)  # None: max(10, epochs // 20), as the study
-    seed: int = setting(0, min=0)
+    seed: int = setting(0, min=0, max=MAX_SEED)
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA and on CPUs that multiply bf16 natively
     compile: bool = False  # torch.compile the training step on CUDA (see docs/performance.md)
+    # Set by training: the fingerprint of its training and validation images (ImageSet.fingerprint),
+    # saved with the run, so that a run resumes only on the images it began with.
+    data_fingerprint: str | None = None
     # Perceptual loss: megabytes the target images' features may keep between epochs
     # (None: a quarter of the GPU's memory on CUDA, none on a CPU, see feature_cache_bytes;
     # 0: recompute them every batch).
@@ -221,7 +226,10 @@ class TrainState:
         }
         if device.type == "cuda":
             checkpoint["cuda_rng"] = torch.cuda.get_rng_state(device)
-        atomic_write_bytes(files.checkpoint, lambda f: torch.save(checkpoint, f))
+        # Serialised first: torch.save into the file would report a full disk as "unexpected pos".
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        atomic_write_bytes(files.checkpoint, lambda f: f.write(buffer.getbuffer()))
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=keys)
         writer.writeheader()
@@ -287,6 +295,7 @@ def train_autoencoder(
     model.to(device).to(memory_format=torch.channels_last)
     loss_fn.to(device).to(memory_format=torch.channels_last)
     state = TrainState.start(model, config, device, freeze_encoder)
+    config = replace(config, data_fingerprint=f"{train_set.fingerprint()}-{val_set.fingerprint()}")
     perceptual = isinstance(loss_fn, PerceptualLoss)
     if perceptual:
         own = {id(p) for p in loss_fn.parameters()}
@@ -295,6 +304,8 @@ def train_autoencoder(
         # "auto" becomes the number used, saved with the run and compared on resume.
         config = replace(config, perceptual_scale=resolve_perceptual_scale(config, loss_fn, train_set, device))
     files = RunFiles(run_dir) if run_dir is not None else None
+    if files is not None:
+        remove_stale_temporary_files(files.root)
     if files is not None and files.checkpoint.exists():
         state.load(files, config, freeze_encoder, device)
         if perceptual and isinstance(state.saved_config.get("perceptual_scale"), (int, float)):
@@ -509,6 +520,10 @@ def _run_label(model: Autoencoder, files: RunFiles | None) -> str:
 
 def _check_resumable(ck: dict, run_dir: Path, config: TrainConfig, model: Autoencoder, freeze_encoder: bool) -> None:
     """A checkpoint resumes only the run that wrote it: other settings would silently mix two runs."""
+    saved_data = ck.get("train_config", {}).get("data_fingerprint")
+    if saved_data is not None and saved_data != config.data_fingerprint:
+        raise ConfigError(f"{run_dir} holds an interrupted run on other images (data fingerprint {saved_data} there, "
+                          f"{config.data_fingerprint} now): rerun it with its data (--data), or use another --out")
     changed = config.resume_differences(ck.get("train_config", {}))
     saved_model = ck.get("model_config", {})
     changed += [k for k, v in model.config.to_dict().items() if k in saved_model and saved_model[k] != v]

@@ -130,6 +130,21 @@ class ImageSet:
             return self.indices.copy()
         return self.groups[self.indices]
 
+    def fingerprint(self, sample: int = 256) -> str:
+        """A content fingerprint, cheap at any size: the shape, the tiling, every selected target
+        and group, and the bytes of a fixed, evenly spaced sample of the images. Other images,
+        labels or a different selection give another (a change that spares every sampled image
+        and every label is not seen)."""
+        import hashlib
+
+        h = hashlib.sha256(repr((len(self), self.images.shape[1:], self.tile)).encode())
+        for part in (self.targets, self.groups):
+            if part is not None:
+                h.update(np.ascontiguousarray(part[self.indices]).tobytes())
+        positions = np.unique(np.linspace(0, len(self) - 1, min(len(self), sample)).round().astype(np.int64))
+        h.update(np.ascontiguousarray(self.gather(positions)).tobytes())
+        return h.hexdigest()[:16]
+
 
 def split_by_group(
     groups: np.ndarray, fraction: float, seed: int
@@ -170,6 +185,13 @@ class StudyData:
     test: ImageSet
     num_classes: int | None = None
     notes: list[str] = field(default_factory=list)
+
+    def fingerprint(self) -> str:
+        """The three parts' fingerprints together: the study's data, by content."""
+        import hashlib
+
+        parts = "".join(part.fingerprint() for part in (self.autoencoder, self.predictor, self.test))
+        return hashlib.sha256(parts.encode()).hexdigest()[:16]
 
     def targets(self, images: ImageSet) -> np.ndarray:
         """float32 targets of `images` (a part of this data) for the predictors: positions

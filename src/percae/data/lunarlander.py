@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import JsonConfig, atomic_write_json, check_output_folder, setting
+from ..config import MAX_SEED, JsonConfig, atomic_write_json, check_output_folder, setting
 from . import DataError, ImageSet, StudyData, check_image_size, split_by_group
 
 # Half the rollouts are unaltered (autoencoder train/validation: 2 at least), half altered
@@ -37,7 +37,7 @@ class LunarLanderConfig(JsonConfig):
     rollouts: int = 1400
     steps: int = setting(150, min=1)
     image_size: int = 64
-    seed: int = setting(0, min=0)
+    seed: int = setting(0, min=0, max=MAX_SEED)
     workers: int = setting(0, min=0)  # 0: one per CPU core, at most 8
 
     def validate(self) -> None:
@@ -132,6 +132,9 @@ def generate_lunarlander(out: str | os.PathLike, config: LunarLanderConfig, prog
     out.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_partials(out)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial."))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # a folder as the user's umask makes them (mkdtemp's is private)
     try:
         (tmp / OWNER).write_text(f"{socket.gethostname()} {os.getpid()}")
         S, T, R = config.image_size, config.steps, config.rollouts
