@@ -248,6 +248,7 @@ def test_encode_a_npy_file_of_images(run_dir, collection, tmp_path):
     np.testing.assert_array_equal(np.load(out), encode_images(load_autoencoder(run_dir), pixels, device="cpu"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flag, progress_shown", [(None, True), ("--quiet", False), ("--verbose", True)])
 def test_progress_lines_go_through_the_percae_logger(flag, progress_shown, collection_path, tmp_path):
     args = ([flag] if flag else []) + ["train", "--data", str(collection_path), "--out", str(tmp_path / "run"),
@@ -273,6 +274,7 @@ def test_the_api_logs_to_the_percae_logger(tiny_split, caplog, monkeypatch):
     assert [r.name for r in caplog.records] == ["percae.training"] and "epoch   1/1" in caplog.records[0].message
 
 
+@pytest.mark.slow
 def test_reproduce_config_reruns_a_saved_study_with_exactly_its_settings(collection_path, tmp_path):
     """A study's own study_config.json, given to --config, makes the same study: the same
     settings to the byte (the resolved network too) and the same results; an option given

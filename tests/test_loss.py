@@ -273,6 +273,7 @@ def test_efficientnet_lite0_stride8_is_the_library_network_run_to_block_3(empty_
     assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch, layer, depth", [
     ("alexnet", "relu2_1", 5),      # the paper's cut: conv1, ReLU, max-pool, conv2, ReLU
     ("alexnet", "features.4", 5),   # the same layer by its traced name
