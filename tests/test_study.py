@@ -239,7 +239,7 @@ def test_a_finished_training_resumed_with_a_leftover_checkpoint_ends_without_it(
     first = run_study(config, tmp_path, progress=False, log=lambda s: None)
     run = tmp_path / "runs" / "AE_z4_seed0"
     (run / "retrain" / "retrain.json").unlink()
-    (run / "checkpoint.pt").write_bytes((run / "model.pt").read_bytes())  # any leftover
+    (run / "checkpoint.pt").write_bytes((run / "model.safetensors").read_bytes())  # any leftover
     again = run_study(config, tmp_path, progress=False, log=lambda s: None)
     assert not (run / "checkpoint.pt").exists()
     assert comparable(again) == comparable(first)
