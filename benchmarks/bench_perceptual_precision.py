@@ -13,6 +13,7 @@ import time
 
 import torch
 
+from percae.device import to_channels_last
 from percae.loss import PerceptualLoss, build_perceptual_network
 from percae.model import AutoencoderConfig, build_autoencoder
 
@@ -25,8 +26,8 @@ class Bf16PerceptualLoss(PerceptualLoss):
 
 
 def images_per_second(loss_cls, net: str, batch: int, device: torch.device, seconds: float = 6.0) -> float:
-    model = build_autoencoder(AutoencoderConfig("ae", 32, 64), seed=0).to(device).to(memory_format=torch.channels_last)
-    loss_fn = loss_cls(build_perceptual_network(net), name=net).to(device).to(memory_format=torch.channels_last)
+    model = to_channels_last(build_autoencoder(AutoencoderConfig("ae", 32, 64), seed=0), device)
+    loss_fn = to_channels_last(loss_cls(build_perceptual_network(net), name=net), device)
     optimizer = torch.optim.Adam(model.parameters(), fused=True)
     images = torch.randint(0, 256, (batch, 64, 64, 3), dtype=torch.uint8, device=device)
     times: list[float] = []

@@ -13,7 +13,7 @@ import torch
 from percae.data import load_study_data, split
 from percae.model import AutoencoderConfig, build_autoencoder
 from percae.loss import build_loss
-from percae.device import DeviceImages, autocast
+from percae.device import DeviceImages, autocast, to_channels_last
 from percae.training import objective
 from percae.embeddings import encode_images
 from percae.layout import RunFiles
@@ -45,8 +45,8 @@ print("sizes", len(tr), len(va), "baseline %.2f" % trivial_baseline("position", 
 loss_name = "perceptual" if a.model.startswith("P.") else "pixel"
 kind = "vae" if "VAE" in a.model else "ae"
 dev = torch.device("cpu")
-model = build_autoencoder(AutoencoderConfig(kind, a.z, 64), seed=a.seed).to(memory_format=torch.channels_last)
-loss_fn = build_loss(loss_name, a.net).to(memory_format=torch.channels_last)
+model = to_channels_last(build_autoencoder(AutoencoderConfig(kind, a.z, 64), seed=a.seed), torch.device("cpu"))
+loss_fn = to_channels_last(build_loss(loss_name, a.net), torch.device("cpu"))
 opt = torch.optim.Adam(model.parameters(), lr=a.lr, fused=True)
 g = torch.Generator().manual_seed(a.seed)
 D = DeviceImages(tr, dev)

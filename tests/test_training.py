@@ -611,3 +611,23 @@ def test_a_full_disk_names_the_file_and_the_cause_and_leaves_no_temporary_file(t
         atomic_write_bytes(tmp_path / "checkpoint.pt", full)
     assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "checkpoint.pt")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_training_layout_keeps_transposed_weights_contiguous_on_cpu_and_outputs_unchanged():
+    # oneDNN reorders a channels-last transposed weight at every call on a CPU; the layout
+    # must change speed only, never what the autoencoder computes.
+    from percae.device import to_channels_last
+
+    model = make()
+    x = torch.rand(4, 3, 64, 64)
+    with torch.no_grad():
+        before = model.eval()(x).reconstruction
+        to_channels_last(model, torch.device("cpu"))
+        after = model(x.to(memory_format=torch.channels_last)).reconstruction
+    layers = list(model.modules())
+    convs = [m for m in layers if type(m) is nn.Conv2d]
+    transposed = [m for m in layers if isinstance(m, nn.ConvTranspose2d)]
+    assert convs and transposed
+    assert all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
+    assert all(m.weight.is_contiguous() for m in transposed)
+    torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-6)

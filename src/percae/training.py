@@ -35,7 +35,7 @@ from .config import (
     setting,
 )
 from .data import ImageSet
-from .device import DeviceImages, amp_enabled, autocast, resolve_device, to_float_batch
+from .device import DeviceImages, amp_enabled, autocast, resolve_device, to_channels_last, to_float_batch
 from .feature_cache import FeatureCache, feature_cache_bytes
 from . import provenance
 from .layout import RunFiles
@@ -291,9 +291,8 @@ def train_autoencoder(
     # then samples from (as when the caller built the loss).
     loss_fn = loss_fn if loss_fn is not None else config.build_loss()
     torch.manual_seed(config.seed)
-    # Channels-last convolutions: faster on CUDA and on CPU alike (CPU: x1.46 in float32).
-    model.to(device).to(memory_format=torch.channels_last)
-    loss_fn.to(device).to(memory_format=torch.channels_last)
+    to_channels_last(model, device)
+    to_channels_last(loss_fn, device)
     state = TrainState.start(model, config, device, freeze_encoder)
     config = replace(config, data_fingerprint=f"{train_set.fingerprint()}-{val_set.fingerprint()}")
     perceptual = isinstance(loss_fn, PerceptualLoss)
