@@ -25,7 +25,9 @@ class Bf16PerceptualLoss(PerceptualLoss):
         return torch.sigmoid(self.network(images))
 
 
-def images_per_second(loss_cls, net: str, batch: int, device: torch.device, seconds: float = 6.0) -> float:
+def images_per_second(
+    loss_cls, net: str, batch: int, device: torch.device, seconds: float = 6.0
+) -> float:
     model = to_channels_last(build_autoencoder(AutoencoderConfig("ae", 32, 64), seed=0), device)
     loss_fn = to_channels_last(loss_cls(build_perceptual_network(net), name=net), device)
     optimizer = torch.optim.Adam(model.parameters(), fused=True)
@@ -47,18 +49,25 @@ def images_per_second(loss_cls, net: str, batch: int, device: torch.device, seco
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--nets", default="alexnet-random,efficientnet-lite0-s8")
     p.add_argument("--batches", default="16,512")
     args = p.parse_args()
     device = torch.device(args.device)
-    print("| network | batch | images/s, network in bf16 | images/s, network in float32 | cost |\n|---|---|---|---|---|")
+    print(
+        "| network | batch | images/s, network in bf16 | images/s, network in float32 | cost |\n|---|---|---|---|---|"
+    )
     for net in args.nets.split(","):
         for batch in map(int, args.batches.split(",")):
             bf16 = images_per_second(Bf16PerceptualLoss, net, batch, device)
             fp32 = images_per_second(PerceptualLoss, net, batch, device)
-            print(f"| {net} | {batch} | {bf16:.0f} | {fp32:.0f} | {bf16 / fp32 - 1:+.0%} time |", flush=True)
+            print(
+                f"| {net} | {batch} | {bf16:.0f} | {fp32:.0f} | {bf16 / fp32 - 1:+.0%} time |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -33,10 +33,10 @@ def synthetic_collection(n: int, size: int = 64, seed: int = 0):
     images = np.zeros((n, size, size, 3), np.uint8)
     ground = (size * 0.7 + 4 * np.sin(np.arange(size) / 5)).astype(int)
     for i in range(size):
-        images[:, ground[i]:, i] = 255
+        images[:, ground[i] :, i] = 255
     pos = rng.uniform(4, size - 4, size=(n, 2)).astype(np.float32)
     for k, (x, y) in enumerate(pos.astype(int)):
-        images[k, y - 1:y + 2, x - 2:x + 2] = (128, 102, 230)
+        images[k, y - 1 : y + 2, x - 2 : x + 2] = (128, 102, 230)
     return images, pos
 
 
@@ -62,7 +62,9 @@ def ae_percae(args, loss_name, compile=False):
     device = resolve_device(args.device)
     model = build_autoencoder(AutoencoderConfig("ae", 32, 64))
     loss = build_loss(loss_name, args.perceptual_net)
-    config = TrainConfig(loss=loss_name, epochs=args.epochs + 1, patience=100, device=args.device, compile=compile)
+    config = TrainConfig(
+        loss=loss_name, epochs=args.epochs + 1, patience=100, device=args.device, compile=compile
+    )
     result = train_autoencoder(model, train, val, config, progress=False, log=None, loss_fn=loss)
     epoch_s = [r["seconds"] for r in result.history[1:]]  # first epoch: warm-up
     return {"images_per_s": args.images / (sum(epoch_s) / len(epoch_s)), **peak_memory(device)}
@@ -88,7 +90,7 @@ def ae_baseline(args, loss_name):
     loss_fn = build_loss(loss_name, args.perceptual_net).to(device)
     opt = torch.optim.Adam(model.parameters())
     times = []
-    for epoch in range(args.epochs + 1):
+    for _epoch in range(args.epochs + 1):
         t0 = time.perf_counter()
         model.train()
         for (x,) in train_loader:
@@ -139,7 +141,11 @@ def grid_vectorised(args):
     warm_torch_optim()
     t0 = time.perf_counter()
     fitted = fit_predictor_grid(tx, ty, vx, vy, config=config)
-    return {"seconds": time.perf_counter() - t0, "predictors": len(fitted), **peak_memory(resolve_device(args.device))}
+    return {
+        "seconds": time.perf_counter() - t0,
+        "predictors": len(fitted),
+        **peak_memory(resolve_device(args.device)),
+    }
 
 
 def grid_one_at_a_time(args):
@@ -172,7 +178,7 @@ def grid_one_at_a_time(args):
         net = nn.Sequential(*layers).to(device)
         opt = torch.optim.Adam(net.parameters())
         best = float("inf")
-        for epoch in range(args.grid_epochs):
+        for _epoch in range(args.grid_epochs):
             for xb, yb in loader:
                 xb, yb = xb.to(device), yb.to(device)
                 loss = nn.functional.mse_loss(net(xb), yb)
@@ -189,7 +195,9 @@ def grid_one_at_a_time(args):
             val = total / len(vx)
             if val < best:
                 best = val
-                kept[spec.name] = {k: v.clone() for k, v in net.state_dict().items()}  # the best epoch's weights
+                kept[spec.name] = {
+                    k: v.clone() for k, v in net.state_dict().items()
+                }  # the best epoch's weights
     return {"seconds": time.perf_counter() - t0, "predictors": len(specs), **peak_memory(device)}
 
 
@@ -209,19 +217,29 @@ ITEMS = {
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--images", type=int, default=5120, help="train + validation images (1/5 validation)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--images", type=int, default=5120, help="train + validation images (1/5 validation)"
+    )
     p.add_argument("--epochs", type=int, default=2, help="timed epochs after one warm-up epoch")
     p.add_argument("--perceptual-net", default="efficientnet-lite0")
     p.add_argument("--grid-samples", type=int, default=10000)
     p.add_argument("--grid-epochs", type=int, default=30)
     p.add_argument("--device", default="auto")
     p.add_argument("--only", help="comma-separated subset of: " + ", ".join(ITEMS))
-    p.add_argument("--compile-only", action="store_true",
-                   help="CUDA: time percae with torch.compile against percae without it")
-    p.add_argument("--cudnn-benchmark", action="store_true",
-                   help="CUDA: let cuDNN time its algorithms for each convolution shape (every item, "
-                        "percae and baseline alike); percae does not set it yet: not measured")
+    p.add_argument(
+        "--compile-only",
+        action="store_true",
+        help="CUDA: time percae with torch.compile against percae without it",
+    )
+    p.add_argument(
+        "--cudnn-benchmark",
+        action="store_true",
+        help="CUDA: let cuDNN time its algorithms for each convolution shape (every item, "
+        "percae and baseline alike); percae does not set it yet: not measured",
+    )
     p.add_argument("--item", choices=list(ITEMS) + list(COMPILED_ITEMS), help=argparse.SUPPRESS)
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
@@ -251,30 +269,55 @@ def main() -> None:
 
     summary = {
         "pixel_speedup": ratio("ae-percae-pixel", "ae-baseline-pixel", "images_per_s"),
-        "perceptual_speedup": ratio("ae-percae-perceptual", "ae-baseline-perceptual", "images_per_s"),
-        "perceptual_overhead_percae": ratio("ae-percae-pixel", "ae-percae-perceptual", "images_per_s") - 1,
-        "perceptual_overhead_baseline": ratio("ae-baseline-pixel", "ae-baseline-perceptual", "images_per_s") - 1,
+        "perceptual_speedup": ratio(
+            "ae-percae-perceptual", "ae-baseline-perceptual", "images_per_s"
+        ),
+        "perceptual_overhead_percae": ratio(
+            "ae-percae-pixel", "ae-percae-perceptual", "images_per_s"
+        )
+        - 1,
+        "perceptual_overhead_baseline": ratio(
+            "ae-baseline-pixel", "ae-baseline-perceptual", "images_per_s"
+        )
+        - 1,
         "grid_speedup": ratio("grid-one-at-a-time", "grid-vectorised", "seconds"),
     }
 
     def ips(item):
-        return f"{r[item]['images_per_s']:.0f} img/s" if item in r else ("failed" if item in failed else "not run")
+        return (
+            f"{r[item]['images_per_s']:.0f} img/s"
+            if item in r
+            else ("failed" if item in failed else "not run")
+        )
 
     def shown(value, spec, scale=1.0, unit=""):
-        return "n/a" if value != value else f"{scale * value:{spec}}{unit}"  # value != value: nan, an arm not run
+        return (
+            "n/a" if value != value else f"{scale * value:{spec}}{unit}"
+        )  # value != value: nan, an arm not run
 
     print()
-    print(f"autoencoder, pixel loss:      percae {ips('ae-percae-pixel')}, "
-          f"baseline {ips('ae-baseline-pixel')}, ratio {shown(summary['pixel_speedup'], '.2f', unit='x')}")
-    print(f"autoencoder, perceptual loss: percae {ips('ae-percae-perceptual')}, "
-          f"baseline {ips('ae-baseline-perceptual')}, ratio {shown(summary['perceptual_speedup'], '.2f', unit='x')}")
-    print(f"perceptual loss overhead ({args.perceptual_net}): "
-          f"percae {shown(summary['perceptual_overhead_percae'], '+.0f', 100, '%')}, "
-          f"baseline {shown(summary['perceptual_overhead_baseline'], '+.0f', 100, '%')} (paper: +12 +- 3%, AlexNet)")
-    secs = {k: (f"{r[k]['seconds']:.1f}s" if k in r else "failed" if k in failed else "not run") for k in ("grid-vectorised", "grid-one-at-a-time")}
-    print(f"predictor grid ({len(predictor_grid())} predictors, {args.grid_epochs} epochs): vectorised "
-          f"{secs['grid-vectorised']}, one at a time {secs['grid-one-at-a-time']}, "
-          f"ratio {shown(summary['grid_speedup'], '.1f', unit='x')}")
+    print(
+        f"autoencoder, pixel loss:      percae {ips('ae-percae-pixel')}, "
+        f"baseline {ips('ae-baseline-pixel')}, ratio {shown(summary['pixel_speedup'], '.2f', unit='x')}"
+    )
+    print(
+        f"autoencoder, perceptual loss: percae {ips('ae-percae-perceptual')}, "
+        f"baseline {ips('ae-baseline-perceptual')}, ratio {shown(summary['perceptual_speedup'], '.2f', unit='x')}"
+    )
+    print(
+        f"perceptual loss overhead ({args.perceptual_net}): "
+        f"percae {shown(summary['perceptual_overhead_percae'], '+.0f', 100, '%')}, "
+        f"baseline {shown(summary['perceptual_overhead_baseline'], '+.0f', 100, '%')} (paper: +12 +- 3%, AlexNet)"
+    )
+    secs = {
+        k: (f"{r[k]['seconds']:.1f}s" if k in r else "failed" if k in failed else "not run")
+        for k in ("grid-vectorised", "grid-one-at-a-time")
+    }
+    print(
+        f"predictor grid ({len(predictor_grid())} predictors, {args.grid_epochs} epochs): vectorised "
+        f"{secs['grid-vectorised']}, one at a time {secs['grid-one-at-a-time']}, "
+        f"ratio {shown(summary['grid_speedup'], '.1f', unit='x')}"
+    )
     for item in r:
         mem = f"host peak RSS {r[item]['host_peak_rss_mb']:.0f} MB"
         if "gpu_peak_mb" in r[item]:
@@ -282,14 +325,20 @@ def main() -> None:
         print(f"peak memory {item:24s} {mem}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "results": results, "summary": summary, "failed": failed}, f, indent=2)
+            json.dump(
+                {"args": vars(args), "results": results, "summary": summary, "failed": failed},
+                f,
+                indent=2,
+            )
     if failed:
         sys.exit(f"failed: {', '.join(failed)}")
 
 
 def run_item(item: str, forwarded: list[str]) -> dict | None:
     """One measurement in a fresh process (so that its peak memory is its own); None if it failed."""
-    out = subprocess.run([sys.executable, __file__, *forwarded, "--item", item], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, __file__, *forwarded, "--item", item], capture_output=True, text=True
+    )
     if out.returncode:
         print(f"{item:30s} FAILED:\n{out.stderr[-2000:]}", flush=True)
         return None
@@ -304,7 +353,9 @@ def compare_compiled(args) -> None:
         a = run_item(plain, forwarded)
         b = run_item(compiled, forwarded) if a else None
         if a and b:
-            print(f"torch.compile speed-up ({plain[10:]}): {b['images_per_s'] / a['images_per_s']:.2f}x")
+            print(
+                f"torch.compile speed-up ({plain[10:]}): {b['images_per_s'] / a['images_per_s']:.2f}x"
+            )
 
 
 def forwarded_args() -> list[str]:

@@ -24,7 +24,10 @@ def images_per_second(loss_name, net, layout, bf16, device, batch, seconds=6.0):
     model = build_autoencoder(AutoencoderConfig("ae", 32, 64), seed=0).to(device)
     loss_fn = build_loss(loss_name, net).to(device)
     if layout == "channels-last":
-        model, loss_fn = model.to(memory_format=torch.channels_last), loss_fn.to(memory_format=torch.channels_last)
+        model, loss_fn = (
+            model.to(memory_format=torch.channels_last),
+            loss_fn.to(memory_format=torch.channels_last),
+        )
     elif layout == "percae":
         model, loss_fn = to_channels_last(model, device), to_channels_last(loss_fn, device)
     optimizer = torch.optim.Adam(model.parameters(), fused=True)
@@ -48,18 +51,27 @@ def images_per_second(loss_name, net, layout, bf16, device, batch, seconds=6.0):
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--perceptual-net", default="efficientnet-lite0")
     p.add_argument("--batch", type=int, default=512)
     args = p.parse_args()
     device = torch.device(args.device)
     cells = [(layout, False) for layout in LAYOUTS] + [(layout, True) for layout in LAYOUTS[1:]]
-    print("| step, images/s | " + " | ".join(f"{layout}{' + bf16' if bf else ''}" for layout, bf in cells)
-          + " |\n" + "|---" * (len(cells) + 1) + "|")
+    print(
+        "| step, images/s | "
+        + " | ".join(f"{layout}{' + bf16' if bf else ''}" for layout, bf in cells)
+        + " |\n"
+        + "|---" * (len(cells) + 1)
+        + "|"
+    )
     for loss_name in ("pixel", "perceptual"):
-        row = [images_per_second(loss_name, args.perceptual_net, layout, bf, device, args.batch)
-               for layout, bf in cells]
+        row = [
+            images_per_second(loss_name, args.perceptual_net, layout, bf, device, args.batch)
+            for layout, bf in cells
+        ]
         print(f"| {loss_name} | " + " | ".join(f"{r:.0f}" for r in row) + " |", flush=True)
 
 

@@ -29,7 +29,9 @@ class CountOperations(TorchDispatchMode):
 
 
 def autoencoder_step(loss_name: str, bf16: bool, batch: int = 512):
-    model = build_autoencoder(AutoencoderConfig("ae", 32, 64), seed=0).to(memory_format=torch.channels_last)
+    model = build_autoencoder(AutoencoderConfig("ae", 32, 64), seed=0).to(
+        memory_format=torch.channels_last
+    )
     loss_fn = build_loss(loss_name, "alexnet-random").to(memory_format=torch.channels_last)
     if loss_name == "perceptual":
         loss_fn.cpu_chunk = None  # counted as on CUDA, where the batch goes through whole
@@ -61,7 +63,13 @@ def grid_operations_per_step(train: int = 2048, val: int = 512) -> float:
 
     def count(epochs):
         with CountOperations() as ops:
-            fit_predictor_grid(x[:train], y[:train], x[train:], y[train:], config=PredictorConfig(epochs=epochs, device="cpu"))
+            fit_predictor_grid(
+                x[:train],
+                y[:train],
+                x[train:],
+                y[train:],
+                config=PredictorConfig(epochs=epochs, device="cpu"),
+            )
         return ops.count
 
     return (count(4) - count(2)) / (2 * train // 512)
@@ -71,8 +79,10 @@ def main() -> None:
     for loss_name in ("pixel", "perceptual"):
         for bf16 in (False, True):
             ops, flops = autoencoder_step(loss_name, bf16)
-            print(f"autoencoder step, {loss_name} loss (AlexNet's architecture), bf16 autocast {bf16}: "
-                  f"{ops} operations, {flops / 1e9:.3f} GFLOP per image")
+            print(
+                f"autoencoder step, {loss_name} loss (AlexNet's architecture), bf16 autocast {bf16}: "
+                f"{ops} operations, {flops / 1e9:.3f} GFLOP per image"
+            )
     print(f"predictor grid step: {grid_operations_per_step():.0f} operations")
 
 

@@ -13,8 +13,10 @@ from pathlib import Path
 
 
 def main() -> None:
-    print("| study | network | scale | γ | model | MLP per seed (px) | MLP mean ± 95% | linear per seed (px) "
-          "| active units per seed | baseline |")
+    print(
+        "| study | network | scale | γ | model | MLP per seed (px) | MLP mean ± 95% | linear per seed (px) "
+        "| active units per seed | baseline |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for folder in map(Path, sys.argv[1:]):
         s = json.loads((folder / "summary.json").read_text())
@@ -24,11 +26,17 @@ def main() -> None:
             mean, half = s["mlp"][model]["any"], s["ci95"]["mlp"][model]["any"]
             units = s.get("active_units", {}).get(model, {})
             units = ", ".join(map(str, next(iter(units.values())))) if units else "–"
-            scale = f"{s['perceptual_scale']:.4g}" if model.startswith("P.") and s.get("perceptual_scale") else "–"
-            print(f"| {folder.name} | {config['perceptual_net'] if model.startswith('P.') else '–'} | {scale} | "
-                  f"{config['kl_weight'] if 'VAE' in model else '–'} | {model} | {', '.join(f'{v:.2f}' for v in mlp)} | "
-                  f"{mean:.2f}" + (f" ± {half:.2f}" if half is not None else "") + f" | "
-                  f"{', '.join(f'{v:.2f}' for v in linear)} | {units} | {s['baseline']:.2f} |")
+            scale = (
+                f"{s['perceptual_scale']:.4g}"
+                if model.startswith("P.") and s.get("perceptual_scale")
+                else "–"
+            )
+            print(
+                f"| {folder.name} | {config['perceptual_net'] if model.startswith('P.') else '–'} | {scale} | "
+                f"{config['kl_weight'] if 'VAE' in model else '–'} | {model} | {', '.join(f'{v:.2f}' for v in mlp)} | "
+                f"{mean:.2f}" + (f" ± {half:.2f}" if half is not None else "") + f" | "
+                f"{', '.join(f'{v:.2f}' for v in linear)} | {units} | {s['baseline']:.2f} |"
+            )
 
 
 if __name__ == "__main__":

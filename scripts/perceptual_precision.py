@@ -34,7 +34,9 @@ def loss_and_grad(loss, reconstruction, target, bf16):
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--root", required=True)
     p.add_argument("--frames", type=int, default=64)
     p.add_argument("--nets", default="alexnet-random,efficientnet-lite0-s8")
@@ -44,25 +46,34 @@ def main() -> None:
     frames = np.array(c.images[pick])
     erased = frames.copy()
     for image, (x, y) in zip(erased, np.round(c.positions[pick]).astype(int)):
-        image[max(0, y - 3):y + 4, max(0, x - 3):x + 4] = 0
+        image[max(0, y - 3) : y + 4, max(0, x - 3) : x + 4] = 0
     as_float = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float() / 255  # noqa: E731
     x, without = as_float(frames), as_float(erased)
     g = torch.Generator().manual_seed(0)
-    cases = {f"frames + N(0, {s})": (x + s * torch.randn(x.shape, generator=g)).clamp(0, 1) for s in (0.01, 0.03)}
+    cases = {
+        f"frames + N(0, {s})": (x + s * torch.randn(x.shape, generator=g)).clamp(0, 1)
+        for s in (0.01, 0.03)
+    }
     cases["lander removed"] = without
     print(f"{len(pick)} frames of {args.root}\n")
-    print("| network | reconstruction | loss, float32 | network in bf16: loss ratio, gradient cosine | "
-          "network in float32: loss ratio, gradient cosine |\n|---|---|---|---|---|")
+    print(
+        "| network | reconstruction | loss, float32 | network in bf16: loss ratio, gradient cosine | "
+        "network in float32: loss ratio, gradient cosine |\n|---|---|---|---|---|"
+    )
     for net in args.nets.split(","):
         network = build_perceptual_network(net)
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
             distinct = torch.sigmoid(network(x)).unique().numel()
         for name, reconstruction in cases.items():
-            exact, exact_grad = loss_and_grad(PerceptualLoss(network, cpu_chunk=None), reconstruction, x, False)
+            exact, exact_grad = loss_and_grad(
+                PerceptualLoss(network, cpu_chunk=None), reconstruction, x, False
+            )
             cells = []
             for cls in (Bf16Network, PerceptualLoss):
                 value, grad = loss_and_grad(cls(network, cpu_chunk=None), reconstruction, x, True)
-                cells.append(f"{value / exact:.3f}, {F.cosine_similarity(grad, exact_grad, dim=0).item():.3f}")
+                cells.append(
+                    f"{value / exact:.3f}, {F.cosine_similarity(grad, exact_grad, dim=0).item():.3f}"
+                )
             print(f"| {net} | {name} | {exact:.3g} | {cells[0]} | {cells[1]} |")
         print(f"| {net} | distinct values of the sigmoid features in bf16: {distinct} | | | |")
 

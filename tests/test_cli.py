@@ -19,7 +19,12 @@ from test_data_stl10 import intended_images, write_images, write_labels
 
 def saved_run(tmp_path_factory, image_size):
     path = tmp_path_factory.mktemp("run")
-    save_autoencoder(build_autoencoder(AutoencoderConfig(kind="ae", latent_dim=8, image_size=image_size), seed=0), path)
+    save_autoencoder(
+        build_autoencoder(
+            AutoencoderConfig(kind="ae", latent_dim=8, image_size=image_size), seed=0
+        ),
+        path,
+    )
     return path
 
 
@@ -37,9 +42,22 @@ def encode(*args):
     return CliRunner().invoke(main, ["encode", *map(str, args)])
 
 
-def test_encode_all_is_every_frame_of_a_collection_in_file_order(run_dir, collection_path, collection, tmp_path):
+def test_encode_all_is_every_frame_of_a_collection_in_file_order(
+    run_dir, collection_path, collection, tmp_path
+):
     out = tmp_path / "z.npy"
-    result = encode("--run", run_dir, "--data", collection_path, "--part", "all", "--out", out, "--device", "cpu")
+    result = encode(
+        "--run",
+        run_dir,
+        "--data",
+        collection_path,
+        "--part",
+        "all",
+        "--out",
+        out,
+        "--device",
+        "cpu",
+    )
     assert result.exit_code == 0, result.output
     z = np.load(out)
     assert z.shape == (len(collection.images), 8)
@@ -48,7 +66,7 @@ def test_encode_all_is_every_frame_of_a_collection_in_file_order(run_dir, collec
     model = load_autoencoder(run_dir)
     with torch.no_grad():
         for i in (0, len(z) - 1):
-            x = to_float_batch(torch.from_numpy(np.array(collection.images[i:i + 1])))
+            x = to_float_batch(torch.from_numpy(np.array(collection.images[i : i + 1])))
             np.testing.assert_allclose(z[i], model.encode(x)[0].numpy(), rtol=1e-4, atol=1e-5)
 
 
@@ -67,13 +85,38 @@ def stl_root(tmp_path):
 def test_encode_all_is_refused_where_each_part_has_its_own_file(run_dir_96, stl_root, tmp_path):
     """STL-10's parts are three files: "all" would have meant the unlabeled one alone."""
     out = tmp_path / "z.npy"
-    result = encode("--run", run_dir_96, "--data", stl_root, "--dataset", "stl10", "--out", out, "--device", "cpu")
+    result = encode(
+        "--run",
+        run_dir_96,
+        "--data",
+        stl_root,
+        "--dataset",
+        "stl10",
+        "--out",
+        out,
+        "--device",
+        "cpu",
+    )
     assert result.exit_code == 1
-    assert "--part all" in result.output and "--part autoencoder, predictor or test" in result.output
+    assert (
+        "--part all" in result.output and "--part autoencoder, predictor or test" in result.output
+    )
     assert len(result.output.strip().splitlines()) == 1
     assert not out.exists()
-    result = encode("--run", run_dir_96, "--data", stl_root, "--dataset", "stl10", "--part", "test", "--out", out,
-                    "--device", "cpu")
+    result = encode(
+        "--run",
+        run_dir_96,
+        "--data",
+        stl_root,
+        "--dataset",
+        "stl10",
+        "--part",
+        "test",
+        "--out",
+        out,
+        "--device",
+        "cpu",
+    )
     assert result.exit_code == 0, result.output
     assert np.load(out).shape == (3, 8)
 
@@ -87,25 +130,65 @@ def test_encode_refuses_an_existing_output(run_dir, collection_path, tmp_path):
 
 
 def test_train_perceptual_without_a_network_offline_is_refused_in_one_line_before_any_file(
-        collection_path, tmp_path, empty_torch_home, no_network):
+    collection_path, tmp_path, empty_torch_home, no_network
+):
     out = tmp_path / "run"
-    result = CliRunner().invoke(main, ["train", "--data", str(collection_path), "--out", str(out), "--z", "4",
-                                       "--epochs", "1", "--batch-size", "16", "--loss", "perceptual", "--device", "cpu"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--data",
+            str(collection_path),
+            "--out",
+            str(out),
+            "--z",
+            "4",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--loss",
+            "perceptual",
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 1
     (line,) = result.stderr.strip().splitlines()
     assert "--perceptual-weights PATH" in line and "--perceptual-net alexnet-random" in line
     assert not out.exists()
 
 
-@pytest.mark.parametrize("net, message", [
-    ("torchvision:alexnet:relu9_9", "alexnet has no layer 'relu9_9'"),
-    ("torchvision:nosuchnet:relu1_1", "no classification architecture 'nosuchnet'"),
-    ("nosuchnet", "unknown perceptual network 'nosuchnet'"),
-])
+@pytest.mark.parametrize(
+    "net, message",
+    [
+        ("torchvision:alexnet:relu9_9", "alexnet has no layer 'relu9_9'"),
+        ("torchvision:nosuchnet:relu1_1", "no classification architecture 'nosuchnet'"),
+        ("nosuchnet", "unknown perceptual network 'nosuchnet'"),
+    ],
+)
 def test_a_bad_network_spec_is_one_line_before_any_file(net, message, collection_path, tmp_path):
-    for args in (["train", "--data", str(collection_path), "--out", str(tmp_path / "run"), "--loss", "perceptual"],
-                 ["reproduce", "lunarlander", "--preset", "quick", "--root", str(collection_path),
-                  "--out", str(tmp_path / "study")]):
+    for args in (
+        [
+            "train",
+            "--data",
+            str(collection_path),
+            "--out",
+            str(tmp_path / "run"),
+            "--loss",
+            "perceptual",
+        ],
+        [
+            "reproduce",
+            "lunarlander",
+            "--preset",
+            "quick",
+            "--root",
+            str(collection_path),
+            "--out",
+            str(tmp_path / "study"),
+        ],
+    ):
         result = CliRunner().invoke(main, [*args, "--perceptual-net", net])
         assert result.exit_code == 1
         lines = result.output.strip().splitlines()
@@ -113,44 +196,97 @@ def test_a_bad_network_spec_is_one_line_before_any_file(net, message, collection
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("option, value", [("--lr", "inf"), ("--lr", "nan"), ("--kl-weight", "nan")])
+@pytest.mark.parametrize(
+    "option, value", [("--lr", "inf"), ("--lr", "nan"), ("--kl-weight", "nan")]
+)
 def test_train_refuses_non_finite_settings_in_one_line(option, value, collection_path, tmp_path):
     out = tmp_path / "run"
-    result = CliRunner().invoke(main, ["train", "--data", str(collection_path), "--out", str(out), "--model", "vae",
-                                       option, value])
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--data",
+            str(collection_path),
+            "--out",
+            str(out),
+            "--model",
+            "vae",
+            option,
+            value,
+        ],
+    )
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and option in lines[0] and "Traceback" not in result.output
     assert not out.exists()
 
 
-def test_a_diverged_training_is_one_line_and_no_finished_run(collection_path, tmp_path, monkeypatch):
+def test_a_diverged_training_is_one_line_and_no_finished_run(
+    collection_path, tmp_path, monkeypatch
+):
     import percae.training as training
 
     def diverge(*args, **kwargs):
-        raise training.TrainingDiverged("training diverged at epoch 1 (training loss nan, validation loss nan)")
+        raise training.TrainingDiverged(
+            "training diverged at epoch 1 (training loss nan, validation loss nan)"
+        )
 
     monkeypatch.setattr(training, "train_autoencoder", diverge)
-    result = CliRunner().invoke(main, ["train", "--data", str(collection_path), "--out", str(tmp_path / "run"),
-                                       "--z", "4", "--epochs", "1", "--device", "cpu"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--data",
+            str(collection_path),
+            "--out",
+            str(tmp_path / "run"),
+            "--z",
+            "4",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert result.output.strip().splitlines()[-1] == "Error: training diverged at epoch 1 (training loss nan, " \
-                                                      "validation loss nan)"
+    assert (
+        result.output.strip().splitlines()[-1]
+        == "Error: training diverged at epoch 1 (training loss nan, "
+        "validation loss nan)"
+    )
 
 
 def _options(command) -> dict:
     return {p.name: p for p in command.params if isinstance(p, __import__("click").Option)}
 
 
-@pytest.mark.parametrize("command, config_class, not_settings", [
-    # Where the study runs is not what it computes: those options are the executor's.
-    ("reproduce", "percae.study:StudyConfig", {"out", "progress", "executor", "address", "cpus_per_run", "gpus_per_run",
-                                               "config_file", "tensorboard_dir"}),
-    # What is trained on, and the model: the data and AutoencoderConfig, not the training's settings.
-    ("train", "percae.training:TrainConfig", {"data_root", "dataset", "out", "model", "z", "image_size",
-                                              "tensorboard_dir"}),
-    ("data lunarlander", "percae.data.lunarlander:LunarLanderConfig", {"out"}),
-])
+@pytest.mark.parametrize(
+    "command, config_class, not_settings",
+    [
+        # Where the study runs is not what it computes: those options are the executor's.
+        (
+            "reproduce",
+            "percae.study:StudyConfig",
+            {
+                "out",
+                "progress",
+                "executor",
+                "address",
+                "cpus_per_run",
+                "gpus_per_run",
+                "config_file",
+                "tensorboard_dir",
+            },
+        ),
+        # What is trained on, and the model: the data and AutoencoderConfig, not the training's settings.
+        (
+            "train",
+            "percae.training:TrainConfig",
+            {"data_root", "dataset", "out", "model", "z", "image_size", "tensorboard_dir"},
+        ),
+        ("data lunarlander", "percae.data.lunarlander:LunarLanderConfig", {"out"}),
+    ],
+)
 def test_every_option_of_a_command_is_the_setting_of_that_name(command, config_class, not_settings):
     """A setting is named in its dataclass and in the option that sets it, nowhere else: each
     command passes its options to the config by name, so each must be a field."""
@@ -176,37 +312,88 @@ def test_a_new_study_setting_reaches_the_training_and_predictor_configs_by_name(
     from percae.training import TrainConfig
     from percae.data.lunarlander import LunarLanderConfig
 
-    study = StudyConfig(ae_epochs=11, predictor_epochs=12, retrain_epochs=13, batch_size=14, predictor_batch_size=15,
-                        kl_weight=0.25, perceptual_net="alexnet-random", perceptual_weights="w.pt", rollouts=16,
-                        steps=17, seed=18, device="cpu", perceptual_scale=7.5, ae_lr=0.02)
+    study = StudyConfig(
+        ae_epochs=11,
+        predictor_epochs=12,
+        retrain_epochs=13,
+        batch_size=14,
+        predictor_batch_size=15,
+        kl_weight=0.25,
+        perceptual_net="alexnet-random",
+        perceptual_weights="w.pt",
+        rollouts=16,
+        steps=17,
+        seed=18,
+        device="cpu",
+        perceptual_scale=7.5,
+        ae_lr=0.02,
+    )
     assert study.train_config("P.VAE", 5) == TrainConfig(
-        loss="perceptual", perceptual_net="alexnet-random", perceptual_weights="w.pt", kl_weight=0.25, epochs=11,
-        batch_size=14, seed=5, device="cpu", perceptual_scale=7.5, lr=0.02)
+        loss="perceptual",
+        perceptual_net="alexnet-random",
+        perceptual_weights="w.pt",
+        kl_weight=0.25,
+        epochs=11,
+        batch_size=14,
+        seed=5,
+        device="cpu",
+        perceptual_scale=7.5,
+        lr=0.02,
+    )
     assert study.retrain_config("P.VAE", 5) == TrainConfig(
-        loss="pixel", perceptual_net="alexnet-random", perceptual_weights="w.pt", kl_weight=0.25, epochs=13,
-        batch_size=14, seed=5, device="cpu", perceptual_scale=7.5, lr=0.02)
-    assert study.predictor_config(6) == PredictorConfig(epochs=12, batch_size=15, seed=6, device="cpu")
+        loss="pixel",
+        perceptual_net="alexnet-random",
+        perceptual_weights="w.pt",
+        kl_weight=0.25,
+        epochs=13,
+        batch_size=14,
+        seed=5,
+        device="cpu",
+        perceptual_scale=7.5,
+        lr=0.02,
+    )
+    assert study.predictor_config(6) == PredictorConfig(
+        epochs=12, batch_size=15, seed=6, device="cpu"
+    )
     # No image size set: the collection's own 64 px, not None.
-    assert study.lunarlander_config() == LunarLanderConfig(rollouts=16, steps=17, image_size=64, seed=18)
+    assert study.lunarlander_config() == LunarLanderConfig(
+        rollouts=16, steps=17, image_size=64, seed=18
+    )
     assert StudyConfig(image_size=80).lunarlander_config().image_size == 80
 
 
-@pytest.mark.parametrize("command, config_class", [("train", "percae.training:TrainConfig"),
-                                                   ("data lunarlander", "percae.data.lunarlander:LunarLanderConfig")])
-def test_a_command_option_that_is_a_config_setting_defaults_to_the_settings_default(command, config_class):
+@pytest.mark.parametrize(
+    "command, config_class",
+    [
+        ("train", "percae.training:TrainConfig"),
+        ("data lunarlander", "percae.data.lunarlander:LunarLanderConfig"),
+    ],
+)
+def test_a_command_option_that_is_a_config_setting_defaults_to_the_settings_default(
+    command, config_class
+):
     import dataclasses
     import importlib
 
     module, name = config_class.split(":")
-    defaults = {f.name: f.default for f in dataclasses.fields(getattr(importlib.import_module(module), name))}
+    defaults = {
+        f.name: f.default
+        for f in dataclasses.fields(getattr(importlib.import_module(module), name))
+    }
     group = main
     for word in command.split():
         group = group.commands[word]
     # --perceptual-net unset means: the paper's network where its weights are at hand, else the offline one.
-    shared = {k: o for k, o in _options(group).items() if k in defaults and k not in ("perceptual_net", "perceptual_scale")}
+    shared = {
+        k: o
+        for k, o in _options(group).items()
+        if k in defaults and k not in ("perceptual_net", "perceptual_scale")
+    }
     assert len(shared) >= 5
     for key, option in shared.items():
-        assert option.default == defaults[key], f"--{key.replace('_', '-')}: {option.default} vs {defaults[key]}"
+        assert option.default == defaults[key], (
+            f"--{key.replace('_', '-')}: {option.default} vs {defaults[key]}"
+        )
 
 
 @pytest.mark.parametrize("args", [[], ["data"]])
@@ -219,19 +406,25 @@ def test_python_dash_m_percae_is_the_command_line():
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "percae", "reproduce", "--help"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "percae", "reproduce", "--help"], capture_output=True, text=True
+    )
     assert result.returncode == 0 and "--executor" in result.stdout
 
 
-@pytest.mark.parametrize("args", [["train", "--help"], ["reproduce", "--help"], ["data", "lunarlander", "--help"],
-                                  ["train"]])
+@pytest.mark.parametrize(
+    "args",
+    [["train", "--help"], ["reproduce", "--help"], ["data", "lunarlander", "--help"], ["train"]],
+)
 def test_help_and_usage_errors_do_not_load_torch(args):
     """Help comes at once: torch (1-2 s to import) loads only for work."""
     import subprocess
     import sys
 
-    code = ("import sys\nfrom percae.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
-            "print('torch' in sys.modules)" % args)
+    code = (
+        "import sys\nfrom percae.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules)" % args
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip().splitlines()[-1] == "False", result.stdout + result.stderr
 
@@ -243,16 +436,37 @@ def test_encode_a_npy_file_of_images(run_dir, collection, tmp_path):
     pixels = np.array(collection.images[:10])
     np.save(tmp_path / "mine.npy", pixels)
     out = tmp_path / "z.npy"
-    result = encode("--run", run_dir, "--data", tmp_path / "mine.npy", "--out", out, "--device", "cpu")
+    result = encode(
+        "--run", run_dir, "--data", tmp_path / "mine.npy", "--out", out, "--device", "cpu"
+    )
     assert result.exit_code == 0, result.output
-    np.testing.assert_array_equal(np.load(out), encode_images(load_autoencoder(run_dir), pixels, device="cpu"))
+    np.testing.assert_array_equal(
+        np.load(out), encode_images(load_autoencoder(run_dir), pixels, device="cpu")
+    )
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("flag, progress_shown", [(None, True), ("--quiet", False), ("--verbose", True)])
-def test_progress_lines_go_through_the_percae_logger(flag, progress_shown, collection_path, tmp_path):
-    args = ([flag] if flag else []) + ["train", "--data", str(collection_path), "--out", str(tmp_path / "run"),
-                                       "--z", "4", "--epochs", "2", "--batch-size", "16", "--device", "cpu"]
+@pytest.mark.parametrize(
+    "flag, progress_shown", [(None, True), ("--quiet", False), ("--verbose", True)]
+)
+def test_progress_lines_go_through_the_percae_logger(
+    flag, progress_shown, collection_path, tmp_path
+):
+    args = ([flag] if flag else []) + [
+        "train",
+        "--data",
+        str(collection_path),
+        "--out",
+        str(tmp_path / "run"),
+        "--z",
+        "4",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--device",
+        "cpu",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert ("epoch   2/2" in result.output) == progress_shown
@@ -269,9 +483,16 @@ def test_the_api_logs_to_the_percae_logger(tiny_split, caplog, monkeypatch):
     monkeypatch.setattr(logging.getLogger("percae"), "propagate", True)
     train, val = tiny_split
     with caplog.at_level(logging.INFO, logger="percae"):
-        train_autoencoder(build_autoencoder(AutoencoderConfig("ae", 4, 64), seed=0), train, val,
-                          TrainConfig(epochs=1, batch_size=16, device="cpu"), progress=False)
-    assert [r.name for r in caplog.records] == ["percae.training"] and "epoch   1/1" in caplog.records[0].message
+        train_autoencoder(
+            build_autoencoder(AutoencoderConfig("ae", 4, 64), seed=0),
+            train,
+            val,
+            TrainConfig(epochs=1, batch_size=16, device="cpu"),
+            progress=False,
+        )
+    assert [r.name for r in caplog.records] == [
+        "percae.training"
+    ] and "epoch   1/1" in caplog.records[0].message
 
 
 @pytest.mark.slow
@@ -279,26 +500,74 @@ def test_reproduce_config_reruns_a_saved_study_with_exactly_its_settings(collect
     """A study's own study_config.json, given to --config, makes the same study: the same
     settings to the byte (the resolved network too) and the same results; an option given
     beside it changes that setting alone."""
-    import json
 
     first, again, changed = tmp_path / "first", tmp_path / "again", tmp_path / "changed"
-    result = CliRunner().invoke(main, [
-        "reproduce", "lunarlander", "--preset", "quick", "--root", str(collection_path), "--out", str(first),
-        "--z", "4", "--models", "AE", "--seeds", "2", "--epochs", "1", "--predictor-epochs", "5",
-        "--retrain-epochs", "0", "--kl-weight", "0.5", "--device", "cpu", "--no-progress"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "reproduce",
+            "lunarlander",
+            "--preset",
+            "quick",
+            "--root",
+            str(collection_path),
+            "--out",
+            str(first),
+            "--z",
+            "4",
+            "--models",
+            "AE",
+            "--seeds",
+            "2",
+            "--epochs",
+            "1",
+            "--predictor-epochs",
+            "5",
+            "--retrain-epochs",
+            "0",
+            "--kl-weight",
+            "0.5",
+            "--device",
+            "cpu",
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output
     saved = first / "study_config.json"
-    result = CliRunner().invoke(main, ["reproduce", "--config", str(saved), "--out", str(again), "--no-progress"])
+    result = CliRunner().invoke(
+        main, ["reproduce", "--config", str(saved), "--out", str(again), "--no-progress"]
+    )
     assert result.exit_code == 0, result.output
     assert (again / "study_config.json").read_bytes() == saved.read_bytes()
     # The first run chose the offline network and noted why; the rerun names it, with nothing to note.
-    timing = {"seconds_per_epoch", "images_per_second", "perceptual_overhead", "perceptual_overhead_std", "provenance",
-              "perceptual_net_note"}
+    timing = {
+        "seconds_per_epoch",
+        "images_per_second",
+        "perceptual_overhead",
+        "perceptual_overhead_std",
+        "provenance",
+        "perceptual_net_note",
+    }
     a, b = (json.loads((f / "summary.json").read_text()) for f in (first, again))
-    assert {k: v for k, v in a.items() if k not in timing} == {k: v for k, v in b.items() if k not in timing}
+    assert {k: v for k, v in a.items() if k not in timing} == {
+        k: v for k, v in b.items() if k not in timing
+    }
 
-    result = CliRunner().invoke(main, ["reproduce", "--config", str(saved), "--out", str(changed), "--seeds", "1",
-                                       "--predictor-epochs", "6", "--no-progress"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "reproduce",
+            "--config",
+            str(saved),
+            "--out",
+            str(changed),
+            "--seeds",
+            "1",
+            "--predictor-epochs",
+            "6",
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output
     before, after = (json.loads(f.read_text()) for f in (saved, changed / "study_config.json"))
     assert {k for k in before if before[k] != after[k]} == {"seeds", "predictor_epochs"}
@@ -306,18 +575,40 @@ def test_reproduce_config_reruns_a_saved_study_with_exactly_its_settings(collect
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum, status, word", [(15, 143, "terminated (SIGTERM)"), (2, 130, "interrupted")])
-def test_sigterm_and_sigint_end_in_one_line_and_the_rerun_resumes(signum, status, word, collection_path, tmp_path):
+@pytest.mark.parametrize(
+    "signum, status, word", [(15, 143, "terminated (SIGTERM)"), (2, 130, "interrupted")]
+)
+def test_sigterm_and_sigint_end_in_one_line_and_the_rerun_resumes(
+    signum, status, word, collection_path, tmp_path
+):
     import os
     import subprocess
     import sys
     import time
 
     out = tmp_path / "run"
-    args = [sys.executable, "-m", "percae", "train", "--data", str(collection_path), "--out", str(out), "--z", "4",
-            "--epochs", "12", "--batch-size", "16", "--device", "cpu"]
+    args = [
+        sys.executable,
+        "-m",
+        "percae",
+        "train",
+        "--data",
+        str(collection_path),
+        "--out",
+        str(out),
+        "--z",
+        "4",
+        "--epochs",
+        "12",
+        "--batch-size",
+        "16",
+        "--device",
+        "cpu",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+    )
     start = time.monotonic()
     while not (out / "checkpoint.pt").exists():
         assert proc.poll() is None and time.monotonic() - start < 120
@@ -339,7 +630,9 @@ def test_a_generated_collection_follows_the_umask(tmp_path):
 
     previous = os.umask(0o022)
     try:
-        path = generate_lunarlander(tmp_path / "c", LunarLanderConfig(rollouts=5, steps=5, workers=1), progress=False)
+        path = generate_lunarlander(
+            tmp_path / "c", LunarLanderConfig(rollouts=5, steps=5, workers=1), progress=False
+        )
     finally:
         os.umask(previous)
     assert path.stat().st_mode & 0o777 == 0o755

@@ -21,7 +21,9 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("ray", reason="the Ray executor's tests need the ray extra: pip install -e '.[test,ray]'")
+pytest.importorskip(
+    "ray", reason="the Ray executor's tests need the ray extra: pip install -e '.[test,ray]'"
+)
 
 from percae.cluster import RayExecutor  # noqa: E402
 from percae.layout import StudyFiles  # noqa: E402
@@ -29,12 +31,25 @@ from percae.study import preset_config, run_study  # noqa: E402
 
 pytestmark = pytest.mark.slow  # whole studies or the command line end to end
 
-TIMING = {"seconds_per_epoch", "images_per_second", "perceptual_overhead", "perceptual_overhead_std"}
+TIMING = {
+    "seconds_per_epoch",
+    "images_per_second",
+    "perceptual_overhead",
+    "perceptual_overhead_std",
+}
 
 
 def tiny_config(collection_path, **overrides):
-    settings = dict(root=str(collection_path), models=("AE", "VAE", "P.AE"), seeds=(0, 1), ae_epochs=1,
-                    predictor_epochs=5, retrain_epochs=1, device="cpu", perceptual_net="alexnet-random")
+    settings = dict(
+        root=str(collection_path),
+        models=("AE", "VAE", "P.AE"),
+        seeds=(0, 1),
+        ae_epochs=1,
+        predictor_epochs=5,
+        retrain_epochs=1,
+        device="cpu",
+        perceptual_net="alexnet-random",
+    )
     return preset_config("lunarlander", "quick", **{**settings, **overrides})
 
 
@@ -64,10 +79,17 @@ def local_results(collection_path, tmp_path_factory):
     return out
 
 
-def test_the_ray_executor_writes_what_the_local_one_writes(collection_path, local_results, tmp_path):
+def test_the_ray_executor_writes_what_the_local_one_writes(
+    collection_path, local_results, tmp_path
+):
     lines = []
-    run_study(tiny_config(collection_path), tmp_path, progress=False, log=lines.append,
-              executor=RayExecutor(num_cpus=2))
+    run_study(
+        tiny_config(collection_path),
+        tmp_path,
+        progress=False,
+        log=lines.append,
+        executor=RayExecutor(num_cpus=2),
+    )
     assert results(tmp_path) == results(local_results)
     assert any("ray: units 6 done, 0 running or queued, 0 failed" in line for line in lines)
     # Each unit's log is kept in its run folder.
@@ -94,8 +116,13 @@ def test_a_unit_runs_on_the_cpus_it_asked_for_alone(collection_path, tmp_path):
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        run_study(tiny_config(collection_path, models=("AE", "P.AE"), seeds=(0,), ae_epochs=3), tmp_path,
-                  progress=False, log=lambda s: None, executor=RayExecutor(num_cpus=2, cpus_per_run=2))
+        run_study(
+            tiny_config(collection_path, models=("AE", "P.AE"), seeds=(0,), ae_epochs=3),
+            tmp_path,
+            progress=False,
+            log=lambda s: None,
+            executor=RayExecutor(num_cpus=2, cpus_per_run=2),
+        )
     finally:
         stop.set()
         watcher.join()
@@ -103,20 +130,29 @@ def test_a_unit_runs_on_the_cpus_it_asked_for_alone(collection_path, tmp_path):
 
 
 def test_a_unit_whose_worker_is_killed_resumes_from_its_last_checkpoint_and_the_study_ends_alike(
-        collection_path, local_results, tmp_path):
+    collection_path, local_results, tmp_path
+):
     killed, checkpointed = [], []
     # Each task works in a temporary folder (percae-unit-*/RUN_NAME) it removes when it returns.
     work = Path(tempfile.gettempdir())
     earlier = set(work.glob("percae-unit-*"))
 
     def units_in_workers() -> set[str]:
-        return {run.name for folder in set(work.glob("percae-unit-*")) - earlier for run in folder.glob("*")}
+        return {
+            run.name
+            for folder in set(work.glob("percae-unit-*")) - earlier
+            for run in folder.glob("*")
+        }
 
     def kill_the_workers_once_a_checkpoint_reached_the_driver():
         deadline = time.time() + 120
         while time.time() < deadline and not killed:
             # A unit still at work in a worker whose checkpoint the driver already holds.
-            running = [p.parent for p in tmp_path.glob("runs/*/checkpoint.pt") if p.parent.name in units_in_workers()]
+            running = [
+                p.parent
+                for p in tmp_path.glob("runs/*/checkpoint.pt")
+                if p.parent.name in units_in_workers()
+            ]
             pids = _workers_running_a_unit()
             if running and pids:
                 for pid in pids:  # every unit running: the checkpointed one among them
@@ -128,8 +164,13 @@ def test_a_unit_whose_worker_is_killed_resumes_from_its_last_checkpoint_and_the_
     killer = threading.Thread(target=kill_the_workers_once_a_checkpoint_reached_the_driver)
     killer.start()
     lines = []
-    run_study(tiny_config(collection_path), tmp_path, progress=False, log=lines.append,
-              executor=RayExecutor(num_cpus=2))
+    run_study(
+        tiny_config(collection_path),
+        tmp_path,
+        progress=False,
+        log=lines.append,
+        executor=RayExecutor(num_cpus=2),
+    )
     killer.join()
     assert killed, "test setup: no worker was running a unit"
     assert any("worker was lost" in line and "resubmitted" in line for line in lines)
@@ -139,15 +180,50 @@ def test_a_unit_whose_worker_is_killed_resumes_from_its_last_checkpoint_and_the_
     assert any("0 failed" in line for line in lines[-1:])
 
 
-def test_a_driver_killed_and_restarted_skips_finished_units_and_resumes_the_others(collection_path, tmp_path):
+def test_a_driver_killed_and_restarted_skips_finished_units_and_resumes_the_others(
+    collection_path, tmp_path
+):
     out = tmp_path / "study"
-    command = [sys.executable, "-m", "percae", "reproduce", "lunarlander", "--preset", "quick", "--root",
-               str(collection_path), "--models", "AE,P.AE", "--seeds", "0,1", "--epochs", "3", "--predictor-epochs",
-               "5", "--retrain-epochs", "0", "--device", "cpu", "--perceptual-net", "alexnet-random", "--out", str(out),
-               "--no-progress", "--executor", "ray", "--cpus-per-run", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "percae",
+        "reproduce",
+        "lunarlander",
+        "--preset",
+        "quick",
+        "--root",
+        str(collection_path),
+        "--models",
+        "AE,P.AE",
+        "--seeds",
+        "0,1",
+        "--epochs",
+        "3",
+        "--predictor-epochs",
+        "5",
+        "--retrain-epochs",
+        "0",
+        "--device",
+        "cpu",
+        "--perceptual-net",
+        "alexnet-random",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--executor",
+        "ray",
+        "--cpus-per-run",
+        "1",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    driver = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
     def state():
         finished = {p.parent.parent for p in out.glob("runs/*/retrain/retrain.json")}
@@ -160,13 +236,19 @@ def test_a_driver_killed_and_restarted_skips_finished_units_and_resumes_the_othe
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started
     driver.wait()
     finished, checkpointed = state()
-    assert finished and checkpointed, "test setup: the driver was not killed between a finished unit and a checkpoint"
+    assert finished and checkpointed, (
+        "test setup: the driver was not killed between a finished unit and a checkpoint"
+    )
     kept = {p: p.stat().st_mtime_ns for run in finished for p in run.rglob("*") if p.is_file()}
 
     restarted = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert restarted.returncode == 0, restarted.stderr[-2000:]
-    assert {p: p.stat().st_mtime_ns for p in kept} == kept  # the finished units were not written again
-    for run in checkpointed:  # the interrupted ones went on from the checkpoint the driver had received
+    assert {
+        p: p.stat().st_mtime_ns for p in kept
+    } == kept  # the finished units were not written again
+    for (
+        run
+    ) in checkpointed:  # the interrupted ones went on from the checkpoint the driver had received
         assert re.search(r"resuming from epoch \d", (run / "log.txt").read_text()), run.name
         assert not (run / "checkpoint.pt").exists()
     summary = json.loads((out / "summary.json").read_text())
@@ -177,6 +259,11 @@ def test_a_unit_larger_than_the_ray_is_refused_before_any_file(collection_path, 
     from percae.config import ConfigError
 
     with pytest.raises(ConfigError, match="a unit asks for 3 CPU and this Ray has 2"):
-        run_study(tiny_config(collection_path), tmp_path / "study", progress=False, log=lambda s: None,
-                  executor=RayExecutor(num_cpus=2, cpus_per_run=3))
+        run_study(
+            tiny_config(collection_path),
+            tmp_path / "study",
+            progress=False,
+            log=lambda s: None,
+            executor=RayExecutor(num_cpus=2, cpus_per_run=3),
+        )
     assert not (tmp_path / "study").exists()

@@ -19,15 +19,18 @@ def test_a_config_round_trips_through_json(tmp_path):
     assert StudyConfig.load(tmp_path / "c.json") == config
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"epochs": "5"}, "epochs must be an integer"),
-    ({"epochs": 5.5}, "epochs must be an integer"),
-    ({"epochs": True}, "epochs must be an integer"),
-    ({"lr": "fast"}, "lr must be a number"),
-    ({"amp": 1}, "amp must be true or false"),
-    ({"patience": "3"}, "patience must be an integer or null"),
-    ({"depth": 3}, "unknown setting(s) depth"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"epochs": "5"}, "epochs must be an integer"),
+        ({"epochs": 5.5}, "epochs must be an integer"),
+        ({"epochs": True}, "epochs must be an integer"),
+        ({"lr": "fast"}, "lr must be a number"),
+        ({"amp": 1}, "amp must be true or false"),
+        ({"patience": "3"}, "patience must be an integer or null"),
+        ({"depth": 3}, "unknown setting(s) depth"),
+    ],
+)
 def test_a_setting_of_the_wrong_type_is_refused_by_name(data, message):
     with pytest.raises(ConfigError) as e:
         TrainConfig.from_dict(data)
@@ -39,7 +42,9 @@ def test_a_list_setting_checks_its_items():
     with pytest.raises(ConfigError, match="z_sizes"):
         StudyConfig.from_dict({"z_sizes": [32, "64"]})
     # An integer where a number is declared is that number.
-    assert TrainConfig.from_dict({"lr": 1}).lr == 1.0 and isinstance(TrainConfig.from_dict({"lr": 1}).lr, float)
+    assert TrainConfig.from_dict({"lr": 1}).lr == 1.0 and isinstance(
+        TrainConfig.from_dict({"lr": 1}).lr, float
+    )
 
 
 def test_a_config_file_that_is_not_an_object_or_not_utf8_is_one_clear_error(tmp_path):
@@ -88,8 +93,13 @@ def test_an_existing_output_folder_needs_no_writable_parent(tmp_path, monkeypatc
     folder = tmp_path / "mine"
     folder.mkdir()
     real = os.access
-    monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: False if os.fspath(p) == os.fspath(tmp_path)
-                        else real(p, mode, *a, **k))  # a read-only parent, as /scratch or /tmp's
+    monkeypatch.setattr(
+        os,
+        "access",
+        lambda p, mode, *a, **k: (
+            False if os.fspath(p) == os.fspath(tmp_path) else real(p, mode, *a, **k)
+        ),
+    )  # a read-only parent, as /scratch or /tmp's
     assert check_output_folder(folder) == folder
     with pytest.raises(ConfigError, match="not writable"):
         check_output_folder(tmp_path / "new")

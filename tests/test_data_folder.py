@@ -157,7 +157,9 @@ def test_unreadable_image_named(folder):
     (folder / "b_dog" / "broken.jpg").write_bytes(b"not a jpeg at all")
     with pytest.raises(DataError, match=r"broken\.jpg: cannot be read as an image"):
         load_image_folder(folder)
-    assert not [p for p in os.listdir(folder) if p.endswith(".tmp") or p.startswith(".percae_cache")]
+    assert not [
+        p for p in os.listdir(folder) if p.endswith(".tmp") or p.startswith(".percae_cache")
+    ]
 
 
 @pytest.mark.parametrize("size", [32, 70])

@@ -66,8 +66,16 @@ def gym_env():
 # --- the pixel formula ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("wx, wy, h, w", [(10.0, 20.0 / 3.0, 64, 64), (0.0, 0.0, 64, 64), (20.0, 40.0 / 3.0, 96, 96),
-                                          (3.3, 7.1, 400, 600), (12.5, 2.25, 64, 128)])
+@pytest.mark.parametrize(
+    "wx, wy, h, w",
+    [
+        (10.0, 20.0 / 3.0, 64, 64),
+        (0.0, 0.0, 64, 64),
+        (20.0, 40.0 / 3.0, 96, 96),
+        (3.3, 7.1, 400, 600),
+        (12.5, 2.25, 64, 128),
+    ],
+)
 def test_pixel_formula_matches_the_viewport_geometry(wx, wy, h, w):
     x, y = lander_pixel_position(wx, wy, h, w)
     ex, ey = my_pixel_position(wx, wy, h, w)
@@ -79,10 +87,16 @@ def test_the_geometry_is_gymnasiums_and_what_the_collections_were_labelled_with(
     mean something else than in the collections made so far and the paper: this fails first."""
     from gymnasium.envs.box2d import lunar_lander
 
-    assert (lunar_lander.SCALE, lunar_lander.VIEWPORT_W, lunar_lander.VIEWPORT_H) == (30.0, 600, 400)
+    assert (lunar_lander.SCALE, lunar_lander.VIEWPORT_W, lunar_lander.VIEWPORT_H) == (
+        30.0,
+        600,
+        400,
+    )
 
 
-def test_generation_without_gymnasium_is_one_line_naming_the_extra_before_any_file(monkeypatch, tmp_path):
+def test_generation_without_gymnasium_is_one_line_naming_the_extra_before_any_file(
+    monkeypatch, tmp_path
+):
     import sys
 
     from percae.data import DataError
@@ -195,7 +209,9 @@ def test_offscreen_filter_and_meta(collection):
     assert (counts[half:] <= T).all()
     assert meta["offscreen_removed"] == (R - half) * T - int(altered.sum())
     assert meta["offscreen_removed"] > 0
-    assert meta["offscreen_removed_fraction_of_altered"] == pytest.approx(meta["offscreen_removed"] / ((R - half) * T))
+    assert meta["offscreen_removed_fraction_of_altered"] == pytest.approx(
+        meta["offscreen_removed"] / ((R - half) * T)
+    )
     assert meta["frames"] == len(collection.images) == R * T - meta["offscreen_removed"]
     # Frames of one rollout are stored in time order, rollouts in order.
     assert (np.diff(collection.rollouts) >= 0).all()
@@ -204,9 +220,27 @@ def test_offscreen_filter_and_meta(collection):
 
 
 def test_generation_is_reproducible_and_independent_of_workers(tmp_path):
-    a = load_lunarlander(generate_lunarlander(tmp_path / "a", LunarLanderConfig(rollouts=5, steps=10, seed=0, workers=1), progress=False))
-    b = load_lunarlander(generate_lunarlander(tmp_path / "b", LunarLanderConfig(rollouts=5, steps=10, seed=0, workers=2), progress=False))
-    c = load_lunarlander(generate_lunarlander(tmp_path / "c", LunarLanderConfig(rollouts=5, steps=10, seed=1, workers=2), progress=False))
+    a = load_lunarlander(
+        generate_lunarlander(
+            tmp_path / "a",
+            LunarLanderConfig(rollouts=5, steps=10, seed=0, workers=1),
+            progress=False,
+        )
+    )
+    b = load_lunarlander(
+        generate_lunarlander(
+            tmp_path / "b",
+            LunarLanderConfig(rollouts=5, steps=10, seed=0, workers=2),
+            progress=False,
+        )
+    )
+    c = load_lunarlander(
+        generate_lunarlander(
+            tmp_path / "c",
+            LunarLanderConfig(rollouts=5, steps=10, seed=1, workers=2),
+            progress=False,
+        )
+    )
     np.testing.assert_array_equal(np.asarray(a.images), np.asarray(b.images))
     np.testing.assert_array_equal(a.positions, b.positions)
     np.testing.assert_array_equal(a.rollouts, b.rollouts)
@@ -216,14 +250,23 @@ def test_generation_is_reproducible_and_independent_of_workers(tmp_path):
     assert not np.array_equal(np.asarray(a.images[:n]), np.asarray(c.images[:n]))
     # No temporary files are left next to the collections.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "c"]
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["images.npy", "meta.json", "positions.npy", "rollouts.npy"]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
+        "images.npy",
+        "meta.json",
+        "positions.npy",
+        "rollouts.npy",
+    ]
 
 
 def test_generation_refuses_to_overwrite_and_bad_settings(collection_path, tmp_path):
     with pytest.raises(DataError, match="already holds"):
-        generate_lunarlander(collection_path, LunarLanderConfig(rollouts=5, steps=2, workers=1), progress=False)
+        generate_lunarlander(
+            collection_path, LunarLanderConfig(rollouts=5, steps=2, workers=1), progress=False
+        )
     with pytest.raises(DataError):
-        generate_lunarlander(tmp_path / "x", LunarLanderConfig(rollouts=3, steps=2, workers=1), progress=False)
+        generate_lunarlander(
+            tmp_path / "x", LunarLanderConfig(rollouts=3, steps=2, workers=1), progress=False
+        )
     assert not (tmp_path / "x").exists()
 
 
@@ -236,7 +279,9 @@ def test_generation_removes_what_a_killed_generation_left_and_spares_a_running_o
     killed.mkdir()
     (killed / "frames.tmp.npy").write_bytes(b"0" * 1000)
     os.utime(killed, (os.path.getmtime(killed) - 7200,) * 2)
-    young = tmp_path / ".c.partial.jkl000"  # no owner yet, but just made: its writer may be starting
+    young = (
+        tmp_path / ".c.partial.jkl000"
+    )  # no owner yet, but just made: its writer may be starting
     young.mkdir()
     dead = tmp_path / ".c.partial.def456"  # its owner's process is gone
     dead.mkdir()
@@ -244,14 +289,23 @@ def test_generation_removes_what_a_killed_generation_left_and_spares_a_running_o
     running = tmp_path / ".c.partial.ghi789"  # its owner (init) is running
     running.mkdir()
     (running / "generating.pid").write_text(f"{here} 1")
-    elsewhere = tmp_path / ".c.partial.mno111"  # another machine's (a shared disk): not ours to judge
+    elsewhere = (
+        tmp_path / ".c.partial.mno111"
+    )  # another machine's (a shared disk): not ours to judge
     elsewhere.mkdir()
     (elsewhere / "generating.pid").write_text("some-other-host 999999999")
     other = tmp_path / ".d.partial.xyz"  # another collection's
     other.mkdir()
-    generate_lunarlander(tmp_path / "c", LunarLanderConfig(rollouts=5, steps=2, workers=1), progress=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".c.partial.ghi789", ".c.partial.jkl000",
-                                                         ".c.partial.mno111", ".d.partial.xyz", "c"]
+    generate_lunarlander(
+        tmp_path / "c", LunarLanderConfig(rollouts=5, steps=2, workers=1), progress=False
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".c.partial.ghi789",
+        ".c.partial.jkl000",
+        ".c.partial.mno111",
+        ".d.partial.xyz",
+        "c",
+    ]
     assert not (tmp_path / "c" / "generating.pid").exists()
 
 
@@ -260,7 +314,16 @@ def test_load_rejects_a_folder_that_is_not_a_collection(tmp_path):
         load_lunarlander(tmp_path)
 
 
-@pytest.mark.parametrize("meta", ['{"frames": 3', '{"frames": 3}', '[]', '{"unaltered_rollouts": 0}', '{"unaltered_rollouts": "2"}'])
+@pytest.mark.parametrize(
+    "meta",
+    [
+        '{"frames": 3',
+        '{"frames": 3}',
+        "[]",
+        '{"unaltered_rollouts": 0}',
+        '{"unaltered_rollouts": "2"}',
+    ],
+)
 def test_load_rejects_a_meta_json_without_the_split(collection_path, tmp_path, meta):
     """A broken or hand-made meta.json gets one clear error at load, not a KeyError inside the study."""
     import shutil
@@ -285,10 +348,14 @@ def test_study_parts_share_no_rollout(collection_path, collection):
         assert ae == set(range(half))
         assert pr and te and not (pr & te) and not (ae & (pr | te))
         assert pr | te == set(range(half, collection.meta["config"]["rollouts"]))
-        all_idx = np.concatenate([data.autoencoder.indices, data.predictor.indices, data.test.indices])
+        all_idx = np.concatenate(
+            [data.autoencoder.indices, data.predictor.indices, data.test.indices]
+        )
         assert sorted(all_idx.tolist()) == list(range(len(collection.images)))
         # Targets follow their images.
-        np.testing.assert_array_equal(data.test.selected_targets(), collection.positions[data.test.indices])
+        np.testing.assert_array_equal(
+            data.test.selected_targets(), collection.positions[data.test.indices]
+        )
         assert data.task == "position"
 
 

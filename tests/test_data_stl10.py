@@ -122,14 +122,18 @@ def test_study_data(stl):
 
 def test_binary_folder_given_directly(stl):
     root, parts = stl
-    np.testing.assert_array_equal(load_stl10(root / "stl10_binary", "test").materialize(), parts["test"][0])
+    np.testing.assert_array_equal(
+        load_stl10(root / "stl10_binary", "test").materialize(), parts["test"][0]
+    )
 
 
 def test_truncated_images_refused(stl):
     root, _ = stl
     path = root / "stl10_binary" / "train_X.bin"
     path.write_bytes(path.read_bytes()[: IMAGE_BYTES + 1])
-    with pytest.raises(DataError, match=r"train_X\.bin: 27649 bytes is not a whole number.*truncated"):
+    with pytest.raises(
+        DataError, match=r"train_X\.bin: 27649 bytes is not a whole number.*truncated"
+    ):
         load_stl10(root, "train")
 
 
@@ -151,7 +155,10 @@ def test_label_count_mismatch_refused(stl):
 def test_labels_out_of_range_refused(stl, bad):
     root, _ = stl
     write_labels(root / "stl10_binary" / "test_y.bin", [1, bad, 3])
-    with pytest.raises(DataError, match=rf"test_y\.bin: 1 label\(s\) outside 1\.\.10 \(first at position 1: {bad}\)"):
+    with pytest.raises(
+        DataError,
+        match=rf"test_y\.bin: 1 label\(s\) outside 1\.\.10 \(first at position 1: {bad}\)",
+    ):
         load_stl10(root, "test")
 
 
@@ -181,5 +188,7 @@ def test_download_failure_is_a_data_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tv_utils, "download_and_extract_archive", offline)
     monkeypatch.setattr(tv_utils, "download_url", offline)
-    with pytest.raises(DataError, match=r"could not download STL-10 from .*stl10_binary\.tar\.gz.*no route to host"):
+    with pytest.raises(
+        DataError, match=r"could not download STL-10 from .*stl10_binary\.tar\.gz.*no route to host"
+    ):
         download_stl10(tmp_path / "data")

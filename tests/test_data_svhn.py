@@ -31,7 +31,10 @@ def intended_images(n: int, seed: int) -> np.ndarray:
 
 def write_mat(path, imgs: np.ndarray, labels, **extra) -> None:
     # Official layout: X is H x W x 3 x N uint8, y is (N, 1) with 10 for the digit 0.
-    data = {"X": np.asarray(imgs).transpose(1, 2, 3, 0), "y": np.asarray(labels, dtype=np.uint8).reshape(-1, 1)}
+    data = {
+        "X": np.asarray(imgs).transpose(1, 2, 3, 0),
+        "y": np.asarray(labels, dtype=np.uint8).reshape(-1, 1),
+    }
     data.update(extra)
     savemat(path, data)
 
@@ -81,7 +84,12 @@ def test_tiles_into_64(svhn):
     s = load_svhn(root, "train")
     batch = to_float_batch(torch.from_numpy(s.gather(np.array([3, 0]))), tile=s.tile)
     assert batch.shape == (2, 3, 64, 64)
-    quadrants = [batch[..., :32, :32], batch[..., :32, 32:], batch[..., 32:, :32], batch[..., 32:, 32:]]
+    quadrants = [
+        batch[..., :32, :32],
+        batch[..., :32, 32:],
+        batch[..., 32:, :32],
+        batch[..., 32:, 32:],
+    ]
     for q in quadrants[1:]:
         assert torch.equal(q, quadrants[0])
     expected = torch.from_numpy(parts["train"][0][[3, 0]]).permute(0, 3, 1, 2).float() / 255
@@ -103,8 +111,14 @@ def test_missing_files_listed(tmp_path):
     with pytest.raises(DataError) as e:
         svhn_study_data(tmp_path)
     msg = str(e.value)
-    assert "train_32x32.mat (about 182 MB, http://ufldl.stanford.edu/housenumbers/train_32x32.mat)" in msg
-    assert "extra_32x32.mat (about 1.3 GB, http://ufldl.stanford.edu/housenumbers/extra_32x32.mat)" in msg
+    assert (
+        "train_32x32.mat (about 182 MB, http://ufldl.stanford.edu/housenumbers/train_32x32.mat)"
+        in msg
+    )
+    assert (
+        "extra_32x32.mat (about 1.3 GB, http://ufldl.stanford.edu/housenumbers/extra_32x32.mat)"
+        in msg
+    )
     assert "test_32x32.mat" not in msg
     assert "percae data svhn --root" in msg
 
@@ -153,7 +167,10 @@ def test_label_count_mismatch(tmp_path):
 @pytest.mark.parametrize("bad", [0, 11])
 def test_labels_out_of_range(tmp_path, bad):
     write_mat(tmp_path / "train_32x32.mat", intended_images(3, 0), [1, bad, 10])
-    with pytest.raises(DataError, match=rf"train_32x32\.mat: 1 label\(s\) not in 1\.\.10 \(first at position 1: {bad}\)"):
+    with pytest.raises(
+        DataError,
+        match=rf"train_32x32\.mat: 1 label\(s\) not in 1\.\.10 \(first at position 1: {bad}\)",
+    ):
         load_svhn(tmp_path, "train")
 
 
@@ -164,5 +181,7 @@ def test_download_failure_is_a_data_error(tmp_path, monkeypatch):
         raise urllib.error.URLError("no route to host")
 
     monkeypatch.setattr(tv_utils, "download_url", offline)
-    with pytest.raises(DataError, match=r"could not download SVHN train_32x32\.mat .*ufldl.*no route to host"):
+    with pytest.raises(
+        DataError, match=r"could not download SVHN train_32x32\.mat .*ufldl.*no route to host"
+    ):
         download_svhn(tmp_path / "svhn")

@@ -98,9 +98,13 @@ def test_images_of_ones_own_encode_as_the_image_set_does(tiny_images):
     expected = encode_images(model, tiny_images, batch_size=16, device="cpu")
     pixels = tiny_images.materialize()
     as_floats = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255
-    big_endian = as_floats.numpy().astype(">f4")  # as a .npy written on another machine may hold them
+    big_endian = as_floats.numpy().astype(
+        ">f4"
+    )  # as a .npy written on another machine may hold them
     for images in (pixels, torch.from_numpy(pixels), as_floats, as_floats.numpy(), big_endian):
-        np.testing.assert_array_equal(encode_images(model, images, batch_size=16, device="cpu"), expected)
+        np.testing.assert_array_equal(
+            encode_images(model, images, batch_size=16, device="cpu"), expected
+        )
 
 
 def test_an_image_set_is_a_dataset_for_a_dataloader(tiny_images):
@@ -108,7 +112,11 @@ def test_an_image_set_is_a_dataset_for_a_dataloader(tiny_images):
 
     images, targets = next(iter(DataLoader(tiny_images, batch_size=8, shuffle=False)))
     assert images.shape == (8, 3, 64, 64) and images.dtype == torch.float32
-    assert torch.equal(images, torch.from_numpy(tiny_images.materialize()[:8]).permute(0, 3, 1, 2).float() / 255)
-    assert torch.equal(targets, torch.from_numpy(tiny_images.selected_targets()[:8].astype(np.float32)))
+    assert torch.equal(
+        images, torch.from_numpy(tiny_images.materialize()[:8]).permute(0, 3, 1, 2).float() / 255
+    )
+    assert torch.equal(
+        targets, torch.from_numpy(tiny_images.selected_targets()[:8].astype(np.float32))
+    )
     with pytest.raises(IndexError):
         tiny_images[len(tiny_images)]

@@ -102,11 +102,14 @@ def test_kl_divergence_closed_form():
     assert kl_divergence(mu, logvar).item() == pytest.approx(expected, rel=1e-5)
     # ...which is twice the mean per-dimension KL(N(mu, sigma) || N(0, 1)).
     true_kl = torch.distributions.kl_divergence(
-        torch.distributions.Normal(mu.double(), torch.exp(0.5 * logvar.double())), torch.distributions.Normal(0.0, 1.0)
+        torch.distributions.Normal(mu.double(), torch.exp(0.5 * logvar.double())),
+        torch.distributions.Normal(0.0, 1.0),
     ).mean()
     assert kl_divergence(mu, logvar).item() == pytest.approx(2 * true_kl.item(), rel=1e-5)
     # It grows as the posterior moves away from the prior.
-    assert kl_divergence(torch.full((1, 1), 2.0), torch.zeros(1, 1)) > kl_divergence(torch.full((1, 1), 1.0), torch.zeros(1, 1))
+    assert kl_divergence(torch.full((1, 1), 2.0), torch.zeros(1, 1)) > kl_divergence(
+        torch.full((1, 1), 1.0), torch.zeros(1, 1)
+    )
 
 
 def test_build_loss():
@@ -142,7 +145,9 @@ def alexnet_file(tmp_path_factory):
     return path, state
 
 
-def test_alexnet_from_perceptual_weights_loads_those_weights(alexnet_file, empty_torch_home, no_network):
+def test_alexnet_from_perceptual_weights_loads_those_weights(
+    alexnet_file, empty_torch_home, no_network
+):
     path, state = alexnet_file
     net = build_perceptual_network("alexnet", weights_path=path)
     assert_frozen(net)
@@ -217,11 +222,15 @@ def library_efficientnet_stem(seed: int):
     from efficientnet_lite_pytorch import EfficientNet
 
     ref = EfficientNet.from_name("efficientnet-lite0")
-    ref.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True))
+    ref.load_state_dict(
+        torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
+    )
     ref.eval()
     x = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
-        h = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        h = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor(
+            [0.229, 0.224, 0.225]
+        ).view(1, 3, 1, 1)
         return ref, x, ref._swish(ref._bn0(ref._conv_stem(h)))
 
 
@@ -257,7 +266,9 @@ def test_unknown_perceptual_network():
 # --- any torchvision trunk by name and layer ---------------------------------------------
 
 
-def test_efficientnet_lite0_stride8_is_the_library_network_run_to_block_3(empty_torch_home, no_network):
+def test_efficientnet_lite0_stride8_is_the_library_network_run_to_block_3(
+    empty_torch_home, no_network
+):
     """The cut at the paper's depth (1/8 resolution): stem, blocks 0-2 (block 2 with its skip
     connection) and block 3 up to its stride-2 depthwise ReLU6, as the unfused library modules."""
     net = build_perceptual_network("efficientnet-lite0-s8")
@@ -274,16 +285,23 @@ def test_efficientnet_lite0_stride8_is_the_library_network_run_to_block_3(empty_
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch, layer, depth", [
-    ("alexnet", "relu2_1", 5),      # the paper's cut: conv1, ReLU, max-pool, conv2, ReLU
-    ("alexnet", "features.4", 5),   # the same layer by its traced name
-    ("vgg11", "relu2_1", 5),        # conv, ReLU, pool, conv, ReLU
-    ("vgg11", "relu3_2", 10),
-])
-def test_torchvision_trunk_equals_the_torchvision_module_run_to_that_layer(arch, layer, depth, tmp_path, no_network):
+@pytest.mark.parametrize(
+    "arch, layer, depth",
+    [
+        ("alexnet", "relu2_1", 5),  # the paper's cut: conv1, ReLU, max-pool, conv2, ReLU
+        ("alexnet", "features.4", 5),  # the same layer by its traced name
+        ("vgg11", "relu2_1", 5),  # conv, ReLU, pool, conv, ReLU
+        ("vgg11", "relu3_2", 10),
+    ],
+)
+def test_torchvision_trunk_equals_the_torchvision_module_run_to_that_layer(
+    arch, layer, depth, tmp_path, no_network
+):
     reference = getattr(torchvision.models, arch)(weights=None).eval()
     torch.save(reference.state_dict(), tmp_path / "weights.pth")
-    net = build_perceptual_network(f"torchvision:{arch}:{layer}", weights_path=tmp_path / "weights.pth")
+    net = build_perceptual_network(
+        f"torchvision:{arch}:{layer}", weights_path=tmp_path / "weights.pth"
+    )
     assert_frozen(net)
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
@@ -303,19 +321,24 @@ def test_torchvision_trunk_offline_has_seeded_random_weights(no_network, empty_t
 
 
 def test_torchvision_imagenet_weights_offline_are_refused_in_one_line(no_network, empty_torch_home):
-    with pytest.raises(PerceptualNetworkUnavailable, match="ImageNet weights could not be had") as e:
+    with pytest.raises(
+        PerceptualNetworkUnavailable, match="ImageNet weights could not be had"
+    ) as e:
         build_perceptual_network("torchvision:alexnet:relu2_1", weights_path="imagenet")
     assert "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("torchvision:nosuchnet:relu1_1", "no classification architecture 'nosuchnet'"),
-    ("torchvision:alexnet:relu9_9", "alexnet has no layer 'relu9_9'"),
-    ("torchvision:alexnet:features.99", "alexnet has no layer 'features.99'"),
-    ("torchvision:alexnet", "torchvision:ARCH:LAYER"),
-    ("torchvision::relu1_1", "torchvision:ARCH:LAYER"),
-    ("nosuchnet", "unknown perceptual network 'nosuchnet'"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("torchvision:nosuchnet:relu1_1", "no classification architecture 'nosuchnet'"),
+        ("torchvision:alexnet:relu9_9", "alexnet has no layer 'relu9_9'"),
+        ("torchvision:alexnet:features.99", "alexnet has no layer 'features.99'"),
+        ("torchvision:alexnet", "torchvision:ARCH:LAYER"),
+        ("torchvision::relu1_1", "torchvision:ARCH:LAYER"),
+        ("nosuchnet", "unknown perceptual network 'nosuchnet'"),
+    ],
+)
 def test_bad_network_specs_are_refused_in_one_line(spec, message):
     with pytest.raises(PerceptualNetworkUnavailable, match=message) as e:
         build_perceptual_network(spec)
@@ -333,7 +356,9 @@ def test_efficientnet_without_its_extra_is_a_hint_to_install_it(monkeypatch):
 
     from percae.loss import PerceptualNetworkUnavailable, build_perceptual_network
 
-    monkeypatch.setitem(sys.modules, "efficientnet_lite_pytorch", None)  # as if it were not installed
+    monkeypatch.setitem(
+        sys.modules, "efficientnet_lite_pytorch", None
+    )  # as if it were not installed
     with pytest.raises(PerceptualNetworkUnavailable, match=r"pip install 'percae\[efficientnet\]'"):
         build_perceptual_network("efficientnet-lite0")
 
@@ -363,13 +388,15 @@ def _without_lander(frames: np.ndarray, positions: np.ndarray) -> np.ndarray:
     """The frames with a 7 x 7 box around the lander's centre painted in the sky's black."""
     erased = frames.copy()
     for image, (x, y) in zip(erased, np.round(positions).astype(int)):
-        image[max(0, y - 3):y + 4, max(0, x - 3):x + 4] = 0
+        image[max(0, y - 3) : y + 4, max(0, x - 3) : x + 4] = 0
     return erased
 
 
 def _loss_and_gradient(loss, reconstruction, target, bf16: bool):
     r = reconstruction.clone().requires_grad_(True)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # bf16 on any CPU, emulated where needed
+    with torch.autocast(
+        "cpu", dtype=torch.bfloat16, enabled=bf16
+    ):  # bf16 on any CPU, emulated where needed
         value = loss(r, target)
     value.backward()
     return value.item(), r.grad.flatten()
@@ -380,14 +407,23 @@ def test_perceptual_loss_and_gradient_under_bf16_autocast_are_the_float32_ones(n
     """Reconstructions as good as a trained autoencoder's (frames + N(0, 0.01): pixel MSE ~1e-4)
     and frames without the lander against frames with it: under bf16 autocast the features
     would take a few dozen distinct values and the loss be off by up to 7x (gradient cosine 0.7)."""
-    onscreen = np.flatnonzero((collection.positions[:, 1] > 5) & (collection.positions[:, 1] < 40))[:32]
+    onscreen = np.flatnonzero((collection.positions[:, 1] > 5) & (collection.positions[:, 1] < 40))[
+        :32
+    ]
     frames, positions = np.array(collection.images[onscreen]), collection.positions[onscreen]
     as_float = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float() / 255  # noqa: E731
     with_lander, without = as_float(frames), as_float(_without_lander(frames, positions))
     assert (with_lander != without).any(dim=(1, 2, 3)).all()  # every frame lost its lander
-    noisy = (with_lander + 0.01 * torch.randn(with_lander.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    noisy = (
+        with_lander
+        + 0.01 * torch.randn(with_lander.shape, generator=torch.Generator().manual_seed(0))
+    ).clamp(0, 1)
     loss = PerceptualLoss(_network(name), name=name, cpu_chunk=None)
-    for reconstruction, target in ((noisy, with_lander), (without, with_lander), (with_lander, without)):
+    for reconstruction, target in (
+        (noisy, with_lander),
+        (without, with_lander),
+        (with_lander, without),
+    ):
         exact, exact_grad = _loss_and_gradient(loss, reconstruction, target, bf16=False)
         fast, fast_grad = _loss_and_gradient(loss, reconstruction, target, bf16=True)
         assert exact > 0
@@ -400,7 +436,9 @@ def test_pixel_loss_under_bf16_autocast_is_the_float32_one():
     target = torch.rand(8, 3, 16, 16, generator=g)
     reconstruction = (target + 0.01 * torch.randn(target.shape, generator=g)).clamp(0, 1)
     exact, exact_grad = _loss_and_gradient(PixelLoss(), reconstruction, target, bf16=False)
-    fast, fast_grad = _loss_and_gradient(PixelLoss(), reconstruction.bfloat16().float(), target, bf16=True)
+    fast, fast_grad = _loss_and_gradient(
+        PixelLoss(), reconstruction.bfloat16().float(), target, bf16=True
+    )
     assert fast == pytest.approx(exact, rel=0.01)
     assert F.cosine_similarity(fast_grad, exact_grad, dim=0).item() >= 0.99
 
@@ -442,18 +480,25 @@ def test_a_perceptual_scale_other_than_a_positive_number_or_auto_is_refused(valu
 # --- which network a command uses, and AlexNet's download -----------------------------
 
 
-def test_the_network_is_chosen_by_one_rule_whatever_is_cached(alexnet_file, empty_torch_home, no_network):
+def test_the_network_is_chosen_by_one_rule_whatever_is_cached(
+    alexnet_file, empty_torch_home, no_network
+):
     from percae.loss import choose_perceptual_net
 
     for cached in (False, True):
         if cached:
             (empty_torch_home / "hub" / "checkpoints").mkdir(parents=True)
-            shutil.copyfile(alexnet_file[0], empty_torch_home / "hub" / "checkpoints" / ALEXNET_FILE)
+            shutil.copyfile(
+                alexnet_file[0], empty_torch_home / "hub" / "checkpoints" / ALEXNET_FILE
+            )
         net, note = choose_perceptual_net(None, "quick")
         assert net == "alexnet-random" and "the quick preset uses alexnet-random" in note
         assert choose_perceptual_net(None, "paper") == ("alexnet", None)
         assert choose_perceptual_net(None, None) == ("alexnet", None)
-        assert choose_perceptual_net("efficientnet-lite0-s8", "quick") == ("efficientnet-lite0-s8", None)
+        assert choose_perceptual_net("efficientnet-lite0-s8", "quick") == (
+            "efficientnet-lite0-s8",
+            None,
+        )
 
 
 class _Served:
@@ -476,12 +521,13 @@ class _Served:
 
     def read(self, n=-1):
         end = len(self.data) if n < 0 else min(len(self.data), self.at + n)
-        chunk, self.at = bytes(self.data[self.at:end]), end
+        chunk, self.at = bytes(self.data[self.at : end]), end
         return chunk
 
 
-def test_alexnet_is_downloaded_when_not_cached_and_its_hash_is_checked(alexnet_file, empty_torch_home,
-                                                                        monkeypatch):
+def test_alexnet_is_downloaded_when_not_cached_and_its_hash_is_checked(
+    alexnet_file, empty_torch_home, monkeypatch
+):
     """torchvision's download, served from a file: a file whose SHA-256 does not begin with the
     prefix in torchvision's file name is refused and not kept; the real file is kept and used."""
     import hashlib
@@ -505,6 +551,8 @@ def test_alexnet_is_downloaded_when_not_cached_and_its_hash_is_checked(alexnet_f
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", download_with_this_files_hash)
     net = build_perceptual_network("alexnet")
-    assert prefixes == [ALEXNET_FILE.split("-")[-1].split(".")[0]]  # torchvision asked for its hash check
+    assert prefixes == [
+        ALEXNET_FILE.split("-")[-1].split(".")[0]
+    ]  # torchvision asked for its hash check
     assert cache.read_bytes() == data
     assert torch.equal(net.state_dict()["0.weight"], state["features.0.weight"])

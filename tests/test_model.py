@@ -110,7 +110,11 @@ def test_decoder_parameters_are_exactly_the_decoder():
         dec = {id(p) for p in model.decoder_parameters()}
         names = {n for n, p in model.named_parameters() if id(p) in dec}
         assert names and all(n.startswith(("decoder_input.", "decoder_body.")) for n in names)
-        assert names == {n for n, _ in model.named_parameters() if n.startswith(("decoder_input.", "decoder_body."))}
+        assert names == {
+            n
+            for n, _ in model.named_parameters()
+            if n.startswith(("decoder_input.", "decoder_body."))
+        }
 
 
 @pytest.mark.parametrize("kind", ["ae", "vae"])
@@ -188,16 +192,33 @@ def test_an_exported_run_reloads_to_the_same_embeddings(tiny_split, tmp_path):
 
     train, val = tiny_split
     model = make("vae")
-    train_autoencoder(model, train, val, TrainConfig(epochs=1, batch_size=16, device="cpu"), run_dir=tmp_path / "run",
-                      progress=False, log=None)
-    result = CliRunner().invoke(main, ["export", str(tmp_path / "run"), "--out", str(tmp_path / "shared")])
+    train_autoencoder(
+        model,
+        train,
+        val,
+        TrainConfig(epochs=1, batch_size=16, device="cpu"),
+        run_dir=tmp_path / "run",
+        progress=False,
+        log=None,
+    )
+    result = CliRunner().invoke(
+        main, ["export", str(tmp_path / "run"), "--out", str(tmp_path / "shared")]
+    )
     assert result.exit_code == 0, result.output
     shared = tmp_path / "shared"
-    assert {p.name for p in shared.iterdir()} == {"model.safetensors", "model_config.json", "train_config.json",
-                                                 "train_result.json", "history.csv", "README.md"}
+    assert {p.name for p in shared.iterdir()} == {
+        "model.safetensors",
+        "model_config.json",
+        "train_config.json",
+        "train_result.json",
+        "history.csv",
+        "README.md",
+    }
     images = val.materialize()
-    assert np.array_equal(encode_images(load_autoencoder(shared), images, device="cpu"),
-                          encode_images(load_autoencoder(tmp_path / "run"), images, device="cpu"))
+    assert np.array_equal(
+        encode_images(load_autoencoder(shared), images, device="cpu"),
+        encode_images(load_autoencoder(tmp_path / "run"), images, device="cpu"),
+    )
     card = (shared / "README.md").read_text()
     assert "# percae VAE, z = 8, 64 px images, pixel loss" in card and "best epoch 1 of 1" in card
     again = CliRunner().invoke(main, ["export", str(tmp_path / "run"), "--out", str(shared)])

@@ -19,7 +19,9 @@ from percae.predictors import (
     select_best,
 )
 
-LINEAR_CONFIG = PredictorConfig(epochs=60, batch_size=64, lr=2e-2, patience=10, seed=3, device="cpu")
+LINEAR_CONFIG = PredictorConfig(
+    epochs=60, batch_size=64, lr=2e-2, patience=10, seed=3, device="cpu"
+)
 
 
 def paper_grid():
@@ -88,7 +90,9 @@ def test_predict_reproduces_the_validation_loss(linear_problem, fitted_grid):
         assert pred.shape == vy.shape
         manual = np.mean((pred.astype(np.float64) - vy) ** 2)
         # abs: the linear member's loss is ~1e-8, where float32 summation order shows.
-        assert manual == pytest.approx(f.val_loss, rel=1e-4, abs=1e-7 * float(vy.var())), f.spec.name
+        assert manual == pytest.approx(f.val_loss, rel=1e-4, abs=1e-7 * float(vy.var())), (
+            f.spec.name
+        )
         if f.spec.output_activation == "softmax":
             np.testing.assert_allclose(pred.sum(axis=1), 1.0, rtol=1e-5)
     # Each predictor's weights have its own layout: (in, hidden..., out).
@@ -102,14 +106,18 @@ def test_fitting_one_alone_equals_fitting_it_in_the_grid(linear_problem, fitted_
     Checked on members that stopped early inside the grid and on ones that ran all epochs."""
     stopped = [f for f in fitted_grid if f.epochs_run < LINEAR_CONFIG.epochs]
     full = [f for f in fitted_grid if f.epochs_run == LINEAR_CONFIG.epochs and f.spec.kind == "mlp"]
-    assert len(stopped) >= 2 and full, "test setup: want members that stopped early and ones that did not"
+    assert len(stopped) >= 2 and full, (
+        "test setup: want members that stopped early and ones that did not"
+    )
     linear = next(f for f in fitted_grid if f.spec == PredictorSpec((), None, "none"))
     for inside in [stopped[0], stopped[-1], full[0], linear]:
         alone = fit_predictor_grid(*linear_problem, specs=[inside.spec], config=LINEAR_CONFIG)
         assert len(alone) == 1 and alone[0].spec == inside.spec
         # abs: the linear member's loss is ~1e-8, where float32 summation order shows (as above).
         vy = linear_problem[3]
-        assert alone[0].val_loss == pytest.approx(inside.val_loss, rel=1e-4, abs=1e-7 * float(vy.var())), inside.spec.name
+        assert alone[0].val_loss == pytest.approx(
+            inside.val_loss, rel=1e-4, abs=1e-7 * float(vy.var())
+        ), inside.spec.name
         assert alone[0].best_epoch == inside.best_epoch, inside.spec.name
         assert alone[0].epochs_run == inside.epochs_run, inside.spec.name
         for a, b in zip(alone[0].weights, inside.weights):
@@ -141,7 +149,7 @@ def reference_fit(spec, initial, x, y, vx, vy, config):
     for _ in range(config.epochs):
         perm = torch.randperm(len(x), generator=generator)
         for start in range(0, len(x), config.batch_size):
-            idx = perm[start:start + config.batch_size]
+            idx = perm[start : start + config.batch_size]
             loss = nn.functional.mse_loss(net(x[idx]), y[idx])
             opt.zero_grad()
             loss.backward()
@@ -163,10 +171,20 @@ def test_grid_members_train_exactly_like_a_textbook_network():
     tx, ty, vx, vy = x[:220], y[:220], x[220:], y[220:]
     config = PredictorConfig(epochs=12, batch_size=64, lr=5e-3, patience=1000, seed=7, device="cpu")
     # lr=0 and one epoch: Adam moves nothing, so the best epoch's weights are the initial ones.
-    initial = fit_predictor_grid(tx, ty, vx, vy, config=PredictorConfig(epochs=1, batch_size=64, lr=0.0, seed=7, device="cpu"))
+    initial = fit_predictor_grid(
+        tx,
+        ty,
+        vx,
+        vy,
+        config=PredictorConfig(epochs=1, batch_size=64, lr=0.0, seed=7, device="cpu"),
+    )
     fitted = fit_predictor_grid(tx, ty, vx, vy, config=config)
-    chosen = [PredictorSpec((64, 32), "relu", "softmax"), PredictorSpec((32,), "sigmoid", "none"),
-              PredictorSpec((128, 128), "sigmoid", "softmax"), PredictorSpec((), None, "softmax")]
+    chosen = [
+        PredictorSpec((64, 32), "relu", "softmax"),
+        PredictorSpec((32,), "sigmoid", "none"),
+        PredictorSpec((128, 128), "sigmoid", "softmax"),
+        PredictorSpec((), None, "softmax"),
+    ]
     by_spec = {f.spec: f for f in fitted}
     start = {f.spec: f for f in initial}
     for spec in chosen:
@@ -175,7 +193,9 @@ def test_grid_members_train_exactly_like_a_textbook_network():
         ours = by_spec[spec].weights
         for i in range(len(ours) // 2):
             torch.testing.assert_close(ours[2 * i], state[2 * i].T, rtol=1e-4, atol=1e-5)
-            torch.testing.assert_close(ours[2 * i + 1].reshape(-1), state[2 * i + 1], rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(
+                ours[2 * i + 1].reshape(-1), state[2 * i + 1], rtol=1e-4, atol=1e-5
+            )
     # It did train: the chosen members moved away from their initial weights.
     assert all(not torch.allclose(by_spec[s].weights[0], start[s].weights[0]) for s in chosen)
 
@@ -203,7 +223,9 @@ def test_patience_defaults_like_the_study():
 def test_fit_refuses_empty_inputs():
     x = np.zeros((4, 3), np.float32)
     with pytest.raises(ConfigError):
-        fit_predictor_grid(x[:0], x[:0, :1], x, x[:, :1], config=PredictorConfig(epochs=1, device="cpu"))
+        fit_predictor_grid(
+            x[:0], x[:0, :1], x, x[:, :1], config=PredictorConfig(epochs=1, device="cpu")
+        )
 
 
 def fake(spec, val_loss):
@@ -233,7 +255,9 @@ def test_position_targets_are_standardised_by_one_scale_for_both_axes(tmp_path, 
     from percae.layout import RunFiles
 
     g = np.random.default_rng(0)
-    y = np.stack([g.normal(30, 10, 40), g.normal(20, 1, 40)], axis=1).astype(np.float32)  # x varies 10x more
+    y = np.stack([g.normal(30, 10, 40), g.normal(20, 1, 40)], axis=1).astype(
+        np.float32
+    )  # x varies 10x more
     x = g.normal(size=(40, 4)).astype(np.float32)
     seen = {}
 
@@ -243,8 +267,17 @@ def test_position_targets_are_standardised_by_one_scale_for_both_axes(tmp_path, 
 
     real = predictors.fit_predictor_grid
     monkeypatch.setattr(predictors, "fit_predictor_grid", capture)
-    predictors.fit_predictors("position", x[:30], y[:30], x[30:], y[30:], x[30:], y[30:],
-                              PredictorConfig(epochs=2, device="cpu"), RunFiles(tmp_path))
+    predictors.fit_predictors(
+        "position",
+        x[:30],
+        y[:30],
+        x[30:],
+        y[30:],
+        x[30:],
+        y[30:],
+        PredictorConfig(epochs=2, device="cpu"),
+        RunFiles(tmp_path),
+    )
     standardised, val = seen["train"], seen["val"]
     # Differences keep their proportions: one divisor for both axes ...
     ratio = (val - standardised.mean(0)) / (y[30:] - y[:30].mean(0))

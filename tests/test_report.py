@@ -12,10 +12,14 @@ from percae.statistics import mean_interval
 from percae.study import StudyConfig
 
 
-@pytest.mark.parametrize("values", [[1.0, 2.0], [3.1, 2.9, 3.4], [10.0, 12.5, 9.0, 11.2, 10.4, 13.0]])
+@pytest.mark.parametrize(
+    "values", [[1.0, 2.0], [3.1, 2.9, 3.4], [10.0, 12.5, 9.0, 11.2, 10.4, 13.0]]
+)
 def test_mean_interval_is_scipys_student_t_interval(values):
     mean, half = mean_interval(values)
-    low, high = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
+    low, high = stats.t.interval(
+        0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values)
+    )
     assert mean == pytest.approx(np.mean(values))
     assert mean - half == pytest.approx(low) and mean + half == pytest.approx(high)
 
@@ -25,19 +29,34 @@ def test_one_value_has_no_interval():
 
 
 def _run(mlp, linear, mlp_val=1.0, linear_val=1.0):
-    predictors = {"selected": {"mlp": {"predictor": "m", "val_loss": mlp_val, "test_metric": mlp},
-                               "linear": {"predictor": "l", "val_loss": linear_val, "test_metric": linear}}}
-    return {"train": {"seconds_per_epoch": 1.0, "images_per_s": 100.0}, "predictors": predictors,
-            "retrain": {"l1_after": 0.1}, "recon": None}
+    predictors = {
+        "selected": {
+            "mlp": {"predictor": "m", "val_loss": mlp_val, "test_metric": mlp},
+            "linear": {"predictor": "l", "val_loss": linear_val, "test_metric": linear},
+        }
+    }
+    return {
+        "train": {"seconds_per_epoch": 1.0, "images_per_s": 100.0},
+        "predictors": predictors,
+        "retrain": {"l1_after": 0.1},
+        "recon": None,
+    }
 
 
 def _info(errors: dict, seeds, z_sizes=(32,)):
     """errors: {(model, z, seed): (mlp, linear)} for a position study."""
     runs = {(m, z, s): _run(*errors[(m, z, s)]) for (m, z, s) in errors}
     models = sorted({m for m, _, _ in errors})
-    config = StudyConfig(models=tuple(models), z_sizes=tuple(z_sizes), perceptual_net="alexnet-random").to_dict()
-    return {"config": config, "seeds": list(seeds), "baseline": {"task": "position", "baseline": 22.0},
-            "notes": {}, "runs": runs}
+    config = StudyConfig(
+        models=tuple(models), z_sizes=tuple(z_sizes), perceptual_net="alexnet-random"
+    ).to_dict()
+    return {
+        "config": config,
+        "seeds": list(seeds),
+        "baseline": {"task": "position", "baseline": 22.0},
+        "notes": {},
+        "runs": runs,
+    }
 
 
 def test_per_seed_values_means_and_intervals():
@@ -45,12 +64,19 @@ def test_per_seed_values_means_and_intervals():
     errors = {("AE", 32, s): (ae[i], ae[i] + 1) for i, s in enumerate((0, 1, 2))}
     errors |= {("P.AE", 32, s): (pae[i], pae[i] + 1) for i, s in enumerate((0, 1, 2))}
     summary = build_summary(_info(errors, (0, 1, 2)))
-    assert summary["per_seed"]["mlp"]["AE"]["32"] == ae and summary["per_seed"]["mlp"]["P.AE"]["any"] == pae
+    assert (
+        summary["per_seed"]["mlp"]["AE"]["32"] == ae
+        and summary["per_seed"]["mlp"]["P.AE"]["any"] == pae
+    )
     assert summary["mlp"]["AE"]["32"] == pytest.approx(21.0)
-    assert summary["ci95"]["mlp"]["AE"]["32"] == pytest.approx(stats.t.ppf(0.975, 2) * stats.sem(ae))
+    assert summary["ci95"]["mlp"]["AE"]["32"] == pytest.approx(
+        stats.t.ppf(0.975, 2) * stats.sem(ae)
+    )
     (mlp,) = [c for c in summary["comparisons"] if c["kind"] == "mlp"]
     ratios = [p / a for p, a in zip(pae, ae)]
-    assert mlp["per_seed"] == pytest.approx(ratios) and mlp["ratio"] == pytest.approx(np.mean(ratios))
+    assert mlp["per_seed"] == pytest.approx(ratios) and mlp["ratio"] == pytest.approx(
+        np.mean(ratios)
+    )
     assert mlp["ratio_ci95"][1] < 1 and mlp["verdict"] == "P.AE beats AE beyond seed noise"
     tables = build_tables(summary, {})
     assert "21.00 ± 2.48" in tables  # mean ± t(0.975, 2) * sem over the three seeds
@@ -59,7 +85,9 @@ def test_per_seed_values_means_and_intervals():
 
 def test_overlapping_seeds_are_called_seed_noise():
     ae, pae = [20.0, 12.0, 16.0], [15.0, 18.0, 13.0]
-    errors = {("AE", 32, s): (ae[s], 1.0) for s in range(3)} | {("P.AE", 32, s): (pae[s], 1.0) for s in range(3)}
+    errors = {("AE", 32, s): (ae[s], 1.0) for s in range(3)} | {
+        ("P.AE", 32, s): (pae[s], 1.0) for s in range(3)
+    }
     summary = build_summary(_info(errors, range(3)))
     (mlp,) = [c for c in summary["comparisons"] if c["kind"] == "mlp"]
     assert mlp["ratio_ci95"][0] < 1 < mlp["ratio_ci95"][1]
@@ -69,8 +97,12 @@ def test_overlapping_seeds_are_called_seed_noise():
 
 def test_pixel_better_beyond_noise_and_one_seed_unknown():
     ae, pae = [5.0, 5.2, 4.9], [9.0, 9.4, 8.8]
-    errors = {("AE", 32, s): (ae[s], 1.0) for s in range(3)} | {("P.AE", 32, s): (pae[s], 1.0) for s in range(3)}
-    (mlp,) = [c for c in build_summary(_info(errors, range(3)))["comparisons"] if c["kind"] == "mlp"]
+    errors = {("AE", 32, s): (ae[s], 1.0) for s in range(3)} | {
+        ("P.AE", 32, s): (pae[s], 1.0) for s in range(3)
+    }
+    (mlp,) = [
+        c for c in build_summary(_info(errors, range(3)))["comparisons"] if c["kind"] == "mlp"
+    ]
     assert mlp["verdict"] == "AE beats P.AE beyond seed noise"
     one = {("AE", 32, 0): (20.0, 1.0), ("P.AE", 32, 0): (5.0, 1.0)}
     (mlp,) = [c for c in build_summary(_info(one, [0]))["comparisons"] if c["kind"] == "mlp"]
@@ -79,8 +111,12 @@ def test_pixel_better_beyond_noise_and_one_seed_unknown():
 
 def test_any_row_picks_each_seeds_own_best_z():
     # Seed 0 validates best at z=32, seed 1 at z=64: Any takes each seed's own choice.
-    runs = {("AE", 32, 0): _run(10.0, 1.0, mlp_val=0.1), ("AE", 64, 0): _run(30.0, 1.0, mlp_val=0.2),
-            ("AE", 32, 1): _run(40.0, 1.0, mlp_val=0.3), ("AE", 64, 1): _run(20.0, 1.0, mlp_val=0.1)}
+    runs = {
+        ("AE", 32, 0): _run(10.0, 1.0, mlp_val=0.1),
+        ("AE", 64, 0): _run(30.0, 1.0, mlp_val=0.2),
+        ("AE", 32, 1): _run(40.0, 1.0, mlp_val=0.3),
+        ("AE", 64, 1): _run(20.0, 1.0, mlp_val=0.1),
+    }
     info = _info({k: (0, 0) for k in runs}, (0, 1), z_sizes=(32, 64))
     info["runs"] = runs
     summary = build_summary(info)
@@ -91,7 +127,12 @@ def test_any_row_picks_each_seeds_own_best_z():
 def test_a_missing_seed_is_left_out_not_counted():
     errors = {("AE", 32, 0): (20.0, 1.0), ("AE", 32, 1): (22.0, 1.0), ("P.AE", 32, 0): (8.0, 1.0)}
     info = _info(errors, (0, 1))
-    info["runs"][("P.AE", 32, 1)] = {"train": None, "predictors": None, "retrain": None, "recon": None}
+    info["runs"][("P.AE", 32, 1)] = {
+        "train": None,
+        "predictors": None,
+        "retrain": None,
+        "recon": None,
+    }
     summary = build_summary(info)
     assert summary["per_seed"]["mlp"]["P.AE"]["32"] == [8.0, None]
     assert summary["mlp"]["P.AE"]["32"] == 8.0 and summary["ci95"]["mlp"]["P.AE"]["32"] is None

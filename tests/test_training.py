@@ -109,7 +109,15 @@ def test_loss_decreases_and_the_best_epoch_is_kept(tiny_split):
     train, val = tiny_split
     model = make()
     snaps = Snapshots(model)
-    result = train_autoencoder(model, train, val, cfg(epochs=3, batch_size=16), progress=False, log=snaps, loss_fn=PixelLoss())
+    result = train_autoencoder(
+        model,
+        train,
+        val,
+        cfg(epochs=3, batch_size=16),
+        progress=False,
+        log=snaps,
+        loss_fn=PixelLoss(),
+    )
     h = result.history
     assert [r["epoch"] for r in h] == [1, 2, 3] and result.epochs_run == 3
     assert h[-1]["train_loss"] < h[0]["train_loss"]
@@ -119,7 +127,9 @@ def test_loss_decreases_and_the_best_epoch_is_kept(tiny_split):
     # The model ends with the best epoch's weights, and they score the recorded loss.
     assert_same_state(state_copy(model), snaps.states[result.best_epoch])
     assert not model.training
-    again = evaluate_loss(model, PixelLoss(), DeviceImages(val, torch.device("cpu")), batch_size=5, amp=False)
+    again = evaluate_loss(
+        model, PixelLoss(), DeviceImages(val, torch.device("cpu")), batch_size=5, amp=False
+    )
     assert again == pytest.approx(result.best_val_loss, rel=1e-5)
     # The recorded validation loss is the plain mean squared error over the validation images.
     x = to_float_batch(torch.from_numpy(val.materialize()))
@@ -132,18 +142,30 @@ def test_best_epoch_is_restored_when_later_epochs_are_worse(small):
     train, val = small
     model = make()
     snaps = Snapshots(model)
-    result = train_autoencoder(model, train, val, cfg(epochs=3), progress=False, log=snaps, loss_fn=WorseWhenEvaluated())
+    result = train_autoencoder(
+        model, train, val, cfg(epochs=3), progress=False, log=snaps, loss_fn=WorseWhenEvaluated()
+    )
     assert result.best_epoch < 3, "test setup: validation should get worse while training"
     assert_same_state(state_copy(model), snaps.states[result.best_epoch])
     last = snaps.states[3]
     assert any(not torch.equal(last[k], v) for k, v in model.state_dict().items())
-    again = evaluate_loss(model, WorseWhenEvaluated(), DeviceImages(val, torch.device("cpu")), batch_size=8, amp=False)
+    again = evaluate_loss(
+        model, WorseWhenEvaluated(), DeviceImages(val, torch.device("cpu")), batch_size=8, amp=False
+    )
     assert again == pytest.approx(result.best_val_loss, rel=1e-5)
 
 
 def test_early_stopping(small):
     train, val = small
-    result = train_autoencoder(make(), train, val, cfg(epochs=6, patience=1), progress=False, log=None, loss_fn=WorseWhenEvaluated())
+    result = train_autoencoder(
+        make(),
+        train,
+        val,
+        cfg(epochs=6, patience=1),
+        progress=False,
+        log=None,
+        loss_fn=WorseWhenEvaluated(),
+    )
     assert result.epochs_run < 6
     assert result.epochs_run == result.best_epoch + 1
     assert len(result.history) == result.epochs_run
@@ -160,17 +182,30 @@ def loss_named(name):
     # With convolutions, whose results may differ in the last bits with the batch: the cached
     # target features must be computed in the same batches on resume as in the whole run.
     torch.manual_seed(4)
-    return PerceptualLoss(nn.Sequential(nn.Conv2d(3, 6, 5, stride=4), nn.ReLU(), nn.Conv2d(6, 6, 3)), cpu_chunk=None)
+    return PerceptualLoss(
+        nn.Sequential(nn.Conv2d(3, 6, 5, stride=4), nn.ReLU(), nn.Conv2d(6, 6, 3)), cpu_chunk=None
+    )
 
 
 @pytest.mark.parametrize("kind,loss", [("ae", "pixel"), ("vae", "pixel"), ("ae", "perceptual")])
 def test_interrupted_run_resumes_exactly(kind, loss, small, tmp_path):
     train, val = small
-    config = cfg(epochs=3, batch_size=5)  # 24 = 4 x 5 + 4: a smaller last batch, different images each epoch
+    config = cfg(
+        epochs=3, batch_size=5
+    )  # 24 = 4 x 5 + 4: a smaller last batch, different images each epoch
 
     whole_dir = tmp_path / "whole"
     whole = make(kind)
-    r_whole = train_autoencoder(whole, train, val, config, run_dir=whole_dir, progress=False, log=None, loss_fn=loss_named(loss))
+    r_whole = train_autoencoder(
+        whole,
+        train,
+        val,
+        config,
+        run_dir=whole_dir,
+        progress=False,
+        log=None,
+        loss_fn=loss_named(loss),
+    )
 
     run_dir = tmp_path / "interrupted"
 
@@ -180,8 +215,16 @@ def test_interrupted_run_resumes_exactly(kind, loss, small, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_autoencoder(make(kind), train, val, config, run_dir=run_dir, progress=False,
-                          log=interrupt_at_epoch_2, loss_fn=loss_named(loss))
+        train_autoencoder(
+            make(kind),
+            train,
+            val,
+            config,
+            run_dir=run_dir,
+            progress=False,
+            log=interrupt_at_epoch_2,
+            loss_fn=loss_named(loss),
+        )
     # The interruption leaves a checkpoint (plain tensors) and the history of the epochs it holds.
     checkpoint = run_dir / "checkpoint.pt"
     assert checkpoint.exists()
@@ -193,8 +236,16 @@ def test_interrupted_run_resumes_exactly(kind, loss, small, tmp_path):
 
     resumed = make(kind)
     lines = []
-    r_resumed = train_autoencoder(resumed, train, val, config, run_dir=run_dir, progress=False,
-                                  log=lines.append, loss_fn=loss_named(loss))
+    r_resumed = train_autoencoder(
+        resumed,
+        train,
+        val,
+        config,
+        run_dir=run_dir,
+        progress=False,
+        log=lines.append,
+        loss_fn=loss_named(loss),
+    )
     assert any("resum" in line for line in lines)
     assert sum(bool(EPOCH_LINE.match(line)) for line in lines) == 3 - done  # it did not start over
 
@@ -205,19 +256,29 @@ def test_interrupted_run_resumes_exactly(kind, loss, small, tmp_path):
 
     # The finished run folder: weights, configs, history; the checkpoint is gone.
     for d in (whole_dir, run_dir):
-        assert (d / "model.safetensors").exists() and (d / "train_config.json").exists() and (d / "train_result.json").exists()
+        assert (
+            (d / "model.safetensors").exists()
+            and (d / "train_config.json").exists()
+            and (d / "train_result.json").exists()
+        )
         assert not (d / "checkpoint.pt").exists()
         rows = read_history(d / "history.csv")
         assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
         saved = TrainConfig.load(d / "train_config.json")
-        if loss == "perceptual":  # "auto" is saved as the number it was calibrated to, the same for both
+        if (
+            loss == "perceptual"
+        ):  # "auto" is saved as the number it was calibrated to, the same for both
             assert isinstance(saved.perceptual_scale, float) and saved.perceptual_scale > 1
             saved = replace(saved, perceptual_scale=config.perceptual_scale)
-        assert saved.data_fingerprint == f"{train.fingerprint()}-{val.fingerprint()}"  # (the images, recorded)
+        assert (
+            saved.data_fingerprint == f"{train.fingerprint()}-{val.fingerprint()}"
+        )  # (the images, recorded)
         assert replace(saved, data_fingerprint=None) == config
         assert json.loads((d / "train_result.json").read_text())["best_epoch"] == r_whole.best_epoch
     rows = read_history(run_dir / "history.csv")
-    assert [float(r["val_loss"]) for r in rows] == pytest.approx([r["val_loss"] for r in r_whole.history], rel=1e-12)
+    assert [float(r["val_loss"]) for r in rows] == pytest.approx(
+        [r["val_loss"] for r in r_whole.history], rel=1e-12
+    )
     assert_same_state(state_copy(load_autoencoder(run_dir)), state_copy(whole))
 
 
@@ -226,18 +287,24 @@ def test_perceptual_training_leaves_the_network_untouched(small, tmp_path):
     # A network with BatchNorm, whose running statistics would move in train mode (the
     # built-in networks have none left: EfficientNet's are folded into its convolutions).
     torch.manual_seed(3)
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3))
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3)
+    )
     with torch.no_grad():
         net[1].running_mean.uniform_(-0.5, 0.5)
         net[1].running_var.uniform_(0.5, 2.0)
     loss = PerceptualLoss(net, name="custom")
     before = state_copy(net)
     modes = []
-    net.register_forward_pre_hook(lambda m, args: modes.append(any(x.training for x in m.modules())))
+    net.register_forward_pre_hook(
+        lambda m, args: modes.append(any(x.training for x in m.modules()))
+    )
 
     model = make()
     model_before = state_copy(model)
-    train_autoencoder(model, train, val, cfg(epochs=2), run_dir=tmp_path, progress=False, log=None, loss_fn=loss)
+    train_autoencoder(
+        model, train, val, cfg(epochs=2), run_dir=tmp_path, progress=False, log=None, loss_fn=loss
+    )
 
     assert modes and not any(modes)  # eval mode at every call, in training and validation alike
     assert_same_state(before, state_copy(net))
@@ -260,14 +327,27 @@ def test_decoder_retraining_moves_only_the_decoder(kind, small):
             m.running_mean.uniform_(-0.1, 0.1)
             m.running_var.uniform_(0.5, 1.5)
     before = state_copy(model)
-    result = train_autoencoder(model, train, val, cfg(epochs=2), progress=False, log=None, freeze_encoder=True, loss_fn=PixelLoss())
+    result = train_autoencoder(
+        model,
+        train,
+        val,
+        cfg(epochs=2),
+        progress=False,
+        log=None,
+        freeze_encoder=True,
+        loss_fn=PixelLoss(),
+    )
     after = state_copy(model)
     frozen = [k for k in before if not k.startswith(("decoder_input.", "decoder_body."))]
     assert any(k.startswith("encoder.") and "running_var" in k for k in frozen)
     assert any(k.startswith("mu.") for k in frozen)
     for k in frozen:
         assert torch.equal(before[k], after[k]), k
-    decoder_weights = [k for k in before if k.startswith(("decoder_input.", "decoder_body.")) and k.endswith("weight")]
+    decoder_weights = [
+        k
+        for k in before
+        if k.startswith(("decoder_input.", "decoder_body.")) and k.endswith("weight")
+    ]
     assert decoder_weights and all(not torch.equal(before[k], after[k]) for k in decoder_weights)
     assert result.epochs_run == 2
 
@@ -277,15 +357,37 @@ def test_training_refuses_mismatched_or_tiny_data(tiny_images):
 
     model = build_autoencoder(AutoencoderConfig(image_size=80))
     with pytest.raises(ConfigError, match="80"):
-        train_autoencoder(model, tiny_images, tiny_images, cfg(), progress=False, log=None, loss_fn=PixelLoss())
+        train_autoencoder(
+            model, tiny_images, tiny_images, cfg(), progress=False, log=None, loss_fn=PixelLoss()
+        )
     with pytest.raises(ConfigError):
-        train_autoencoder(make(), tiny_images.subset(np.arange(1)), tiny_images, cfg(), progress=False, log=None, loss_fn=PixelLoss())
+        train_autoencoder(
+            make(),
+            tiny_images.subset(np.arange(1)),
+            tiny_images,
+            cfg(),
+            progress=False,
+            log=None,
+            loss_fn=PixelLoss(),
+        )
     with pytest.raises(ConfigError):
-        train_autoencoder(make(), tiny_images, tiny_images, cfg(epochs=0), progress=False, log=None, loss_fn=PixelLoss())
+        train_autoencoder(
+            make(),
+            tiny_images,
+            tiny_images,
+            cfg(epochs=0),
+            progress=False,
+            log=None,
+            loss_fn=PixelLoss(),
+        )
 
 
-@pytest.mark.parametrize("cpu_chunk", [None, 4])  # 4: the CPU's chunked, recomputed reconstruction features
-def test_target_features_are_computed_once_per_image_and_training_is_unchanged(cpu_chunk, tiny_images):
+@pytest.mark.parametrize(
+    "cpu_chunk", [None, 4]
+)  # 4: the CPU's chunked, recomputed reconstruction features
+def test_target_features_are_computed_once_per_image_and_training_is_unchanged(
+    cpu_chunk, tiny_images
+):
     # 25 training images at batch 8: 25 % 8 == 1, so each epoch leaves one image out
     # (BatchNorm cannot train on a batch of one), a different one each time.
     train, val = tiny_images.subset(np.arange(25)), tiny_images.subset(np.arange(48, 58))
@@ -293,9 +395,15 @@ def test_target_features_are_computed_once_per_image_and_training_is_unchanged(c
     for cache_mb in (0, 64, None):  # None: the default, which on a CPU keeps nothing
         net = CountingNetwork()
         model = make()
-        result = train_autoencoder(model, train, val,
-                                   cfg(epochs=4, feature_cache_mb=cache_mb, perceptual_scale=1.0),  # (no calibration pass)
-                                   progress=False, log=None, loss_fn=PerceptualLoss(net, cpu_chunk=cpu_chunk))
+        result = train_autoencoder(
+            model,
+            train,
+            val,
+            cfg(epochs=4, feature_cache_mb=cache_mb, perceptual_scale=1.0),  # (no calibration pass)
+            progress=False,
+            log=None,
+            loss_fn=PerceptualLoss(net, cpu_chunk=cpu_chunk),
+        )
         histories.append([(r["train_loss"], r["val_loss"]) for r in result.history])
         states.append(state_copy(model))
         nets.append(net)
@@ -309,7 +417,11 @@ def test_target_features_are_computed_once_per_image_and_training_is_unchanged(c
     # whole run, then only the reconstructions.
     assert cached.seen["no_grad"] == 25 + n_val + epochs * n_val
     # Training reconstructions: once per epoch (twice where chunks are recomputed in backward).
-    assert cached.seen["grad"] == recomputed.seen["grad"] == epochs * n_train * (1 if cpu_chunk is None else 2)
+    assert (
+        cached.seen["grad"]
+        == recomputed.seen["grad"]
+        == epochs * n_train * (1 if cpu_chunk is None else 2)
+    )
     # ...and the run is the same run, to the bit.
     assert histories[1] == histories[0] == histories[2]
     assert_same_state(states[1], states[0])
@@ -357,10 +469,19 @@ def test_validation_features_get_the_budget_the_training_set_leaves(tiny_images,
 
     train, val = tiny_images.subset(np.arange(24)), tiny_images.subset(np.arange(48, 58))
     per_image = 3 * 16 * 16 * 4
-    monkeypatch.setattr(training, "feature_cache_bytes", lambda device, mb: 24 * per_image)  # training's alone
+    monkeypatch.setattr(
+        training, "feature_cache_bytes", lambda device, mb: 24 * per_image
+    )  # training's alone
     net = CountingNetwork()
-    train_autoencoder(make(), train, val, cfg(epochs=3, perceptual_scale=1.0), progress=False, log=None,
-                      loss_fn=PerceptualLoss(net, cpu_chunk=None))
+    train_autoencoder(
+        make(),
+        train,
+        val,
+        cfg(epochs=3, perceptual_scale=1.0),
+        progress=False,
+        log=None,
+        loss_fn=PerceptualLoss(net, cpu_chunk=None),
+    )
     # Training targets once; nothing left for validation, which computes its targets every
     # epoch, beside the validation reconstructions.
     assert net.seen["no_grad"] == 24 + 3 * 2 * 10
@@ -370,7 +491,9 @@ def test_a_training_set_of_whole_batches_plus_one_image_has_a_finite_loss(tiny_i
     # 25 images at batch 8: the last image is left out (BatchNorm cannot train on a batch of
     # one). An earlier version then trained on an empty batch, and the epoch's loss was nan.
     train, val = tiny_images.subset(np.arange(25)), tiny_images.subset(np.arange(48, 56))
-    result = train_autoencoder(make(), train, val, cfg(epochs=2), progress=False, log=None, loss_fn=PixelLoss())
+    result = train_autoencoder(
+        make(), train, val, cfg(epochs=2), progress=False, log=None, loss_fn=PixelLoss()
+    )
     assert all(np.isfinite(r["train_loss"]) and np.isfinite(r["val_loss"]) for r in result.history)
 
 
@@ -387,27 +510,41 @@ def test_active_units_count_the_latent_dimensions_whose_mean_varies(tiny_split):
         model.mu.weight[:2] = 0  # dimensions 0 and 1: mu is the bias, the same for every image
         # 2 and 3 as initialised: they vary over these similar frames, but far below the 0.01 threshold.
         model.mu.weight[4:] *= 1000  # 4 and 5: clearly active
-    d = latent_diagnostics(model, PixelLoss(), DeviceImages(val, torch.device("cpu")), batch_size=5, amp=False)
+    d = latent_diagnostics(
+        model, PixelLoss(), DeviceImages(val, torch.device("cpu")), batch_size=5, amp=False
+    )
     model.eval()
     with torch.no_grad():
         x = to_float_batch(torch.from_numpy(val.materialize()))
         h = model.encoder(x)
         mu, logvar = model.mu(h), model.logvar(h)
         variance = mu.var(0, correction=0)
-        assert (variance[:4] < 0.01).all() and (variance[4:] > 0.01).all()  # the setup is what it says
+        assert (variance[:4] < 0.01).all() and (
+            variance[4:] > 0.01
+        ).all()  # the setup is what it says
         assert d["active_units"] == 2
         # KL(N(mu, sigma) || N(0, 1)) per dimension in nats, and the objective's term (twice its mean).
         per_dim = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)
         assert d["val_kl_per_dim"] == pytest.approx(per_dim.mean().item(), rel=1e-5)
         assert d["val_kl_term"] == pytest.approx(kl_divergence(mu, logvar).item(), rel=1e-5)
-        assert d["val_reconstruction"] == pytest.approx(F.mse_loss(model.decode(mu), x).item(), rel=1e-5)
+        assert d["val_reconstruction"] == pytest.approx(
+            F.mse_loss(model.decode(mu), x).item(), rel=1e-5
+        )
 
 
 def test_vae_runs_record_their_diagnostics_every_epoch_and_at_the_best(tiny_split, tmp_path):
     train, val = tiny_split
     model = build_autoencoder(AutoencoderConfig("vae", 4, 64), seed=0)
-    result = train_autoencoder(model, train, val, TrainConfig(epochs=3, batch_size=16, kl_weight=0.01, device="cpu"),
-                               run_dir=tmp_path, progress=False, log=None, loss_fn=PixelLoss())
+    result = train_autoencoder(
+        model,
+        train,
+        val,
+        TrainConfig(epochs=3, batch_size=16, kl_weight=0.01, device="cpu"),
+        run_dir=tmp_path,
+        progress=False,
+        log=None,
+        loss_fn=PixelLoss(),
+    )
     rows = list(csv.DictReader((tmp_path / "history.csv").open()))
     assert len(rows) == 3 and all(0 <= int(r["active_units"]) <= 4 for r in rows)
     best = rows[result.best_epoch - 1]
@@ -416,7 +553,8 @@ def test_vae_runs_record_their_diagnostics_every_epoch_and_at_the_best(tiny_spli
     assert saved["val_kl_term"] == pytest.approx(float(best["val_kl_term"]))
     # The epoch's objective is reconstruction + gamma * KL term (gamma 0.01), both in eval mode on mu.
     assert float(best["val_loss"]) == pytest.approx(
-        float(best["val_reconstruction"]) + 0.01 * float(best["val_kl_term"]), rel=1e-4)
+        float(best["val_reconstruction"]) + 0.01 * float(best["val_kl_term"]), rel=1e-4
+    )
 
 
 # --- a diverged run is never saved as a finished one --------------------------------------
@@ -442,19 +580,40 @@ def test_a_nan_loss_stops_training_and_saves_nothing_as_finished(tiny_split, tmp
     model = build_autoencoder(AutoencoderConfig("ae", 4, 64), seed=0)
     # 48 training images at batch 16: 3 calls a training epoch, 1 for validation; NaN from the
     # 6th call on, the second step of epoch 2.
-    with pytest.raises(TrainingDiverged, match="at step 2 of epoch 2 .*the last good epoch is 1") as e:
-        train_autoencoder(model, train, val, TrainConfig(epochs=3, batch_size=16, device="cpu"),
-                          run_dir=tmp_path, progress=False, log=None, loss_fn=NaNAfter(5))
+    with pytest.raises(
+        TrainingDiverged, match="at step 2 of epoch 2 .*the last good epoch is 1"
+    ) as e:
+        train_autoencoder(
+            model,
+            train,
+            val,
+            TrainConfig(epochs=3, batch_size=16, device="cpu"),
+            run_dir=tmp_path,
+            progress=False,
+            log=None,
+            loss_fn=NaNAfter(5),
+        )
     assert "\n" not in str(e.value)
     assert str(e.value).startswith(f"{tmp_path} (ae z=4): ")  # which run diverged
     # Nothing kept: not as finished, and no checkpoint that would block the corrected run
     # (a checkpoint resumes only under its own settings) or resume the divergence.
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
     fresh = build_autoencoder(AutoencoderConfig("ae", 4, 64), seed=0)
-    result = train_autoencoder(fresh, train, val, TrainConfig(epochs=2, batch_size=16, lr=1e-4,
-                                                                          device="cpu"),
-                               run_dir=tmp_path, progress=False, log=None, loss_fn=PixelLoss())
-    assert result.epochs_run == 2 and (tmp_path / "train_result.json").exists() and not (tmp_path / "checkpoint.pt").exists()
+    result = train_autoencoder(
+        fresh,
+        train,
+        val,
+        TrainConfig(epochs=2, batch_size=16, lr=1e-4, device="cpu"),
+        run_dir=tmp_path,
+        progress=False,
+        log=None,
+        loss_fn=PixelLoss(),
+    )
+    assert (
+        result.epochs_run == 2
+        and (tmp_path / "train_result.json").exists()
+        and not (tmp_path / "checkpoint.pt").exists()
+    )
 
 
 def test_inf_in_a_buffer_with_a_finite_loss_is_not_saved_as_finished(tiny_split, tmp_path):
@@ -467,17 +626,29 @@ def test_inf_in_a_buffer_with_a_finite_loss_is_not_saved_as_finished(tiny_split,
         # An inf running variance makes that BatchNorm output 0 in eval mode: validation stays finite.
         def forward(self, reconstruction, target):
             if model.training:
-                model.encoder[1].running_var.data.fill_(float("inf"))  # .data: autograd saved this tensor
+                model.encoder[1].running_var.data.fill_(
+                    float("inf")
+                )  # .data: autograd saved this tensor
             return super().forward(reconstruction, target)
 
     with pytest.raises(TrainingDiverged, match="encoder.1.running_var"):
-        train_autoencoder(model, train, val, TrainConfig(epochs=2, batch_size=16, device="cpu"),
-                          run_dir=tmp_path, progress=False, log=None, loss_fn=PoisonBatchNorm())
+        train_autoencoder(
+            model,
+            train,
+            val,
+            TrainConfig(epochs=2, batch_size=16, device="cpu"),
+            run_dir=tmp_path,
+            progress=False,
+            log=None,
+            loss_fn=PoisonBatchNorm(),
+        )
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("field, value", [("lr", float("inf")), ("lr", float("nan")), ("kl_weight", float("nan")),
-                                          ("kl_weight", -1.0)])
+@pytest.mark.parametrize(
+    "field, value",
+    [("lr", float("inf")), ("lr", float("nan")), ("kl_weight", float("nan")), ("kl_weight", -1.0)],
+)
 def test_non_finite_or_negative_settings_are_refused(field, value):
     with pytest.raises(ConfigError, match=f"--{field.replace('_', '-')}"):
         TrainConfig(**{field: value}).validate()
@@ -489,12 +660,21 @@ def test_the_loss_the_config_names_trains_as_the_same_loss_given_by_hand(tiny_sp
     from percae.loss import build_loss
 
     train, val = tiny_split
-    config = cfg(epochs=1, batch_size=16, loss="perceptual", perceptual_net="efficientnet-lite0", amp=False)
+    config = cfg(
+        epochs=1, batch_size=16, loss="perceptual", perceptual_net="efficientnet-lite0", amp=False
+    )
     by_config = make("vae")
     train_autoencoder(by_config, train, val, config, progress=False, log=None)
     by_hand = make("vae")
-    train_autoencoder(by_hand, train, val, config, progress=False, log=None,
-                      loss_fn=build_loss("perceptual", "efficientnet-lite0"))
+    train_autoencoder(
+        by_hand,
+        train,
+        val,
+        config,
+        progress=False,
+        log=None,
+        loss_fn=build_loss("perceptual", "efficientnet-lite0"),
+    )
     assert_same_state(state_copy(by_config), state_copy(by_hand))
 
 
@@ -504,10 +684,20 @@ def test_on_epoch_gets_each_epochs_row_once_its_checkpoint_is_saved(tiny_split, 
 
     def on_epoch(row):
         history = (tmp_path / "history.csv").read_text().splitlines()
-        seen.append((row["epoch"], row["val_loss"], len(history) - 1, (tmp_path / "checkpoint.pt").exists()))
+        seen.append(
+            (row["epoch"], row["val_loss"], len(history) - 1, (tmp_path / "checkpoint.pt").exists())
+        )
 
-    result = train_autoencoder(make("vae"), train, val, cfg(epochs=3, batch_size=16), run_dir=tmp_path,
-                               progress=False, log=None, on_epoch=on_epoch)
+    result = train_autoencoder(
+        make("vae"),
+        train,
+        val,
+        cfg(epochs=3, batch_size=16),
+        run_dir=tmp_path,
+        progress=False,
+        log=None,
+        on_epoch=on_epoch,
+    )
     assert [(e, v) for e, v, _, _ in seen] == [(r["epoch"], r["val_loss"]) for r in result.history]
     assert [(n, saved) for _, _, n, saved in seen] == [(1, True), (2, True), (3, True)]
 
@@ -518,7 +708,9 @@ def test_a_share_of_a_gpu_caches_features_in_a_quarter_of_that_share(monkeypatch
 
     from percae import feature_cache
 
-    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: SimpleNamespace(total_memory=80 << 30))
+    monkeypatch.setattr(
+        torch.cuda, "get_device_properties", lambda device: SimpleNamespace(total_memory=80 << 30)
+    )
     cuda = torch.device("cuda", 0)
     assert feature_cache.feature_cache_bytes(cuda, None) == 20 << 30
     monkeypatch.setattr(feature_cache, "GPU_SHARE", 0.25)
@@ -536,7 +728,9 @@ def test_an_auto_perceptual_scale_is_calibrated_once_and_recorded_with_the_run(s
     from percae.loss import calibrated_scale
 
     train, val = small
-    expected = calibrated_scale(_calibration_loss(), to_float_batch(torch.from_numpy(train.materialize())))
+    expected = calibrated_scale(
+        _calibration_loss(), to_float_batch(torch.from_numpy(train.materialize()))
+    )
     assert 1 < expected  # (the features of this small network vary less than the pixels)
     seen = []
 
@@ -546,11 +740,26 @@ def test_an_auto_perceptual_scale_is_calibrated_once_and_recorded_with_the_run(s
             return super().forward(*args)
 
     loss = Spy(_calibration_loss().network, cpu_chunk=None)
-    train_autoencoder(make(), train, val, cfg(epochs=1, loss="perceptual", perceptual_scale="auto"), run_dir=tmp_path / "run",
-                      progress=False, log=None, loss_fn=loss)
-    assert seen and all(s == pytest.approx(expected, rel=1e-9) for s in seen)  # (24 images: all in the sample)
-    assert TrainConfig.load(tmp_path / "run" / "train_config.json").perceptual_scale == pytest.approx(expected, rel=1e-9)
-    assert json.loads((tmp_path / "run" / "train_result.json").read_text())["perceptual_scale"] == seen[0]
+    train_autoencoder(
+        make(),
+        train,
+        val,
+        cfg(epochs=1, loss="perceptual", perceptual_scale="auto"),
+        run_dir=tmp_path / "run",
+        progress=False,
+        log=None,
+        loss_fn=loss,
+    )
+    assert seen and all(
+        s == pytest.approx(expected, rel=1e-9) for s in seen
+    )  # (24 images: all in the sample)
+    assert TrainConfig.load(
+        tmp_path / "run" / "train_config.json"
+    ).perceptual_scale == pytest.approx(expected, rel=1e-9)
+    assert (
+        json.loads((tmp_path / "run" / "train_result.json").read_text())["perceptual_scale"]
+        == seen[0]
+    )
 
 
 def test_an_interrupted_run_resumes_only_under_its_perceptual_scale(small, tmp_path):
@@ -561,17 +770,49 @@ def test_an_interrupted_run_resumes_only_under_its_perceptual_scale(small, tmp_p
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_autoencoder(make(), train, val, cfg(loss="perceptual", perceptual_scale="auto"), run_dir=tmp_path, progress=False,
-                          log=stop, loss_fn=_calibration_loss())
+        train_autoencoder(
+            make(),
+            train,
+            val,
+            cfg(loss="perceptual", perceptual_scale="auto"),
+            run_dir=tmp_path,
+            progress=False,
+            log=stop,
+            loss_fn=_calibration_loss(),
+        )
     with pytest.raises(ConfigError, match="perceptual_scale"):
-        train_autoencoder(make(), train, val, cfg(loss="perceptual", perceptual_scale=1.0), run_dir=tmp_path, progress=False,
-                          log=None, loss_fn=_calibration_loss())
+        train_autoencoder(
+            make(),
+            train,
+            val,
+            cfg(loss="perceptual", perceptual_scale=1.0),
+            run_dir=tmp_path,
+            progress=False,
+            log=None,
+            loss_fn=_calibration_loss(),
+        )
     # Other training images (which would calibrate another scale): refused as well.
     with pytest.raises(ConfigError, match="on other images|perceptual_scale"):
-        train_autoencoder(make(), val.subset(np.arange(4)), val, cfg(loss="perceptual", perceptual_scale="auto"), run_dir=tmp_path,
-                          progress=False, log=None, loss_fn=_calibration_loss())
-    result = train_autoencoder(make(), train, val, cfg(loss="perceptual", perceptual_scale="auto"), run_dir=tmp_path, progress=False,
-                               log=None, loss_fn=_calibration_loss())
+        train_autoencoder(
+            make(),
+            val.subset(np.arange(4)),
+            val,
+            cfg(loss="perceptual", perceptual_scale="auto"),
+            run_dir=tmp_path,
+            progress=False,
+            log=None,
+            loss_fn=_calibration_loss(),
+        )
+    result = train_autoencoder(
+        make(),
+        train,
+        val,
+        cfg(loss="perceptual", perceptual_scale="auto"),
+        run_dir=tmp_path,
+        progress=False,
+        log=None,
+        loss_fn=_calibration_loss(),
+    )
     assert result.epochs_run == 3
 
 
@@ -587,7 +828,12 @@ def test_an_interrupted_run_resumes_only_on_the_images_it_began_with(small, tmp_
     other = train.subset(np.arange(1, len(train)))  # one image fewer
     with pytest.raises(ConfigError, match="on other images"):
         train_autoencoder(make(), other, val, cfg(), run_dir=tmp_path, progress=False, log=None)
-    assert train_autoencoder(make(), train, val, cfg(), run_dir=tmp_path, progress=False, log=None).epochs_run == 3
+    assert (
+        train_autoencoder(
+            make(), train, val, cfg(), run_dir=tmp_path, progress=False, log=None
+        ).epochs_run
+        == 3
+    )
 
 
 def test_a_killed_writes_temporary_file_is_removed_by_the_next_run_there(small, tmp_path):
@@ -609,7 +855,9 @@ def test_a_full_disk_names_the_file_and_the_cause_and_leaves_no_temporary_file(t
 
     with pytest.raises(OSError) as info:
         atomic_write_bytes(tmp_path / "checkpoint.pt", full)
-    assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "checkpoint.pt")
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(
+        tmp_path / "checkpoint.pt"
+    )
     assert list(tmp_path.iterdir()) == []
 
 

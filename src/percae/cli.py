@@ -50,7 +50,9 @@ class _Group(click.Group):
             sys.exit(1)
         except (click.Abort, KeyboardInterrupt):
             what, status = ("terminated (SIGTERM)", 143) if terminated else ("interrupted", 130)
-            click.echo(f"Error: {what}; rerun the same command to resume (finished work is kept)", err=True)
+            click.echo(
+                f"Error: {what}; rerun the same command to resume (finished work is kept)", err=True
+            )
             sys.exit(status)
         finally:
             signal.signal(signal.SIGTERM, previous)
@@ -65,7 +67,9 @@ class _Group(click.Group):
             where = f": {e.filename}" if e.filename else ""
             raise click.ClickException(f"{e.strerror or e}{where}") from None
         except Exception as e:
-            if isinstance(e, _errors()):  # imported only now: the library's errors live beside torch
+            if isinstance(
+                e, _errors()
+            ):  # imported only now: the library's errors live beside torch
                 raise click.ClickException(" ".join(str(e).split())) from None
             raise
 
@@ -82,7 +86,9 @@ class _EchoHandler(logging.Handler):
 
 @click.group(cls=_Group)
 @click.version_option(package_name="percae")
-@click.option("--quiet", "-q", is_flag=True, help="Only warnings, errors and results (no progress lines).")
+@click.option(
+    "--quiet", "-q", is_flag=True, help="Only warnings, errors and results (no progress lines)."
+)
 @click.option("--verbose", "-v", is_flag=True, help="Also debug messages.")
 def main(quiet: bool, verbose: bool) -> None:
     """Autoencoders with pixel-wise or perceptual loss, and how useful their embeddings are."""
@@ -103,7 +109,9 @@ def data() -> None:
 @click.option("--steps", default=150, show_default=True, type=int)
 @click.option("--image-size", default=64, show_default=True, type=int)
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--workers", default=0, show_default=True, type=int, help="0: one per core (at most 8).")
+@click.option(
+    "--workers", default=0, show_default=True, type=int, help="0: one per core (at most 8)."
+)
 def data_lunarlander(out, **settings):
     """Random-policy LunarLander-v3 rollouts with lander positions."""
     # Every option but --out is the LunarLanderConfig field of its name (tests/test_cli.py checks it).
@@ -150,43 +158,76 @@ class _ScaleType(click.ParamType):
 
 
 def _perceptual_options(f):
-    f = click.option("--perceptual-scale", default=None, type=_ScaleType(),
-                     help="The perceptual term's factor: a number (1: the paper's loss), or auto: the pixels' "
-                          "variance over the features' on the training images, so that --kl-weight means the "
-                          "same for every network.")(f)
-    f = click.option("--perceptual-weights", default=None,
-                     help="A torchvision-format state dict for the perceptual network (offline AlexNet), or "
-                          "'imagenet' for a torchvision:ARCH:LAYER trunk's ImageNet weights (downloaded).")(f)
-    f = click.option("--perceptual-net", default=None,
-                     help="alexnet (the paper's, ImageNet weights: cached, downloaded, or --perceptual-weights; "
-                          "the default but for the quick preset), alexnet-random (the quick preset's), efficientnet-lite0, efficientnet-lite0-s8, or torchvision:ARCH:LAYER "
-                          "(e.g. torchvision:vgg16:relu2_2; random weights unless --perceptual-weights).")(f)
+    f = click.option(
+        "--perceptual-scale",
+        default=None,
+        type=_ScaleType(),
+        help="The perceptual term's factor: a number (1: the paper's loss), or auto: the pixels' "
+        "variance over the features' on the training images, so that --kl-weight means the "
+        "same for every network.",
+    )(f)
+    f = click.option(
+        "--perceptual-weights",
+        default=None,
+        help="A torchvision-format state dict for the perceptual network (offline AlexNet), or "
+        "'imagenet' for a torchvision:ARCH:LAYER trunk's ImageNet weights (downloaded).",
+    )(f)
+    f = click.option(
+        "--perceptual-net",
+        default=None,
+        help="alexnet (the paper's, ImageNet weights: cached, downloaded, or --perceptual-weights; "
+        "the default but for the quick preset), alexnet-random (the quick preset's), efficientnet-lite0, efficientnet-lite0-s8, or torchvision:ARCH:LAYER "
+        "(e.g. torchvision:vgg16:relu2_2; random weights unless --perceptual-weights).",
+    )(f)
     return f
 
 
 @main.command()
-@click.option("--data", "data_root", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Dataset folder (a LunarLander collection, or --dataset's root).")
+@click.option(
+    "--data",
+    "data_root",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Dataset folder (a LunarLander collection, or --dataset's root).",
+)
 @click.option("--dataset", default="lunarlander", show_default=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
 @click.option("--model", type=click.Choice(["ae", "vae"]), default="ae", show_default=True)
 @click.option("--z", default=64, show_default=True, type=int, help="Latent size.")
-@click.option("--loss", type=click.Choice(["pixel", "perceptual"]), default="pixel", show_default=True)
+@click.option(
+    "--loss", type=click.Choice(["pixel", "perceptual"]), default="pixel", show_default=True
+)
 @_perceptual_options
 @click.option("--epochs", default=50, show_default=True, type=int)
 @click.option("--batch-size", default=512, show_default=True, type=int)
 @click.option("--lr", default=1e-3, show_default=True, type=float)
-@click.option("--kl-weight", default=1e-3, show_default=True, type=float, help="Gamma, the KL term's weight (VAE).")
+@click.option(
+    "--kl-weight",
+    default=1e-3,
+    show_default=True,
+    type=float,
+    help="Gamma, the KL term's weight (VAE).",
+)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--image-size", default=None, type=int, help="64 + 16n px; resizes folder datasets.")
-@click.option("--tensorboard", "tensorboard_dir", default=None, type=click.Path(file_okay=False),
-              help="Also log each epoch (losses, images/s) and the reconstructions to TensorBoard here.")
+@click.option(
+    "--tensorboard",
+    "tensorboard_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Also log each epoch (losses, images/s) and the reconstructions to TensorBoard here.",
+)
 def train(data_root, dataset, out, model, z, image_size, tensorboard_dir, **settings):
     """Train an autoencoder on a dataset's autoencoder part (80/20 train/validation)."""
     # Every option in `settings` is the TrainConfig field of its name (tests/test_cli.py checks it).
     from .data import load_study_data, split
-    from .loss import build_perceptual_network, check_perceptual_net_name, choose_perceptual_net, describe_weights
+    from .loss import (
+        build_perceptual_network,
+        check_perceptual_net_name,
+        choose_perceptual_net,
+        describe_weights,
+    )
     from .model import AutoencoderConfig, build_autoencoder
     from .layout import RunFiles
     from .training import TrainConfig, train_autoencoder
@@ -201,46 +242,81 @@ def train(data_root, dataset, out, model, z, image_size, tensorboard_dir, **sett
         raise ConfigError(f"{out} already holds a trained run; choose another --out")
     if settings["perceptual_scale"] is None:
         del settings["perceptual_scale"]  # TrainConfig's default
-    settings["perceptual_net"], note = choose_perceptual_net(settings["perceptual_net"], preset=None)
+    settings["perceptual_net"], note = choose_perceptual_net(
+        settings["perceptual_net"], preset=None
+    )
     config = TrainConfig(**settings)
     check_perceptual_net_name(config.perceptual_net)
     if config.loss == "perceptual":
-        build_perceptual_network(config.perceptual_net, config.perceptual_weights)  # a bad layer or weights file: refused now
+        build_perceptual_network(
+            config.perceptual_net, config.perceptual_weights
+        )  # a bad layer or weights file: refused now
         if note:
             LOG.warning(f"note: {note}")
     config.validate()
     if z < 1:
         raise ConfigError(f"--z must be at least 1, got {z}")
     study = load_study_data(dataset, data_root, seed=config.seed, image_size=image_size)
-    ae = build_autoencoder(AutoencoderConfig(model, z, study.autoencoder.image_size), seed=config.seed)
+    ae = build_autoencoder(
+        AutoencoderConfig(model, z, study.autoencoder.image_size), seed=config.seed
+    )
     tr, va = split(study.autoencoder, 0.2, config.seed)
-    LOG.info(f"training {model} z={z} with {config.loss} loss"
-             + (f" ({config.perceptual_net}, weights: {describe_weights(config.perceptual_net, config.perceptual_weights)})"
-                if config.loss == "perceptual" else "")
-             + f" on {len(tr)} images, validating on {len(va)}")
-    result = train_autoencoder(ae, tr, va, config, run_dir=out,
-                               on_epoch=(lambda row: board.epoch(Path(out).name, row)) if board else None)
+    LOG.info(
+        f"training {model} z={z} with {config.loss} loss"
+        + (
+            f" ({config.perceptual_net}, weights: {describe_weights(config.perceptual_net, config.perceptual_weights)})"
+            if config.loss == "perceptual"
+            else ""
+        )
+        + f" on {len(tr)} images, validating on {len(va)}"
+    )
+    result = train_autoencoder(
+        ae,
+        tr,
+        va,
+        config,
+        run_dir=out,
+        on_epoch=(lambda row: board.epoch(Path(out).name, row)) if board else None,
+    )
     if board is not None:
         import numpy as np
 
         from .embeddings import reconstruct
 
         sample = np.arange(min(8, len(va)))
-        board.reconstructions(Path(out).name, va.subset(sample).materialize(),
-                              reconstruct(ae, va, sample, config.device), step=result.best_epoch)
+        board.reconstructions(
+            Path(out).name,
+            va.subset(sample).materialize(),
+            reconstruct(ae, va, sample, config.device),
+            step=result.best_epoch,
+        )
         board.close()
-    click.echo(f"best epoch {result.best_epoch} (val {result.best_val_loss:.4g}); "
-               f"{result.images_per_second:.0f} images/s; run saved in {out}")
+    click.echo(
+        f"best epoch {result.best_epoch} (val {result.best_val_loss:.4g}); "
+        f"{result.images_per_second:.0f} images/s; run saved in {out}"
+    )
 
 
 @main.command()
 @click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--data", "data_root", required=True, type=click.Path(exists=True),
-              help="A dataset folder (--dataset), or a .npy file of images: uint8 (N, S, S, 3) or float (N, 3, S, S).")
+@click.option(
+    "--data",
+    "data_root",
+    required=True,
+    type=click.Path(exists=True),
+    help="A dataset folder (--dataset), or a .npy file of images: uint8 (N, S, S, 3) or float (N, 3, S, S).",
+)
 @click.option("--dataset", default="lunarlander", show_default=True)
-@click.option("--part", type=click.Choice(["all", "autoencoder", "predictor", "test"]), default="all", show_default=True,
-              help="all: every image in file order, for datasets whose parts share one file (lunarlander, folder).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="A .npy file of float32 (N, z).")
+@click.option(
+    "--part",
+    type=click.Choice(["all", "autoencoder", "predictor", "test"]),
+    default="all",
+    show_default=True,
+    help="all: every image in file order, for datasets whose parts share one file (lunarlander, folder).",
+)
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False), help="A .npy file of float32 (N, z)."
+)
 @click.option("--device", default="auto", show_default=True)
 def encode(run_dir, data_root, dataset, part, out, device):
     """Write the embeddings (mu) of a dataset with a trained run."""
@@ -256,7 +332,9 @@ def encode(run_dir, data_root, dataset, part, out, device):
         raise ConfigError(f"{out} exists; choose another --out")
     folder = Path(out).parent
     if not folder.is_dir():
-        raise ConfigError(f"--out {out}: the folder {folder} does not exist (or is a file); create it first")
+        raise ConfigError(
+            f"--out {out}: the folder {folder} does not exist (or is a file); create it first"
+        )
     check_output_folder(folder)
     resolve_device(device)
     model = load_autoencoder(run_dir)
@@ -282,8 +360,10 @@ def encode(run_dir, data_root, dataset, part, out, device):
         base = study.autoencoder
         if any(p.images is not base.images for p in (study.predictor, study.test)):
             # STL-10 and SVHN keep each part in its own file: "all" would silently mean one of them.
-            raise ConfigError(f"--part all needs one image file for every part, and {dataset} has one per part; "
-                              "encode each with --part autoencoder, predictor or test")
+            raise ConfigError(
+                f"--part all needs one image file for every part, and {dataset} has one per part; "
+                "encode each with --part autoencoder, predictor or test"
+            )
         images = ImageSet(base.images, base.targets, base.groups, tile=base.tile, name=base.name)
     else:
         images = getattr(study, part)
@@ -292,45 +372,118 @@ def encode(run_dir, data_root, dataset, part, out, device):
 
 
 @main.command()
-@click.argument("dataset", type=click.Choice(["lunarlander", "stl10", "svhn", "folder"]), required=False)
-@click.option("--config", "config_file", default=None, type=click.Path(dir_okay=False),
-              help="A study's settings as JSON (the study_config.json a study saves): rerun it; options given "
-                   "as well change those settings.")
-@click.option("--out", default=None, type=click.Path(file_okay=False), help="Results folder [results/DATASET-PRESET].")
-@click.option("--preset", type=click.Choice(["paper", "quick"]), default=None, help="[default: paper]")
-@click.option("--root", default=None, type=click.Path(file_okay=False),
-              help="Dataset folder (LunarLander: the collection, generated there if missing).")
+@click.argument(
+    "dataset", type=click.Choice(["lunarlander", "stl10", "svhn", "folder"]), required=False
+)
+@click.option(
+    "--config",
+    "config_file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="A study's settings as JSON (the study_config.json a study saves): rerun it; options given "
+    "as well change those settings.",
+)
+@click.option(
+    "--out",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Results folder [results/DATASET-PRESET].",
+)
+@click.option(
+    "--preset", type=click.Choice(["paper", "quick"]), default=None, help="[default: paper]"
+)
+@click.option(
+    "--root",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Dataset folder (LunarLander: the collection, generated there if missing).",
+)
 @click.option("--z", "z_sizes", default=None, help="Latent sizes, comma-separated (e.g. 32,64).")
 @click.option("--models", default=None, help="Comma-separated subset of AE,VAE,P.AE,P.VAE.")
 @click.option("--epochs", "ae_epochs", default=None, type=int, help="Autoencoder epochs (at most).")
 @click.option("--predictor-epochs", default=None, type=int)
 @click.option("--retrain-epochs", default=None, type=int)
-@click.option("--batch-size", default=None, type=int, help="Autoencoder batch size (training and retraining).")
+@click.option(
+    "--batch-size", default=None, type=int, help="Autoencoder batch size (training and retraining)."
+)
 @click.option("--lr", "ae_lr", default=None, type=float, help="Autoencoder learning rate (Adam).")
 @_perceptual_options
-@click.option("--kl-weight", default=None, type=float, help="Gamma, the KL term's weight, of every VAE (default: the paper's).")
-@click.option("--rollouts", default=None, type=int, help="LunarLander collection size, when generated.")
+@click.option(
+    "--kl-weight",
+    default=None,
+    type=float,
+    help="Gamma, the KL term's weight, of every VAE (default: the paper's).",
+)
+@click.option(
+    "--rollouts", default=None, type=int, help="LunarLander collection size, when generated."
+)
 @click.option("--steps", default=None, type=int)
-@click.option("--image-size", default=None, type=int,
-              help="64 + 16n px: resizes folder datasets; sets a LunarLander collection's size when generated.")
+@click.option(
+    "--image-size",
+    default=None,
+    type=int,
+    help="64 + 16n px: resizes folder datasets; sets a LunarLander collection's size when generated.",
+)
 @click.option("--max-autoencoder-images", default=None, type=int)
-@click.option("--seed", default=None, type=int,
-              help="The data's seed (collection, splits) and the first training seed.")
-@click.option("--seeds", default=None,
-              help="Training seeds: a count N (seed, seed+1, ...) or a comma-separated list; "
-                   "tables show mean ± 95% CI.")
+@click.option(
+    "--seed",
+    default=None,
+    type=int,
+    help="The data's seed (collection, splits) and the first training seed.",
+)
+@click.option(
+    "--seeds",
+    default=None,
+    help="Training seeds: a count N (seed, seed+1, ...) or a comma-separated list; "
+    "tables show mean ± 95% CI.",
+)
 @click.option("--device", default=None)
 @click.option("--progress/--no-progress", default=True)
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="local: the units one after another here; ray: each (model, z, seed) a Ray task.")
-@click.option("--address", default=None, help="Ray: an existing cluster's address (default: start a local Ray).")
-@click.option("--cpus-per-run", default=1.0, show_default=True, type=float, help="Ray: CPUs per unit.")
-@click.option("--gpus-per-run", default=0.0, show_default=True, type=float,
-              help="Ray: GPUs per unit (0.25: four units share a GPU).")
-@click.option("--tensorboard", "tensorboard_dir", default=None, type=click.Path(file_okay=False),
-              help="Also log every training's epochs and each run's reconstructions to TensorBoard here.")
-def reproduce(dataset, config_file, out, preset, progress, z_sizes, models, seeds, executor, address, cpus_per_run,
-              gpus_per_run, tensorboard_dir, **settings):
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: the units one after another here; ray: each (model, z, seed) a Ray task.",
+)
+@click.option(
+    "--address",
+    default=None,
+    help="Ray: an existing cluster's address (default: start a local Ray).",
+)
+@click.option(
+    "--cpus-per-run", default=1.0, show_default=True, type=float, help="Ray: CPUs per unit."
+)
+@click.option(
+    "--gpus-per-run",
+    default=0.0,
+    show_default=True,
+    type=float,
+    help="Ray: GPUs per unit (0.25: four units share a GPU).",
+)
+@click.option(
+    "--tensorboard",
+    "tensorboard_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Also log every training's epochs and each run's reconstructions to TensorBoard here.",
+)
+def reproduce(
+    dataset,
+    config_file,
+    out,
+    preset,
+    progress,
+    z_sizes,
+    models,
+    seeds,
+    executor,
+    address,
+    cpus_per_run,
+    gpus_per_run,
+    tensorboard_dir,
+    **settings,
+):
     """Run the whole study on DATASET and write its tables (resumable)."""
     # Every option in `settings` is the StudyConfig field of its name (tests/test_cli.py checks
     # it); those not given are None and take the preset's value.
@@ -345,16 +498,29 @@ def reproduce(dataset, config_file, out, preset, progress, z_sizes, models, seed
     base = None
     if config_file is not None:
         if preset is not None:
-            raise ConfigError("--preset and --config: the config file holds the whole study; give one of them")
+            raise ConfigError(
+                "--preset and --config: the config file holds the whole study; give one of them"
+            )
         base = StudyConfig.load(config_file)
         if dataset is not None and dataset != base.dataset:
-            raise ConfigError(f"{config_file} is a study of {base.dataset}, not {dataset}; drop DATASET or the file")
+            raise ConfigError(
+                f"{config_file} is a study of {base.dataset}, not {dataset}; drop DATASET or the file"
+            )
     elif dataset is None:
-        raise ConfigError("give the DATASET to study (lunarlander, stl10, svhn, folder), or --config FILE")
+        raise ConfigError(
+            "give the DATASET to study (lunarlander, stl10, svhn, folder), or --config FILE"
+        )
     first_seed = settings["seed"] if settings["seed"] is not None else base.seed if base else 0
-    settings.update(z_sizes=ints(z_sizes) if z_sizes else None, models=tuple(models.split(",")) if models else None,
-                    seeds=parse_seeds(seeds, first_seed) if seeds else None)
-    config = base.updated(**settings) if base is not None else preset_config(dataset, preset or "paper", **settings)
+    settings.update(
+        z_sizes=ints(z_sizes) if z_sizes else None,
+        models=tuple(models.split(",")) if models else None,
+        seeds=parse_seeds(seeds, first_seed) if seeds else None,
+    )
+    config = (
+        base.updated(**settings)
+        if base is not None
+        else preset_config(dataset, preset or "paper", **settings)
+    )
     dataset, preset = config.dataset, config.preset
     out = out or f"results/{dataset}-{preset}"
     if executor == "ray":
@@ -371,8 +537,15 @@ def reproduce(dataset, config_file, out, preset, progress, z_sizes, models, seed
 
         board = TensorBoardLog(tensorboard_dir)
     try:
-        run_study(config, out, progress=progress, executor=runner,
-                  on_epoch=(lambda unit, phase, row: board.epoch(unit.name, row, phase)) if board else None)
+        run_study(
+            config,
+            out,
+            progress=progress,
+            executor=runner,
+            on_epoch=(lambda unit, phase, row: board.epoch(unit.name, row, phase))
+            if board
+            else None,
+        )
         if board is not None:
             from .tensorboard_log import log_study_reconstructions
 
@@ -386,25 +559,71 @@ def reproduce(dataset, config_file, out, preset, progress, z_sizes, models, seed
 
 
 @main.command()
-@click.option("--embeddings", "embedding_files", multiple=True, required=True, type=click.Path(dir_okay=False),
-              help="A .npy (N, z) array; repeat to compare several embeddings of the same images (each against "
-                   "the first).")
-@click.option("--targets", required=True, type=click.Path(dir_okay=False),
-              help="A .npy array: (N,) or (N, D) numbers, or (N,) integer classes with --task classification.")
-@click.option("--groups", default=None, type=click.Path(dir_okay=False),
-              help="A .npy (N,) array of group ids (e.g. rollouts): no group on two sides of a split.")
-@click.option("--task", type=click.Choice(["regression", "classification"]), default="regression",
-              show_default=True)
-@click.option("--test-embeddings", "test_files", multiple=True, type=click.Path(dir_okay=False),
-              help="A separate test set, one per --embeddings in the same order (default: 20% split off).")
+@click.option(
+    "--embeddings",
+    "embedding_files",
+    multiple=True,
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="A .npy (N, z) array; repeat to compare several embeddings of the same images (each against "
+    "the first).",
+)
+@click.option(
+    "--targets",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="A .npy array: (N,) or (N, D) numbers, or (N,) integer classes with --task classification.",
+)
+@click.option(
+    "--groups",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="A .npy (N,) array of group ids (e.g. rollouts): no group on two sides of a split.",
+)
+@click.option(
+    "--task",
+    type=click.Choice(["regression", "classification"]),
+    default="regression",
+    show_default=True,
+)
+@click.option(
+    "--test-embeddings",
+    "test_files",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="A separate test set, one per --embeddings in the same order (default: 20% split off).",
+)
 @click.option("--test-targets", default=None, type=click.Path(dir_okay=False))
-@click.option("--seeds", default="3", show_default=True, help="Predictor seeds: a count or a comma-separated list.")
-@click.option("--split-seed", default=0, show_default=True, type=int, help="The seed of the splits.")
+@click.option(
+    "--seeds",
+    default="3",
+    show_default=True,
+    help="Predictor seeds: a count or a comma-separated list.",
+)
+@click.option(
+    "--split-seed", default=0, show_default=True, type=int, help="The seed of the splits."
+)
 @click.option("--predictor-epochs", default=500, show_default=True, type=int)
 @click.option("--device", default="auto", show_default=True)
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for probe.json and tables.md.")
-def probe(embedding_files, targets, groups, task, test_files, test_targets, seeds, split_seed, predictor_epochs,
-          device, out):
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for probe.json and tables.md.",
+)
+def probe(
+    embedding_files,
+    targets,
+    groups,
+    task,
+    test_files,
+    test_targets,
+    seeds,
+    split_seed,
+    predictor_epochs,
+    device,
+    out,
+):
     """Evaluate any embeddings as the paper does (predictor grid, baseline, intervals)."""
     from .probe import load_array, probe_embeddings
     from .predictors import PredictorConfig
@@ -412,17 +631,24 @@ def probe(embedding_files, targets, groups, task, test_files, test_targets, seed
 
     names = [Path(f).stem for f in embedding_files]
     if len(set(names)) != len(names):
-        raise ConfigError(f"--embeddings files need distinct names (their stems: {', '.join(names)})")
+        raise ConfigError(
+            f"--embeddings files need distinct names (their stems: {', '.join(names)})"
+        )
     if test_files and len(test_files) != len(embedding_files):
         raise ConfigError("--test-embeddings: give one for each --embeddings, in the same order")
     result = probe_embeddings(
         {n: load_array(f, "--embeddings") for n, f in zip(names, embedding_files)},
-        load_array(targets, "--targets"), out, task=task,
+        load_array(targets, "--targets"),
+        out,
+        task=task,
         groups=load_array(groups, "--groups") if groups else None,
-        test_embeddings={n: load_array(f, "--test-embeddings") for n, f in zip(names, test_files)} or None,
+        test_embeddings={n: load_array(f, "--test-embeddings") for n, f in zip(names, test_files)}
+        or None,
         test_targets=load_array(test_targets, "--test-targets") if test_targets else None,
-        seeds=parse_seeds(seeds), split_seed=split_seed,
-        config=PredictorConfig(epochs=predictor_epochs, device=device))
+        seeds=parse_seeds(seeds),
+        split_seed=split_seed,
+        config=PredictorConfig(epochs=predictor_epochs, device=device),
+    )
     from .probe import probe_tables
 
     click.echo(probe_tables(result))
@@ -431,13 +657,17 @@ def probe(embedding_files, targets, groups, task, test_files, test_targets, seed
 
 @main.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="A new folder for the model.")
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False), help="A new folder for the model."
+)
 def export(run, out):
     """Write RUN (a percae train run, or RESULTS/runs/NAME) as a shareable model folder."""
     from .export import export_run
 
     export_run(run, out)
-    click.echo(f"wrote {out}: model.safetensors, model_config.json, the run's configs and results, README.md")
+    click.echo(
+        f"wrote {out}: model.safetensors, model_config.json, the run's configs and results, README.md"
+    )
 
 
 @main.command()

@@ -33,7 +33,9 @@ def _import_ray():
     try:
         import ray
     except ImportError:
-        raise ConfigError("--executor ray needs Ray: pip install -e '.[ray]' (or pip install 'ray>=2.9')") from None
+        raise ConfigError(
+            "--executor ray needs Ray: pip install -e '.[ray]' (or pip install 'ray>=2.9')"
+        ) from None
     return ray
 
 
@@ -41,11 +43,23 @@ class RayExecutor:
     """Runs a study's units as Ray tasks; `address` None starts a local Ray for the study
     (with `num_cpus` CPUs, default all) and stops it at the end."""
 
-    def __init__(self, address: str | None = None, cpus_per_run: float = 1.0, gpus_per_run: float = 0.0,
-                 max_retries: int = 3, num_cpus: int | None = None):
-        if cpus_per_run <= 0 or gpus_per_run < 0 or (gpus_per_run > 1 and gpus_per_run != int(gpus_per_run)):
-            raise ConfigError(f"--cpus-per-run must be positive and --gpus-per-run 0 or more (a fraction only below "
-                              f"1), got {cpus_per_run} and {gpus_per_run}")
+    def __init__(
+        self,
+        address: str | None = None,
+        cpus_per_run: float = 1.0,
+        gpus_per_run: float = 0.0,
+        max_retries: int = 3,
+        num_cpus: int | None = None,
+    ):
+        if (
+            cpus_per_run <= 0
+            or gpus_per_run < 0
+            or (gpus_per_run > 1 and gpus_per_run != int(gpus_per_run))
+        ):
+            raise ConfigError(
+                f"--cpus-per-run must be positive and --gpus-per-run 0 or more (a fraction only below "
+                f"1), got {cpus_per_run} and {gpus_per_run}"
+            )
         self.address, self.cpus_per_run, self.gpus_per_run = address, cpus_per_run, gpus_per_run
         self.max_retries, self.num_cpus = max_retries, num_cpus
         self.started = False
@@ -56,34 +70,54 @@ class RayExecutor:
         ray = _import_ray()
         device = config.device
         if self.gpus_per_run > 0 and device not in ("auto", "cuda", "cuda:0"):
-            raise ConfigError(f"--device {device} with --gpus-per-run: each task sees its own GPU as cuda:0; use "
-                              "--device auto or cuda")
+            raise ConfigError(
+                f"--device {device} with --gpus-per-run: each task sees its own GPU as cuda:0; use "
+                "--device auto or cuda"
+            )
         if self.gpus_per_run == 0 and device.startswith("cuda"):
-            raise ConfigError(f"--device {device} needs --gpus-per-run above 0 (Ray gives GPUs only to tasks that "
-                              "ask for them)")
+            raise ConfigError(
+                f"--device {device} needs --gpus-per-run above 0 (Ray gives GPUs only to tasks that "
+                "ask for them)"
+            )
         if not ray.is_initialized():
             try:
                 # address None: a Ray of our own (not one that RAY_ADDRESS or `ray start` left around).
-                ray.init(address=self.address or "local", num_cpus=self.num_cpus if self.address is None else None,
-                         include_dashboard=False, log_to_driver=False)
+                ray.init(
+                    address=self.address or "local",
+                    num_cpus=self.num_cpus if self.address is None else None,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                )
             except (ConnectionError, ValueError, RuntimeError) as e:
-                raise ConfigError(f"cannot start or reach Ray (--address {self.address}): "
-                                  f"{' '.join(str(e).split())[:200]}") from None
+                raise ConfigError(
+                    f"cannot start or reach Ray (--address {self.address}): "
+                    f"{' '.join(str(e).split())[:200]}"
+                ) from None
             self.started = True
         available = ray.cluster_resources()
         for name, need in (("CPU", self.cpus_per_run), ("GPU", self.gpus_per_run)):
             if need > available.get(name, 0):
                 self.stop()
-                raise ConfigError(f"a unit asks for {need:g} {name} and this Ray has {available.get(name, 0):g}; "
-                                  f"lower --{name.lower()}s-per-run")
+                raise ConfigError(
+                    f"a unit asks for {need:g} {name} and this Ray has {available.get(name, 0):g}; "
+                    f"lower --{name.lower()}s-per-run"
+                )
 
     def stop(self) -> None:
         if self.started:
             _import_ray().shutdown()
             self.started = False
 
-    def run(self, config: StudyConfig, parts: StudyParts, files: StudyFiles, todo: list[Unit], progress: bool,
-            log: Callable[[str], None], on_epoch: EpochHook | None = None) -> None:
+    def run(
+        self,
+        config: StudyConfig,
+        parts: StudyParts,
+        files: StudyFiles,
+        todo: list[Unit],
+        progress: bool,
+        log: Callable[[str], None],
+        on_epoch: EpochHook | None = None,
+    ) -> None:
         ray = _import_ray()
         todo = [u for u in todo if not files.run(u.model, u.z, u.seed).retrain_result.exists()]
         if todo:
@@ -96,11 +130,23 @@ class RayExecutor:
         hide_gpus = {"env_vars": {"CUDA_VISIBLE_DEVICES": ""}} if self.gpus_per_run == 0 else None
         # Retries are the driver's, not Ray's: Ray would rerun a task from the files it was first
         # given, the driver resubmits it with what its folder holds now (its last checkpoint).
-        task = ray.remote(_run_unit).options(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run,
-                                             max_retries=0, runtime_env=hide_gpus)
-        lost_worker = tuple(getattr(ray.exceptions, name) for name in (
-            "WorkerCrashedError", "NodeDiedError", "LocalRayletDiedError", "ObjectLostError", "OutOfMemoryError")
-            if hasattr(ray.exceptions, name))
+        task = ray.remote(_run_unit).options(
+            num_cpus=self.cpus_per_run,
+            num_gpus=self.gpus_per_run,
+            max_retries=0,
+            runtime_env=hide_gpus,
+        )
+        lost_worker = tuple(
+            getattr(ray.exceptions, name)
+            for name in (
+                "WorkerCrashedError",
+                "NodeDiedError",
+                "LocalRayletDiedError",
+                "ObjectLostError",
+                "OutOfMemoryError",
+            )
+            if hasattr(ray.exceptions, name)
+        )
         parts_ref, config_dict = ray.put(_in_memory(parts)), config.to_dict()
         updates = ray.remote(num_cpus=0)(_Mailbox).remote()
 
@@ -111,7 +157,9 @@ class RayExecutor:
 
         pending = {submit(unit): unit for unit in todo}
         done, failures, ended, retries = 0, [], set(), dict.fromkeys(todo, 0)
-        log(f"ray: {len(todo)} unit(s) submitted ({self.cpus_per_run:g} CPU, {self.gpus_per_run:g} GPU each)")
+        log(
+            f"ray: {len(todo)} unit(s) submitted ({self.cpus_per_run:g} CPU, {self.gpus_per_run:g} GPU each)"
+        )
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
             # A unit's updates may arrive after its result: those of an ended unit are dropped (its
@@ -128,25 +176,33 @@ class RayExecutor:
                 try:
                     produced = ray.get(ref)
                 except lost_worker as e:
-                    if self.max_retries < 0 or retries[unit] < self.max_retries:  # -1: for ever, as Ray's
+                    if (
+                        self.max_retries < 0 or retries[unit] < self.max_retries
+                    ):  # -1: for ever, as Ray's
                         retries[unit] += 1
                         ended.discard(unit)
                         pending[submit(unit)] = unit
-                        log(f"ray: {run.root.name}: its worker was lost ({type(e).__name__}); resubmitted from its "
-                            f"folder's last checkpoint (retry {retries[unit]})")
+                        log(
+                            f"ray: {run.root.name}: its worker was lost ({type(e).__name__}); resubmitted from its "
+                            f"folder's last checkpoint (retry {retries[unit]})"
+                        )
                         continue
                     failures.append(e)
                     log(f"ray: {run.root.name} failed: {' '.join(str(e).split())[:300]}")
                 except ray.exceptions.RayError as e:  # its own error
                     failures.append(getattr(e, "cause", None) or e)
                     log(f"ray: {run.root.name} failed: {' '.join(str(failures[-1]).split())[:300]}")
-                    if isinstance(failures[-1], TrainingDiverged):  # as the local executor: nothing kept
+                    if isinstance(
+                        failures[-1], TrainingDiverged
+                    ):  # as the local executor: nothing kept
                         run.checkpoint.unlink(missing_ok=True)
                         run.history.unlink(missing_ok=True)
                 else:
                     _write_folder(run, produced, complete=True)
                     done += 1
-                log(f"ray: units {done} done, {len(pending)} running or queued, {len(failures)} failed")
+                log(
+                    f"ray: units {done} done, {len(pending)} running or queued, {len(failures)} failed"
+                )
         if failures:
             raise failures[0]
 
@@ -161,7 +217,12 @@ def _in_memory(parts: StudyParts) -> StudyParts:
         return replace(images, images=array, _cache={})
 
     data = parts.data
-    data = replace(data, autoencoder=plain(data.autoencoder), predictor=plain(data.predictor), test=plain(data.test))
+    data = replace(
+        data,
+        autoencoder=plain(data.autoencoder),
+        predictor=plain(data.predictor),
+        test=plain(data.test),
+    )
     return replace(parts, data=data, ae_train=plain(parts.ae_train), ae_val=plain(parts.ae_val))
 
 
@@ -179,7 +240,9 @@ class _Mailbox:
         return items
 
 
-def _run_unit(config_dict: dict, unit: Unit, parts: StudyParts, existing: dict[str, bytes], updates) -> dict[str, bytes]:
+def _run_unit(
+    config_dict: dict, unit: Unit, parts: StudyParts, existing: dict[str, bytes], updates
+) -> dict[str, bytes]:
     """One unit in a temporary folder of the worker; after each epoch, what changed in it goes
     to the driver through `updates`; returns its run folder's files (and its log)."""
     import ray
@@ -197,14 +260,27 @@ def _run_unit(config_dict: dict, unit: Unit, parts: StudyParts, existing: dict[s
         sent = {name: hash(data) for name, data in existing.items()}
 
         def send_changes(phase: str, row: dict) -> None:
-            changed = {name: data for name, data in _read_folder(run.root).items() if sent.get(name) != hash(data)}
+            changed = {
+                name: data
+                for name, data in _read_folder(run.root).items()
+                if sent.get(name) != hash(data)
+            }
             sent.update({name: hash(data) for name, data in changed.items()})
             # Sent without waiting: a task blocked in Ray hands back its CPUs, and Ray would start
             # another unit on them (two trainings on CPUs meant for one).
             updates.put.remote((unit, changed, phase, row))
 
-        run_one(config, unit.model, unit.z, unit.seed, parts, run, progress=False, log=lines.append,
-                on_epoch=send_changes)
+        run_one(
+            config,
+            unit.model,
+            unit.z,
+            unit.seed,
+            parts,
+            run,
+            progress=False,
+            log=lines.append,
+            on_epoch=send_changes,
+        )
         produced = _read_folder(run.root)
     produced[run.log.name] = ("\n".join(lines) + "\n").encode()
     return produced
@@ -223,7 +299,10 @@ def _write_folder(run: RunFiles, produced: dict[str, bytes], complete: bool = Fa
     (training, grid, whole unit) last, so that a driver killed while writing leaves the unit
     unfinished and it resumes from what was written. `complete`: `produced` is the whole
     finished folder, and what else the folder holds (the checkpoints sent while it ran) goes."""
-    markers = [p.relative_to(run.root).as_posix() for p in (run.train_result, run.predictors, run.retrain_result)]
+    markers = [
+        p.relative_to(run.root).as_posix()
+        for p in (run.train_result, run.predictors, run.retrain_result)
+    ]
     for name in sorted(produced, key=lambda n: markers.index(n) + 1 if n in markers else 0):
         atomic_write_bytes(run.root / name, lambda f, data=produced[name]: f.write(data))
     if complete:

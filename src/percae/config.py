@@ -38,7 +38,9 @@ def check_output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
             if not parent.is_dir():
                 raise ConfigError(f"{option} {path}: {parent} is a file, not a folder")
             if not os.access(parent, os.W_OK | os.X_OK):
-                raise ConfigError(f"{option} {path}: {parent} is not writable; choose another place")
+                raise ConfigError(
+                    f"{option} {path}: {parent} is not writable; choose another place"
+                )
             break
     return path
 
@@ -51,7 +53,10 @@ os.umask(_UMASK)
 def _signals_deferred():
     """Ctrl-C and SIGTERM held back until the block ends (in the main thread, where Python
     handles them): an interrupted run then leaves no temporary file behind."""
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+    if (
+        not hasattr(signal, "pthread_sigmask")
+        or threading.current_thread() is not threading.main_thread()
+    ):
         yield
         return
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
@@ -78,7 +83,9 @@ def _atomic_write_bytes(path: Path, write: Callable[[BinaryIO], None]) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # as an ordinary new file (mkstemp makes it private)
         os.replace(tmp, path)
-    except OSError as e:  # a full disk, a folder made read-only: the file and the cause, in one line
+    except (
+        OSError
+    ) as e:  # a full disk, a folder made read-only: the file and the cause, in one line
         Path(tmp).unlink(missing_ok=True)
         raise OSError(e.errno, e.strerror or str(e), str(path)) from None
     except BaseException:
@@ -104,7 +111,9 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     try:
         text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False)
     except ValueError:
-        raise ValueError(f"refusing to write {path}: it would hold NaN or infinity ({_non_finite(obj)})") from None
+        raise ValueError(
+            f"refusing to write {path}: it would hold NaN or infinity ({_non_finite(obj)})"
+        ) from None
     atomic_write_text(path, text + "\n")
 
 
@@ -121,21 +130,36 @@ def read_json(path: str | os.PathLike, what: str = "file") -> Any:
     if not path.is_file():
         raise ConfigError(f"{what} {path} is not a regular file")
     if path.stat().st_size > MAX_JSON_BYTES:
-        raise ConfigError(f"{what} {path} is {path.stat().st_size} bytes, more than any percae file "
-                          f"({MAX_JSON_BYTES} at most)")
+        raise ConfigError(
+            f"{what} {path} is {path.stat().st_size} bytes, more than any percae file "
+            f"({MAX_JSON_BYTES} at most)"
+        )
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{what} {path} is not valid JSON ({e}); restore or regenerate it") from None
-    except (RecursionError, ValueError) as e:  # nested thousands deep; an integer of thousands of digits
-        raise ConfigError(f"{what} {path} is not a settings file percae can read ({type(e).__name__}: "
-                          f"{str(e)[:100]})") from None
+        raise ConfigError(
+            f"{what} {path} is not valid JSON ({e}); restore or regenerate it"
+        ) from None
+    except (
+        RecursionError,
+        ValueError,
+    ) as e:  # nested thousands deep; an integer of thousands of digits
+        raise ConfigError(
+            f"{what} {path} is not a settings file percae can read ({type(e).__name__}: "
+            f"{str(e)[:100]})"
+        ) from None
 
 
 def _non_finite(obj: Any, where: str = "") -> str:
     if isinstance(obj, float) and not math.isfinite(obj):
         return f"{where or 'value'} = {obj}"
-    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
+    items = (
+        obj.items()
+        if isinstance(obj, dict)
+        else enumerate(obj)
+        if isinstance(obj, (list, tuple))
+        else ()
+    )
     for key, value in items:
         found = _non_finite(value, f"{where}.{key}" if where else str(key))
         if found:
@@ -153,16 +177,33 @@ def early_stopping_patience(epochs: int, patience: int | None) -> int:
 MAX_SEED = 2**63 - 1
 
 
-def setting(default: Any, *, option: str | None = None, min: float | None = None, above: float | None = None,
-            max: float | None = None, choices: tuple | None = None, feeds: dict[str, str] | None = None) -> Any:
+def setting(
+    default: Any,
+    *,
+    option: str | None = None,
+    min: float | None = None,
+    above: float | None = None,
+    max: float | None = None,
+    choices: tuple | None = None,
+    feeds: dict[str, str] | None = None,
+) -> Any:
     """A config field with the rule its value keeps, checked by `JsonConfig.validate` (for a
     tuple, by each item; None always passes): `min` (at least), `above` (more than), `max` (at
     most), `choices`;
     a float must also be finite. `option` is the CLI option that sets it (default --field-name),
     named in its messages. `feeds` maps a part ("train", "predictor", ...) to the field of that
     part's config this setting fills when it is not the one of the same name (`sub_config`)."""
-    return dataclasses.field(default=default, metadata={"option": option, "min": min, "above": above, "max": max,
-                                                        "choices": choices, "feeds": feeds or {}})
+    return dataclasses.field(
+        default=default,
+        metadata={
+            "option": option,
+            "min": min,
+            "above": above,
+            "max": max,
+            "choices": choices,
+            "feeds": feeds or {},
+        },
+    )
 
 
 def option_name(f: dataclasses.Field) -> str:
@@ -173,7 +214,9 @@ class JsonConfig:
     """Mixin for dataclass configs: `to_dict`, `from_dict` (unknown keys are errors), `save`,
     `load`, `validate` (types and each `setting`'s rule), `sub_config`."""
 
-    error: typing.ClassVar[type[Exception]] = ConfigError  # what `validate` raises (data configs: DataError)
+    error: typing.ClassVar[type[Exception]] = (
+        ConfigError  # what `validate` raises (data configs: DataError)
+    )
 
     def validate(self) -> None:
         """Refuse a value of the wrong type or one that breaks its setting's rule; configs with
@@ -185,17 +228,24 @@ class JsonConfig:
                 if item is None or isinstance(item, bool):
                     continue
                 # Integers are exact at any size: only other numbers can be NaN or infinite.
-                if (isinstance(item, numbers.Real) and not isinstance(item, numbers.Integral)
-                        and not math.isfinite(item)):
+                if (
+                    isinstance(item, numbers.Real)
+                    and not isinstance(item, numbers.Integral)
+                    and not math.isfinite(item)
+                ):
                     raise self.error(f"{option} must be a finite number, got {value}")
                 if rule.get("min") is not None and item < rule["min"]:
                     raise self.error(f"{option} must be at least {rule['min']}, got {_show(value)}")
                 if rule.get("max") is not None and item > rule["max"]:
                     raise self.error(f"{option} must be at most {rule['max']}, got {_show(value)}")
                 if rule.get("above") is not None and item <= rule["above"]:
-                    raise self.error(f"{option} must be more than {rule['above']}, got {_show(value)}")
+                    raise self.error(
+                        f"{option} must be more than {rule['above']}, got {_show(value)}"
+                    )
                 if rule.get("choices") is not None and item not in rule["choices"]:
-                    raise self.error(f"{option}: unknown value {item!r}; choose from {', '.join(map(str, rule['choices']))}")
+                    raise self.error(
+                        f"{option}: unknown value {item!r}; choose from {', '.join(map(str, rule['choices']))}"
+                    )
 
     def sub_config(self, cls: type[T], parts: tuple[str, ...], **values: Any) -> T:
         """A config of class `cls` for `parts` (e.g. ("train", "retrain")) filled from this one:
@@ -209,8 +259,12 @@ class JsonConfig:
                 if part in f.metadata.get("feeds", {}):
                     source[f.metadata["feeds"][part]] = getattr(self, f.name)
         source.update(values)
-        chosen = {f.name: source[f.name] for f in dataclasses.fields(cls) if f.name in source  # type: ignore[arg-type]
-                  and not (source[f.name] is None and not _matches(hints[f.name], None))}
+        chosen = {
+            f.name: source[f.name]
+            for f in dataclasses.fields(cls)
+            if f.name in source  # type: ignore[arg-type]
+            and not (source[f.name] is None and not _matches(hints[f.name], None))
+        }
         return cls(**chosen)
 
     def to_dict(self) -> dict[str, Any]:
@@ -220,7 +274,9 @@ class JsonConfig:
     def from_dict(cls: type[T], data: dict[str, Any]) -> T:
         fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         if not isinstance(data, dict):
-            raise ConfigError(f"{cls.__name__}: expected an object of settings, got {type(data).__name__}")
+            raise ConfigError(
+                f"{cls.__name__}: expected an object of settings, got {type(data).__name__}"
+            )
         unknown = sorted(set(data) - set(fields))
         if unknown:
             raise ConfigError(
@@ -238,8 +294,10 @@ class JsonConfig:
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
             if not _matches(hints[f.name], value):
-                raise ConfigError(f"{type(self).__name__}: setting {f.name} must be {_describe(hints[f.name])}, "
-                                  f"got {value!r}")
+                raise ConfigError(
+                    f"{type(self).__name__}: setting {f.name} must be {_describe(hints[f.name])}, "
+                    f"got {value!r}"
+                )
 
     def save(self, path: str | os.PathLike) -> None:
         atomic_write_json(path, self.to_dict())
@@ -259,7 +317,9 @@ def _show(value: Any) -> str:
 
 def _plain(value: Any) -> Any:
     if isinstance(value, numbers.Number) and not isinstance(value, (bool, int, float)):
-        return value.item() if hasattr(value, "item") else value  # numpy scalars: JSON takes plain numbers
+        return (
+            value.item() if hasattr(value, "item") else value
+        )  # numpy scalars: JSON takes plain numbers
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
     if isinstance(value, list):
@@ -301,7 +361,9 @@ def _describe(hint: Any) -> str:
         return "null"
     if origin is tuple:
         return f"a list, each item {_describe(args[0])}"
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        hint, str(hint)
+    )
 
 
 def _coerce(hint: Any, value: Any) -> Any:

@@ -20,13 +20,25 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError):
-        raise ConfigError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+        raise ConfigError(
+            f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N"
+        ) from None
     if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"--device {name}: percae trains on cpu or cuda; use auto, cpu, cuda or cuda:N")
+        raise ConfigError(
+            f"--device {name}: percae trains on cpu or cuda; use auto, cpu, cuda or cuda:N"
+        )
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name} was asked for but no CUDA device is available; use --device cpu")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ConfigError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        raise ConfigError(
+            f"--device {name} was asked for but no CUDA device is available; use --device cpu"
+        )
+    if (
+        device.type == "cuda"
+        and device.index is not None
+        and device.index >= torch.cuda.device_count()
+    ):
+        raise ConfigError(
+            f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+        )
     return device
 
 
@@ -58,7 +70,9 @@ class DeviceImages:
     """An ImageSet made ready for a device: resident uint8 when it fits, else pinned
     host batches copied asynchronously."""
 
-    def __init__(self, images: ImageSet, device: torch.device, max_resident_bytes: int | None = None):
+    def __init__(
+        self, images: ImageSet, device: torch.device, max_resident_bytes: int | None = None
+    ):
         self.images, self.device, self.tile = images, device, images.tile
         self.n = len(images)
         if max_resident_bytes is None:
@@ -79,7 +93,9 @@ class DeviceImages:
 
     def batch(self, positions: torch.Tensor) -> torch.Tensor:
         if self.resident:
-            return to_float_batch(self.data[positions.to(self.device, non_blocking=True)], self.tile)
+            return to_float_batch(
+                self.data[positions.to(self.device, non_blocking=True)], self.tile
+            )
         host = torch.from_numpy(self.images.gather(positions.cpu().numpy()))
         if self.device.type == "cuda":
             host = host.pin_memory()
@@ -95,7 +111,7 @@ class DeviceImages:
         if self.resident:
             order = order.to(self.device)  # one copy per epoch, not one per batch
         for start in range(0, len(order), batch_size):
-            positions = order[start:start + batch_size]
+            positions = order[start : start + batch_size]
             yield positions, self.batch(positions)
 
 

@@ -16,8 +16,12 @@ from .model import Autoencoder
 
 
 @torch.no_grad()
-def encode_images(model: Autoencoder, images: ImageSet | np.ndarray | torch.Tensor, batch_size: int = 1024,
-                  device: str = "auto") -> np.ndarray:
+def encode_images(
+    model: Autoencoder,
+    images: ImageSet | np.ndarray | torch.Tensor,
+    batch_size: int = 1024,
+    device: str = "auto",
+) -> np.ndarray:
     """float32 (N, z): the deterministic embedding (mu) of every image, in order.
 
     `images`: an ImageSet, or an array or tensor of one's own: uint8 (N, S, S, 3) as percae
@@ -37,32 +41,48 @@ def encode_images(model: Autoencoder, images: ImageSet | np.ndarray | torch.Tens
     bad = ~np.isfinite(z).all(axis=1)
     if bad.any():
         name = getattr(images, "name", "")
-        raise ConfigError(f"the autoencoder's embeddings of {int(bad.sum())} of {len(z)} images "
-                          f"{'(' + name + ') ' if name else ''}are NaN or inf: its weights are too large "
-                          "for these images; retrain it with a lower learning rate")
+        raise ConfigError(
+            f"the autoencoder's embeddings of {int(bad.sum())} of {len(z)} images "
+            f"{'(' + name + ') ' if name else ''}are NaN or inf: its weights are too large "
+            "for these images; retrain it with a lower learning rate"
+        )
     return z
 
 
 def check_fits(model: Autoencoder, image_size: int) -> None:
     if image_size != model.config.image_size:
-        raise ConfigError(f"the autoencoder takes {model.config.image_size} px images, these are "
-                          f"{image_size} px; resize them or use a model trained at that size")
+        raise ConfigError(
+            f"the autoencoder takes {model.config.image_size} px images, these are "
+            f"{image_size} px; resize them or use a model trained at that size"
+        )
 
 
 def _array_batches(model: Autoencoder, images, batch_size: int, device: torch.device):
     """Float batches (B, 3, S, S) on `device` from a uint8 NHWC or float NCHW array or tensor
     (a memory-mapped array is read a batch at a time)."""
     if isinstance(images, torch.Tensor):
-        shape, uint8, floating = tuple(images.shape), images.dtype == torch.uint8, images.is_floating_point()
+        shape, uint8, floating = (
+            tuple(images.shape),
+            images.dtype == torch.uint8,
+            images.is_floating_point(),
+        )
         dtype, take = images.dtype, (lambda a, b: images[a:b])
     else:
         images = np.asarray(images) if not isinstance(images, np.ndarray) else images
         shape, uint8, floating = images.shape, images.dtype == np.uint8, images.dtype.kind == "f"
         # In this machine's byte order (a .npy written elsewhere may be big-endian; torch takes native only).
-        dtype, take = images.dtype, (lambda a, b: torch.from_numpy(np.array(images[a:b],
-                                                                            dtype=images.dtype.newbyteorder("="))))
+        dtype, take = (
+            images.dtype,
+            (
+                lambda a, b: torch.from_numpy(
+                    np.array(images[a:b], dtype=images.dtype.newbyteorder("="))
+                )
+            ),
+        )
     if len(shape) != 4:
-        raise ConfigError(f"images must be 4-dimensional (N, S, S, 3) uint8 or (N, 3, S, S) float, got shape {shape}")
+        raise ConfigError(
+            f"images must be 4-dimensional (N, S, S, 3) uint8 or (N, 3, S, S) float, got shape {shape}"
+        )
     if uint8:
         if shape[3] != 3:
             raise ConfigError(f"uint8 images must be (N, S, S, 3), got shape {shape}")
@@ -82,7 +102,9 @@ def _array_batches(model: Autoencoder, images, batch_size: int, device: torch.de
 
 
 @torch.no_grad()
-def reconstruction_l1(model: Autoencoder, images: ImageSet, batch_size: int = 1024, device: str = "auto") -> float:
+def reconstruction_l1(
+    model: Autoencoder, images: ImageSet, batch_size: int = 1024, device: str = "auto"
+) -> float:
     """Mean absolute pixel error (images in [0, 1]) of reconstructions from mu."""
     dev = resolve_device(device)
     model.to(dev).eval()
@@ -94,7 +116,9 @@ def reconstruction_l1(model: Autoencoder, images: ImageSet, batch_size: int = 10
 
 
 @torch.no_grad()
-def reconstruct(model: Autoencoder, images: ImageSet, positions: np.ndarray, device: str = "auto") -> np.ndarray:
+def reconstruct(
+    model: Autoencoder, images: ImageSet, positions: np.ndarray, device: str = "auto"
+) -> np.ndarray:
     """uint8 (B, H, W, 3) reconstructions of the images at `positions`."""
     dev = resolve_device(device)
     model.to(dev).eval()
@@ -103,7 +127,9 @@ def reconstruct(model: Autoencoder, images: ImageSet, positions: np.ndarray, dev
     return (y.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
-def cached_embeddings(path: str | os.PathLike, model: Autoencoder, images: ImageSet, device: str = "auto") -> np.ndarray:
+def cached_embeddings(
+    path: str | os.PathLike, model: Autoencoder, images: ImageSet, device: str = "auto"
+) -> np.ndarray:
     """Encode once; later calls read the saved array."""
     path = Path(path)
     if path.exists():

@@ -20,11 +20,19 @@ CARD = "README.md"
 def _study_of(run: Path) -> dict | None:
     """The settings of the study a run belongs to (RESULTS/runs/NAME), None for a `percae train` run."""
     study = StudyFiles(run.parent.parent)
-    return read_json(study.config, "study config") if run.parent.name == "runs" and study.config.exists() else None
+    return (
+        read_json(study.config, "study config")
+        if run.parent.name == "runs" and study.config.exists()
+        else None
+    )
 
 
 def _table(settings: dict) -> list[str]:
-    return ["| setting | value |", "|---|---|", *(f"| {k} | {json.dumps(v)} |" for k, v in settings.items())]
+    return [
+        "| setting | value |",
+        "|---|---|",
+        *(f"| {k} | {json.dumps(v)} |" for k, v in settings.items()),
+    ]
 
 
 def model_card(run: Path, model_config: dict) -> str:
@@ -34,38 +42,67 @@ def model_card(run: Path, model_config: dict) -> str:
     study = _study_of(run)
     kind, z, size = model_config["kind"], model_config["latent_dim"], model_config["image_size"]
     loss = train.get("loss", "?")
-    out = [f"# percae {kind.upper()}, z = {z}, {size} px images, {loss} loss", "",
-           f"An image autoencoder trained with percae, exported from `{run}`.",
-           "The embedding of an image is the encoder's mean (mu).", "", "## Load", "", "```python",
-           "from percae.model import load_autoencoder", "from percae.embeddings import encode_images", "",
-           "model = load_autoencoder(\"THIS_FOLDER\")  # safetensors weights + model_config.json, loaded strictly",
-           f"z = encode_images(model, images)  # images: uint8 (N, {size}, {size}, 3) or float (N, 3, {size}, {size})",
-           "```", "", "## Data", ""]
+    out = [
+        f"# percae {kind.upper()}, z = {z}, {size} px images, {loss} loss",
+        "",
+        f"An image autoencoder trained with percae, exported from `{run}`.",
+        "The embedding of an image is the encoder's mean (mu).",
+        "",
+        "## Load",
+        "",
+        "```python",
+        "from percae.model import load_autoencoder",
+        "from percae.embeddings import encode_images",
+        "",
+        'model = load_autoencoder("THIS_FOLDER")  # safetensors weights + model_config.json, loaded strictly',
+        f"z = encode_images(model, images)  # images: uint8 (N, {size}, {size}, 3) or float (N, 3, {size}, {size})",
+        "```",
+        "",
+        "## Data",
+        "",
+    ]
     if study:
-        out.append(f"A `percae reproduce {study['dataset']}` study (its settings below; `root`: "
-                   f"{study.get('root') or 'a collection generated into the study folder'}); the autoencoder part of "
-                   "its data, 80% for training and 20% for validation.")
+        out.append(
+            f"A `percae reproduce {study['dataset']}` study (its settings below; `root`: "
+            f"{study.get('root') or 'a collection generated into the study folder'}); the autoencoder part of "
+            "its data, 80% for training and 20% for validation."
+        )
     else:
-        out.append("A `percae train` run: the autoencoder part of the dataset given with `--data` (not recorded in "
-                   "the run), 80% for training and 20% for validation.")
+        out.append(
+            "A `percae train` run: the autoencoder part of the dataset given with `--data` (not recorded in "
+            "the run), 80% for training and 20% for validation."
+        )
     if loss == "perceptual":
-        out += ["", f"Perceptual network: {train.get('perceptual_net')}; the term scaled by "
-                f"{train.get('perceptual_scale')}."]
+        out += [
+            "",
+            f"Perceptual network: {train.get('perceptual_net')}; the term scaled by "
+            f"{train.get('perceptual_scale')}.",
+        ]
     out += ["", "## Training settings", "", *_table(train)]
     if study:
         out += ["", "## Study settings", "", *_table(study)]
     out += ["", "## Results", ""]
-    out += [f"- best epoch {result.get('best_epoch')} of {result.get('epochs_run')}; validation loss "
-            f"{result.get('best_val_loss')}" + (f"; active units {result['active_units']}" if "active_units" in result
-                                                 else "")]
+    out += [
+        f"- best epoch {result.get('best_epoch')} of {result.get('epochs_run')}; validation loss "
+        f"{result.get('best_val_loss')}"
+        + (f"; active units {result['active_units']}" if "active_units" in result else "")
+    ]
     if files.predictors.exists():
         predictors = read_json(files.predictors, "predictor results")
         for kind_name, selected in predictors.get("selected", {}).items():
-            out.append(f"- {kind_name}: {selected.get('predictor')}, test metric {selected.get('test_metric')} "
-                       f"({'accuracy' if predictors.get('task') == 'classification' else 'mean distance in pixels'})")
+            out.append(
+                f"- {kind_name}: {selected.get('predictor')}, test metric {selected.get('test_metric')} "
+                f"({'accuracy' if predictors.get('task') == 'classification' else 'mean distance in pixels'})"
+            )
     provenance = result.get("provenance") or {}
-    out += ["", "## Provenance", "", f"- device: {provenance.get('device', result.get('device'))}",
-            f"- versions: {json.dumps(provenance.get('versions', {}))}", ""]
+    out += [
+        "",
+        "## Provenance",
+        "",
+        f"- device: {provenance.get('device', result.get('device'))}",
+        f"- versions: {json.dumps(provenance.get('versions', {}))}",
+        "",
+    ]
     return "\n".join(out)
 
 
@@ -75,7 +112,9 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike) -> Path:
     run, out = Path(run), Path(out)
     files = RunFiles(run)
     if not files.train_result.exists():
-        raise ConfigError(f"{run} holds no finished training (no {files.train_result.name}); finish it first")
+        raise ConfigError(
+            f"{run} holds no finished training (no {files.train_result.name}); finish it first"
+        )
     model = load_autoencoder(run)  # refused here if the weights are broken: nothing is written
     check_output_folder(out)
     if out.exists() and any(out.iterdir()):

@@ -25,7 +25,11 @@ class FeatureCache:
         self.tried = False
 
     def fill(self, loss_fn: PerceptualLoss, batch_size: int, amp: bool) -> None:
-        if self.tried or self.max_bytes <= 0 or (self.data.device.type == "cuda" and not self.data.resident):
+        if (
+            self.tried
+            or self.max_bytes <= 0
+            or (self.data.device.type == "cuda" and not self.data.resident)
+        ):
             return  # (images too large for the device: their features, larger still, would not fit)
         self.tried = True  # once: a set found too large costs one batch, once per run
         for positions, x in self.data.indexed_batches(batch_size):
@@ -36,8 +40,12 @@ class FeatureCache:
                     return
                 layout = torch.channels_last if f.dim() == 4 else torch.contiguous_format
                 try:
-                    self.store = torch.empty((self.data.n, *f.shape[1:]), dtype=f.dtype, device=f.device,
-                                             memory_format=layout)
+                    self.store = torch.empty(
+                        (self.data.n, *f.shape[1:]),
+                        dtype=f.dtype,
+                        device=f.device,
+                        memory_format=layout,
+                    )
                 except torch.cuda.OutOfMemoryError:
                     return  # a budget set larger than the memory free: recompute, as without a cache
             self.store[positions.to(f.device)] = f

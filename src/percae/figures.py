@@ -31,7 +31,7 @@ def _save(fig, files: StudyFiles, name: str) -> list[Path]:
     paths = []
     for suffix, options in (("png", {"dpi": 150}), ("pdf", {"metadata": {"CreationDate": None}})):
         path = files.plot(name, suffix)
-        atomic_write_bytes(path, lambda f: fig.savefig(f, format=suffix, **options))
+        atomic_write_bytes(path, lambda f, s=suffix, o=options: fig.savefig(f, format=s, **o))
         paths.append(path)
     fig.clf()
     return paths
@@ -50,20 +50,43 @@ def metric_against_z(summary: dict, paper: dict | None, files: StudyFiles) -> li
             shown = [(z, m, h) for z, m, h in zip(zs, means, halves) if m is not None]
             if shown:
                 x, m, h = zip(*shown)
-                ax.errorbar([z * apart for z in x], m, yerr=h, marker="o", capsize=3, color=COLORS.get(model), label=model)
+                ax.errorbar(
+                    [z * apart for z in x],
+                    m,
+                    yerr=h,
+                    marker="o",
+                    capsize=3,
+                    color=COLORS.get(model),
+                    label=model,
+                )
             if paper is not None:
                 column = list(COLORS).index(model)
                 values = [(z, paper[kind][str(z)][column]) for z in zs if str(z) in paper[kind]]
                 if values:
-                    ax.plot([z * apart for z, _ in values], [v for _, v in values], linestyle="--", marker="x", color=COLORS.get(model), alpha=0.6,
-                            label=f"{model} (paper)")
+                    ax.plot(
+                        [z * apart for z, _ in values],
+                        [v for _, v in values],
+                        linestyle="--",
+                        marker="x",
+                        color=COLORS.get(model),
+                        alpha=0.6,
+                        label=f"{model} (paper)",
+                    )
         if summary.get("baseline") is not None:
-            ax.axhline(summary["baseline"], color="grey", linewidth=1, linestyle=":", label="trivial baseline")
+            ax.axhline(
+                summary["baseline"],
+                color="grey",
+                linewidth=1,
+                linestyle=":",
+                label="trivial baseline",
+            )
         ax.set_xscale("log", base=2)
         ax.set_xticks(zs, [str(z) for z in zs])
         ax.set_xlabel("latent size z")
         ax.set_title(title)
-    axes[0][0].set_ylabel("test error (px)" if summary["metric"] == "pixel_distance" else "test accuracy")
+    axes[0][0].set_ylabel(
+        "test error (px)" if summary["metric"] == "pixel_distance" else "test accuracy"
+    )
     axes[0][1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle(f"{summary['dataset']}: mean and 95% interval over seeds {summary['seeds']}")
     fig.tight_layout()
@@ -79,15 +102,25 @@ def ratios(summary: dict, files: StudyFiles) -> list[Path]:
     labels = []
     for i, c in enumerate(comparisons):
         low, high = c["ratio_ci95"] or (c["ratio"], c["ratio"])
-        ax.errorbar([c["ratio"]], [i], xerr=[[c["ratio"] - low], [high - c["ratio"]]], marker="o", capsize=3,
-                    color=COLORS.get(c["perceptual"]))
+        ax.errorbar(
+            [c["ratio"]],
+            [i],
+            xerr=[[c["ratio"] - low], [high - c["ratio"]]],
+            marker="o",
+            capsize=3,
+            color=COLORS.get(c["perceptual"]),
+        )
         ax.scatter(c["per_seed"], [i] * len(c["per_seed"]), s=8, color="black", alpha=0.5, zorder=3)
-        labels.append(f"{'MLP' if c['kind'] == 'mlp' else 'linear'}: {c['perceptual']} / {c['pixel']}")
+        labels.append(
+            f"{'MLP' if c['kind'] == 'mlp' else 'linear'}: {c['perceptual']} / {c['pixel']}"
+        )
     ax.axvline(1.0, color="grey", linestyle=":")
     ax.set_yticks(range(len(labels)), labels)
     ax.set_ylim(-0.6, len(labels) - 0.4)
     better = "below 1" if summary["metric"] == "pixel_distance" else "above 1"
-    ax.set_xlabel(f"perceptual / pixel-wise test metric: mean, 95% interval, seeds (dots); better {better}")
+    ax.set_xlabel(
+        f"perceptual / pixel-wise test metric: mean, 95% interval, seeds (dots); better {better}"
+    )
     fig.tight_layout()
     return _save(fig, files, "ratios")
 
@@ -98,8 +131,11 @@ def positions(info: dict, summary: dict, files: StudyFiles) -> list[Path]:
     plt = _pyplot()
     seed, shown = summary["seeds"][0], []
     for model in summary["config"]["models"]:
-        candidates = [(r["predictors"]["selected"]["mlp"]["val_loss"], z) for (m, z, s), r in info["runs"].items()
-                      if m == model and s == seed and r["predictors"] and r["test_predictions"].exists()]
+        candidates = [
+            (r["predictors"]["selected"]["mlp"]["val_loss"], z)
+            for (m, z, s), r in info["runs"].items()
+            if m == model and s == seed and r["predictors"] and r["test_predictions"].exists()
+        ]
         if candidates:
             z = min(candidates)[1]
             shown.append((model, z, np.load(info["runs"][(model, z, seed)]["test_predictions"])))
@@ -126,7 +162,7 @@ def training_curves(info: dict, summary: dict, files: StudyFiles) -> list[Path]:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.0, 3.2))
     drawn = set()
-    for (model, z, seed), r in info["runs"].items():
+    for (model, _z, _seed), r in info["runs"].items():
         if not r["history"].exists():
             continue
         with open(r["history"], newline="") as f:
@@ -135,8 +171,14 @@ def training_curves(info: dict, summary: dict, files: StudyFiles) -> list[Path]:
             continue
         label = model if model not in drawn else None
         drawn.add(model)
-        ax.plot([int(row["epoch"]) for row in rows], [float(row["val_loss"]) for row in rows], marker=".",
-                color=COLORS.get(model), alpha=0.7, label=label)
+        ax.plot(
+            [int(row["epoch"]) for row in rows],
+            [float(row["val_loss"]) for row in rows],
+            marker=".",
+            color=COLORS.get(model),
+            alpha=0.7,
+            label=label,
+        )
     if not drawn:
         plt.close(fig)
         return []

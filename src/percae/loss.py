@@ -56,7 +56,9 @@ class PerceptualLoss(nn.Module):
     whole: memory is ample there and recomputing costs time.
     """
 
-    def __init__(self, network: nn.Module, name: str = "", cpu_chunk: int | None = 128, scale: float = 1.0):
+    def __init__(
+        self, network: nn.Module, name: str = "", cpu_chunk: int | None = 128, scale: float = 1.0
+    ):
         super().__init__()
         self.network = freeze(network)
         self.name = name
@@ -75,7 +77,10 @@ class PerceptualLoss(nn.Module):
             return torch.sigmoid(self.network(images.float()))
 
     def forward(
-        self, reconstruction: torch.Tensor, target: torch.Tensor, target_features: torch.Tensor | None = None
+        self,
+        reconstruction: torch.Tensor,
+        target: torch.Tensor,
+        target_features: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """`target_features`, where given, must be `features(target)`: they depend on the image
         alone, so training computes them once per image rather than once per epoch (see
@@ -85,7 +90,12 @@ class PerceptualLoss(nn.Module):
                 target_features = self.features(target)
         target_features = target_features.float()
         chunk = self.cpu_chunk
-        if not chunk or reconstruction.device.type != "cpu" or len(reconstruction) <= chunk or not torch.is_grad_enabled():
+        if (
+            not chunk
+            or reconstruction.device.type != "cpu"
+            or len(reconstruction) <= chunk
+            or not torch.is_grad_enabled()
+        ):
             return self.scale * F.mse_loss(self.features(reconstruction), target_features)
         from torch.utils.checkpoint import checkpoint
 
@@ -105,8 +115,14 @@ def check_perceptual_scale(value) -> None:
     """The one rule of the perceptual scale setting: a finite number above 0, or "auto"."""
     if value == AUTO_SCALE:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-        raise ConfigError(f"--perceptual-scale must be a number above 0 or {AUTO_SCALE}, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (math.isfinite(value) and value > 0)
+    ):
+        raise ConfigError(
+            f"--perceptual-scale must be a number above 0 or {AUTO_SCALE}, got {value!r}"
+        )
 
 
 @torch.no_grad()
@@ -121,9 +137,11 @@ def calibrated_scale(loss: PerceptualLoss, images: torch.Tensor) -> float:
     pixel_var = pixels.var(0, correction=0).mean().item()
     feature_var = features.var(0, correction=0).mean().item()
     if not (pixel_var > 0 and feature_var > 0 and math.isfinite(pixel_var / feature_var)):
-        raise ConfigError(f"cannot calibrate the perceptual scale: the variance over the training images is "
-                         f"{pixel_var:.3g} for pixels and {feature_var:.3g} for {loss.name or 'the network'}'s "
-                         "features; set the scale to a number")
+        raise ConfigError(
+            f"cannot calibrate the perceptual scale: the variance over the training images is "
+            f"{pixel_var:.3g} for pixels and {feature_var:.3g} for {loss.name or 'the network'}'s "
+            "features; set the scale to a number"
+        )
     return pixel_var / feature_var
 
 
@@ -139,7 +157,11 @@ def freeze(network: nn.Module) -> nn.Module:
 def alexnet_cache_path() -> Path:
     from torchvision.models import AlexNet_Weights
 
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(AlexNet_Weights.IMAGENET1K_V1.url)
+    return (
+        Path(torch.hub.get_dir())
+        / "checkpoints"
+        / os.path.basename(AlexNet_Weights.IMAGENET1K_V1.url)
+    )
 
 
 def _alexnet_trunk() -> nn.Sequential:
@@ -160,8 +182,11 @@ def _load_trunk_weights(trunk: nn.Module, state: dict, prefix: str, source: str)
     try:
         trunk.load_state_dict({k: state[full] for k, full in wanted.items()}, strict=True)
     except RuntimeError:
-        shapes = [f"{full} is {tuple(state[full].shape)}, not {tuple(v.shape)}" for k, v in trunk.state_dict().items()
-                  if (full := wanted[k]) and getattr(state[full], "shape", None) != v.shape]
+        shapes = [
+            f"{full} is {tuple(state[full].shape)}, not {tuple(v.shape)}"
+            for k, v in trunk.state_dict().items()
+            if (full := wanted[k]) and getattr(state[full], "shape", None) != v.shape
+        ]
         raise PerceptualNetworkUnavailable(
             f"{source} does not fit a torchvision AlexNet: {'; '.join(shapes[:2]) or 'its tensors do not load'}"
         ) from None
@@ -174,9 +199,13 @@ def _read_state_dict(path: str | os.PathLike) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same clear message
-        raise PerceptualNetworkUnavailable(f"cannot read {path} as a state dict ({e.__class__.__name__}: {e})") from None
+        raise PerceptualNetworkUnavailable(
+            f"cannot read {path} as a state dict ({e.__class__.__name__}: {e})"
+        ) from None
     if not isinstance(state, dict):
-        raise PerceptualNetworkUnavailable(f"{path} holds a {type(state).__name__}, not a state dict")
+        raise PerceptualNetworkUnavailable(
+            f"{path} holds a {type(state).__name__}, not a state dict"
+        )
     return state
 
 
@@ -210,7 +239,9 @@ def alexnet_imagenet(weights_path: str | os.PathLike | None = None) -> nn.Module
 def alexnet_random(weights_path: str | os.PathLike | None = None) -> nn.Module:
     """Control: AlexNet's trunk with random (seeded, so reproducible) weights."""
     if weights_path is not None:
-        raise PerceptualNetworkUnavailable("alexnet-random takes no weights file; drop --perceptual-weights")
+        raise PerceptualNetworkUnavailable(
+            "alexnet-random takes no weights file; drop --perceptual-weights"
+        )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         return _alexnet_trunk()
@@ -243,7 +274,9 @@ def _mbconv_layers(block: nn.Module, whole: bool) -> list[nn.Module]:
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     if block.has_se:
-        raise PerceptualNetworkUnavailable("unexpected EfficientNet-Lite0 layout: cannot cut its trunk")
+        raise PerceptualNetworkUnavailable(
+            "unexpected EfficientNet-Lite0 layout: cannot cut its trunk"
+        )
     layers = []
     if block._block_args.expand_ratio != 1:
         layers += [fuse_conv_bn_eval(block._expand_conv, block._bn0), nn.ReLU6()]
@@ -266,7 +299,9 @@ def _efficientnet_trunk(net: nn.Module, last_block: int) -> nn.Sequential:
     for block in net._blocks[:last_block]:
         args = block._block_args
         inner = _mbconv_layers(block, whole=True)
-        skip = block.id_skip and args.stride in (1, [1]) and args.input_filters == args.output_filters
+        skip = (
+            block.id_skip and args.stride in (1, [1]) and args.input_filters == args.output_filters
+        )
         layers += [_Residual(*inner)] if skip else inner
     layers += _mbconv_layers(net._blocks[last_block], whole=False)
     return nn.Sequential(*layers)
@@ -286,7 +321,9 @@ def _efficientnet_lite0(weights_path: str | os.PathLike | None, last_block: int)
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise PerceptualNetworkUnavailable(f"{path} does not match EfficientNet-Lite0 ({e})") from None
+        raise PerceptualNetworkUnavailable(
+            f"{path} does not match EfficientNet-Lite0 ({e})"
+        ) from None
     return _Normalized(_efficientnet_trunk(net, last_block))
 
 
@@ -393,7 +430,9 @@ def _load_full_weights(net: nn.Module, state: dict, source: str) -> None:
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:
         first = str(e).splitlines()[0] if str(e) else e.__class__.__name__
-        raise PerceptualNetworkUnavailable(f"{source} does not match this architecture ({first})") from None
+        raise PerceptualNetworkUnavailable(
+            f"{source} does not match this architecture ({first})"
+        ) from None
 
 
 class _Output(nn.Module):
@@ -470,11 +509,15 @@ def check_perceptual_net_name(name: str) -> None:
 
 LOSSES: dict[str, Callable[..., nn.Module]] = {
     "pixel": lambda net, weights: PixelLoss(),
-    "perceptual": lambda net, weights: PerceptualLoss(build_perceptual_network(net, weights), name=net),
+    "perceptual": lambda net, weights: PerceptualLoss(
+        build_perceptual_network(net, weights), name=net
+    ),
 }
 
 
-def build_loss(name: str, perceptual_net: str = "alexnet", weights_path: str | os.PathLike | None = None) -> nn.Module:
+def build_loss(
+    name: str, perceptual_net: str = "alexnet", weights_path: str | os.PathLike | None = None
+) -> nn.Module:
     """`build_loss("pixel")` or `build_loss("perceptual", "alexnet")`."""
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")

@@ -31,7 +31,9 @@ class AutoencoderConfig(JsonConfig):
     def validate(self) -> None:
         super().validate()
         if self.kind not in MODELS:
-            raise ConfigError(f"unknown autoencoder kind {self.kind!r}; choose one of {', '.join(MODELS)}")
+            raise ConfigError(
+                f"unknown autoencoder kind {self.kind!r}; choose one of {', '.join(MODELS)}"
+            )
         check_image_size(self.image_size, ConfigError)
 
 
@@ -59,7 +61,11 @@ class Autoencoder(nn.Module):
         z, size = config.latent_dim, config.image_size
         layers, c_in = [], 3
         for c_out in (32, 64, 128, 256):
-            layers += [nn.Conv2d(c_in, c_out, 4, stride=2), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(c_in, c_out, 4, stride=2),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+            ]
             c_in = c_out
         self.encoder = nn.Sequential(*layers, nn.Flatten())
         flat = 256 * _conv_out(size) ** 2
@@ -69,7 +75,11 @@ class Autoencoder(nn.Module):
         self.decoder_input = nn.Sequential(nn.Linear(z, 1024 * self.side**2), nn.ReLU(inplace=True))
         dec, c_in = [], 1024
         for c_out, k in ((128, 5), (64, 5), (32, 6)):
-            dec += [nn.ConvTranspose2d(c_in, c_out, k, stride=2), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+            dec += [
+                nn.ConvTranspose2d(c_in, c_out, k, stride=2),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+            ]
             c_in = c_out
         dec += [nn.ConvTranspose2d(32, 3, 6, stride=2), nn.Sigmoid()]
         self.decoder_body = nn.Sequential(*dec)
@@ -136,8 +146,10 @@ def load_tensors(path: str | os.PathLike, map_location: str | torch.device = "cp
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - unreadable and truncated files get one clear message
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"{path} cannot be read ({type(e).__name__}: {reason[:160]}); "
-                          "retrain the run or restore the file") from None
+        raise ConfigError(
+            f"{path} cannot be read ({type(e).__name__}: {reason[:160]}); "
+            "retrain the run or restore the file"
+        ) from None
 
 
 def save_autoencoder(model: Autoencoder, directory: str | os.PathLike) -> None:
@@ -153,29 +165,50 @@ def non_finite_entries(state: dict[str, torch.Tensor]) -> list[str]:
     return [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
 
 
-def load_autoencoder(directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> Autoencoder:
+def load_autoencoder(
+    directory: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> Autoencoder:
     """Rebuild a saved autoencoder; weights load with weights_only=True and strict=True.
     A file that cannot be read, does not fit its config, or holds NaN/inf is refused."""
     files = RunFiles(directory)
-    weights = files.model if files.model.exists() or not files.legacy_model.exists() else files.legacy_model
+    weights = (
+        files.model
+        if files.model.exists() or not files.legacy_model.exists()
+        else files.legacy_model
+    )
     for path in (files.model_config, weights):
         if not path.exists():
-            raise ConfigError(f"{directory} is not a trained run (missing {path.name}); train one with `percae train`")
+            raise ConfigError(
+                f"{directory} is not a trained run (missing {path.name}); train one with `percae train`"
+            )
     model = build_autoencoder(AutoencoderConfig.load(files.model_config))
     state = load_tensors(weights, map_location)
     expected = model.state_dict()
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ConfigError(f"{weights} holds a {type(state).__name__}, not a state dict of tensors")
-    problems = [f"lacks {', '.join(k for k in expected if k not in state)}" if set(expected) - set(state) else "",
-                f"has unexpected {', '.join(k for k in state if k not in expected)}" if set(state) - set(expected) else "",
-                "; ".join(f"{k} is {tuple(state[k].shape)}, not {tuple(v.shape)}" for k, v in expected.items()
-                          if k in state and state[k].shape != v.shape)]
+    problems = [
+        f"lacks {', '.join(k for k in expected if k not in state)}"
+        if set(expected) - set(state)
+        else "",
+        f"has unexpected {', '.join(k for k in state if k not in expected)}"
+        if set(state) - set(expected)
+        else "",
+        "; ".join(
+            f"{k} is {tuple(state[k].shape)}, not {tuple(v.shape)}"
+            for k, v in expected.items()
+            if k in state and state[k].shape != v.shape
+        ),
+    ]
     if any(problems):
-        raise ConfigError(f"{weights} does not fit {files.model_config}: "
-                          f"{'; '.join(p for p in problems if p)[:400]}; retrain the run or restore the files")
+        raise ConfigError(
+            f"{weights} does not fit {files.model_config}: "
+            f"{'; '.join(p for p in problems if p)[:400]}; retrain the run or restore the files"
+        )
     model.load_state_dict(state, strict=True)
     bad = non_finite_entries(state)
     if bad:
-        raise ConfigError(f"{weights} holds NaN or inf values in {', '.join(bad[:3])}: the training "
-                          "diverged; retrain it with a lower learning rate")
+        raise ConfigError(
+            f"{weights} holds NaN or inf values in {', '.join(bad[:3])}: the training "
+            "diverged; retrain it with a lower learning rate"
+        )
     return model.eval()

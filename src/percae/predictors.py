@@ -56,7 +56,11 @@ class PredictorSpec:
         return "-".join(parts)
 
     def to_dict(self) -> dict:
-        return {"hidden": list(self.hidden), "hidden_activation": self.hidden_activation, "output_activation": self.output_activation}
+        return {
+            "hidden": list(self.hidden),
+            "hidden_activation": self.hidden_activation,
+            "output_activation": self.output_activation,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> "PredictorSpec":
@@ -67,8 +71,13 @@ def predictor_grid() -> list[PredictorSpec]:
     """The paper's search space: 1 or 2 hidden layers of 32/64/128 units (the second no
     larger than the first) x ReLU/Sigmoid x no/Softmax output = 36 MLPs, plus linear
     regressors with no/Softmax output = 2; 38 predictors in all."""
-    layouts = [(h,) for h in HIDDEN_SIZES] + [(a, b) for a in HIDDEN_SIZES for b in HIDDEN_SIZES if b <= a]
-    mlps = [PredictorSpec(h, act, out) for h, act, out in product(layouts, HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS)]
+    layouts = [(h,) for h in HIDDEN_SIZES] + [
+        (a, b) for a in HIDDEN_SIZES for b in HIDDEN_SIZES if b <= a
+    ]
+    mlps = [
+        PredictorSpec(h, act, out)
+        for h, act, out in product(layouts, HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS)
+    ]
     linear = [PredictorSpec((), None, out) for out in OUTPUT_ACTIVATIONS]
     return mlps + linear
 
@@ -78,7 +87,9 @@ class PredictorConfig(JsonConfig):
     epochs: int = setting(500, option="predictor epochs", min=1)
     batch_size: int = setting(512, option="predictor batch size", min=1)
     lr: float = setting(1e-3, option="predictor learning rate", min=0)
-    patience: int | None = setting(None, option="predictor patience", min=1)  # None: max(10, epochs // 20)
+    patience: int | None = setting(
+        None, option="predictor patience", min=1
+    )  # None: max(10, epochs // 20)
     seed: int = setting(0, option="predictor seed", min=0, max=MAX_SEED)
     device: str = "auto"
 
@@ -134,11 +145,15 @@ class _Group:
     def __init__(self, specs: list[PredictorSpec], ids: list[int], n_in: int, n_out: int):
         self.specs, self.ids = specs, ids  # ids: each member's index in the whole grid
         sizes = [n_in, *specs[0].hidden, n_out]
-        self.shapes = [s for a, b in pairwise(sizes) for s in ((len(specs), a, b), (len(specs), 1, b))]
+        self.shapes = [
+            s for a, b in pairwise(sizes) for s in ((len(specs), a, b), (len(specs), 1, b))
+        ]
         self.n_relu = sum(s.hidden_activation != "sigmoid" for s in specs)
         soft = [j for j, s in enumerate(specs) if s.output_activation == "softmax"]
         self.softmax = slice(soft[0], soft[-1] + 1) if soft else slice(0, 0)
-        self.params: list[torch.Tensor] = []  # W0, b0, W1, b1, ...: views of the grid's flat weights
+        self.params: list[
+            torch.Tensor
+        ] = []  # W0, b0, W1, b1, ...: views of the grid's flat weights
         self.grads: list[torch.Tensor] = []
 
     def initial_weights(self, seed: int) -> list[torch.Tensor]:
@@ -148,7 +163,9 @@ class _Group:
             g = torch.Generator().manual_seed(_member_seed(seed, spec))
             tensors = []
             for i, shape in enumerate(self.shapes):
-                bound = 1.0 / math.sqrt(self.shapes[2 * (i // 2)][1])  # 1 / sqrt(fan_in), W's and b's alike
+                bound = 1.0 / math.sqrt(
+                    self.shapes[2 * (i // 2)][1]
+                )  # 1 / sqrt(fan_in), W's and b's alike
                 tensors.append((torch.rand(shape[1:], generator=g) * 2 - 1) * bound)
             per_member.append(tensors)
         return [torch.stack([m[i] for m in per_member]) for i in range(len(self.shapes))]
@@ -168,8 +185,8 @@ class _Group:
         for i in range(layers):
             h = torch.baddbmm(self.params[2 * i + 1], h, self.params[2 * i])
             if i < layers - 1:
-                h[:self.n_relu].relu_()
-                h[self.n_relu:].sigmoid_()
+                h[: self.n_relu].relu_()
+                h[self.n_relu :].sigmoid_()
             outputs.append(h)
         h[self.softmax] = torch.softmax(h[self.softmax], dim=-1)
         return outputs
@@ -198,7 +215,7 @@ class _Group:
         """Per-member MSE over all of x, shape (members,)."""
         total = torch.zeros(len(self.specs), device=x.device)
         for start in range(0, len(x), batch):
-            xb, yb = x[start:start + batch], y[start:start + batch]
+            xb, yb = x[start : start + batch], y[start : start + batch]
             total += (self.forward(xb)[-1] - yb).pow(2).mean(dim=(1, 2)) * len(xb)
         return total / len(x)
 
@@ -209,9 +226,13 @@ class _Grid:
     tensor updates each member exactly as its own optimizer would. Members that have
     stopped are dropped, weights, gradients and Adam state, so that they cost nothing."""
 
-    def __init__(self, groups: list[_Group], weights: list[torch.Tensor], lr: float, device: torch.device):
+    def __init__(
+        self, groups: list[_Group], weights: list[torch.Tensor], lr: float, device: torch.device
+    ):
         self.flat = torch.cat([w.reshape(-1) for w in weights]).to(device)
-        self.place = torch.arange(len(self.flat), device=device)  # each weight's index in the whole grid's layout
+        self.place = torch.arange(
+            len(self.flat), device=device
+        )  # each weight's index in the whole grid's layout
         self.lr, self.device = lr, device
         self.optimizer = torch.optim.Adam([self.flat], lr=lr, fused=True)
         self._bind(groups)
@@ -224,8 +245,8 @@ class _Grid:
             g.params, g.grads = [], []
             for shape in g.shapes:
                 n = math.prod(shape)
-                g.params.append(self.flat[offset:offset + n].view(shape))
-                g.grads.append(self.flat.grad[offset:offset + n].view(shape))
+                g.params.append(self.flat[offset : offset + n].view(shape))
+                g.grads.append(self.flat.grad[offset : offset + n].view(shape))
                 owner.append(torch.tensor(g.ids).repeat_interleave(n // len(g.ids)))
                 offset += n
         self.owner = torch.cat(owner).to(self.device)  # each weight's member
@@ -240,7 +261,9 @@ class _Grid:
         self.optimizer = torch.optim.Adam([self.flat], lr=self.lr, fused=True)
         if state:
             self.optimizer.state[self.flat] = {
-                "step": state["step"], "exp_avg": state["exp_avg"][keep], "exp_avg_sq": state["exp_avg_sq"][keep]
+                "step": state["step"],
+                "exp_avg": state["exp_avg"][keep],
+                "exp_avg_sq": state["exp_avg_sq"][keep],
             }
         flags = active.tolist()
         self._bind([s for s in (g.subset(flags) for g in self.groups) if s is not None])
@@ -269,13 +292,19 @@ def fit_predictor_grid(
     config.validate()
     specs = list(specs) if specs is not None else predictor_grid()
     if len(train_x) < 1 or len(val_x) < 1:
-        raise ConfigError(f"need training and validation embeddings, got {len(train_x)} and {len(val_x)}")
+        raise ConfigError(
+            f"need training and validation embeddings, got {len(train_x)} and {len(val_x)}"
+        )
     for name, x, y in (("training", train_x, train_y), ("validation", val_x, val_y)):
         if len(x) != len(y):
-            raise ConfigError(f"{len(x)} {name} embeddings but {len(y)} {name} targets; they must pair up")
+            raise ConfigError(
+                f"{len(x)} {name} embeddings but {len(y)} {name} targets; they must pair up"
+            )
         for what, array in (("embeddings", x), ("targets", y)):
             if not np.isfinite(np.asarray(array, np.float32)).all():
-                raise ConfigError(f"the {name} {what} hold NaN or inf values; check the autoencoder and the data")
+                raise ConfigError(
+                    f"the {name} {what} hold NaN or inf values; check the autoencoder and the data"
+                )
     t0 = time.perf_counter()
     device = resolve_device(config.device)
     tx = torch.as_tensor(np.asarray(train_x, np.float32), device=device)
@@ -285,7 +314,9 @@ def fit_predictor_grid(
     layouts: dict[tuple[int, ...], list[int]] = {}
     for i in sorted(range(len(specs)), key=lambda i: _member_order(specs[i])):
         layouts.setdefault(specs[i].hidden, []).append(i)
-    groups = [_Group([specs[i] for i in ids], ids, tx.shape[1], ty.shape[1]) for ids in layouts.values()]
+    groups = [
+        _Group([specs[i] for i in ids], ids, tx.shape[1], ty.shape[1]) for ids in layouts.values()
+    ]
     initial = [w for g in groups for w in g.initial_weights(config.seed)]
     grid = _Grid(groups, initial, config.lr, device)
     best = grid.flat.clone()  # every member's weights at its best epoch, in the whole grid's layout
@@ -302,7 +333,7 @@ def fit_predictor_grid(
             active = bad < patience
             perm = torch.randperm(len(tx), generator=generator).to(device)
             for start in range(0, len(tx), config.batch_size):
-                idx = perm[start:start + config.batch_size]
+                idx = perm[start : start + config.batch_size]
                 grid.train_step(tx[idx], ty[idx])
             val = torch.full((m,), math.inf, device=device)
             for g in grid.groups:
@@ -327,10 +358,12 @@ def fit_predictor_grid(
     for g in groups:
         stacked = []
         for shape in g.shapes:
-            stacked.append(best[offset:offset + math.prod(shape)].view(shape))
+            stacked.append(best[offset : offset + math.prod(shape)].view(shape))
             offset += math.prod(shape)
         for j, (spec, i) in enumerate(zip(g.specs, g.ids)):
-            results[i] = FittedPredictor(spec, [w[j].clone() for w in stacked], bv[i], be[i], er[i], seconds)
+            results[i] = FittedPredictor(
+                spec, [w[j].clone() for w in stacked], bv[i], be[i], er[i], seconds
+            )
     return results  # type: ignore[return-value]
 
 
@@ -358,7 +391,9 @@ def trivial_baseline(task: str, train_y: np.ndarray, test_y: np.ndarray) -> floa
     return test_metric(task, np.broadcast_to(train_y.mean(0), test_y.shape), test_y)
 
 
-def fit_predictors(task, x_train, y_train, x_val, y_val, x_test, y_test, config: PredictorConfig, files: RunFiles) -> dict:
+def fit_predictors(
+    task, x_train, y_train, x_val, y_val, x_test, y_test, config: PredictorConfig, files: RunFiles
+) -> dict:
     """Fit the grid on standardised targets, test the best MLP and the best linear regressor
     once (selected by validation loss), and save it all in the run's folder."""
     if task == "position":
@@ -370,17 +405,23 @@ def fit_predictors(task, x_train, y_train, x_val, y_val, x_test, y_test, config:
     else:
         mean, std = np.zeros(y_train.shape[1], np.float32), np.ones(y_train.shape[1], np.float32)
     t0 = time.perf_counter()
-    fitted = fit_predictor_grid(x_train, (y_train - mean) / std, x_val, (y_val - mean) / std, config=config)
+    fitted = fit_predictor_grid(
+        x_train, (y_train - mean) / std, x_val, (y_val - mean) / std, config=config
+    )
     seconds = time.perf_counter() - t0
     selected = {}
     for kind in ("mlp", "linear"):
         best = select_best(fitted, kind)
         prediction = best.predict(x_test) * std + mean
-        selected[kind] = {"predictor": best.spec.name, "val_loss": best.val_loss, "test_metric": test_metric(task, prediction, y_test)}
+        selected[kind] = {
+            "predictor": best.spec.name,
+            "val_loss": best.val_loss,
+            "test_metric": test_metric(task, prediction, y_test),
+        }
         state = best.state_dict()
         save_tensors(files.predictor(kind), state)
         pairs = np.stack([prediction, np.asarray(y_test, prediction.dtype)]).astype(np.float32)
-        atomic_write_bytes(files.test_predictions(kind), lambda f: np.save(f, pairs))
+        atomic_write_bytes(files.test_predictions(kind), lambda f, a=pairs: np.save(f, a))
     record = {
         "task": task,
         "grid_seconds": seconds,
@@ -388,9 +429,14 @@ def fit_predictors(task, x_train, y_train, x_val, y_val, x_test, y_test, config:
         "selected": selected,
         "predictors": [
             # A member whose validation loss never became finite is null: it was never selectable.
-            {"predictor": f.spec.name, "kind": f.spec.kind, **f.spec.to_dict(),
-             "val_loss": f.val_loss if math.isfinite(f.val_loss) else None,
-             "best_epoch": f.best_epoch, "epochs_run": f.epochs_run}
+            {
+                "predictor": f.spec.name,
+                "kind": f.spec.kind,
+                **f.spec.to_dict(),
+                "val_loss": f.val_loss if math.isfinite(f.val_loss) else None,
+                "best_epoch": f.best_epoch,
+                "epochs_run": f.epochs_run,
+            }
             for f in fitted
         ],
         "config": config.to_dict(),

@@ -23,26 +23,54 @@ MODELS = tuple(MODEL_VARIANTS)  # the paper's column order
 # The paper's numbers (Tables II-VIII): position error in pixels, accuracy as a fraction.
 PAPER = {
     "lunarlander": {
-        "mlp": {"32": [13.44, 12.70, 2.11, 1.28], "64": [13.28, 13.22, 1.60, 1.15], "128": [13.31, 13.31, 1.44, 1.15],
-                "256": [13.22, 13.28, 1.44, 1.28], "any": [13.22, 12.70, 1.44, 1.15]},
-        "linear": {"32": [13.73, 12.67, 7.23, 7.46], "64": [13.60, 12.99, 6.85, 5.50], "128": [14.18, 12.96, 6.72, 5.54],
-                   "256": [15.17, 13.38, 6.40, 5.18], "any": [13.60, 12.67, 6.40, 5.18]},
+        "mlp": {
+            "32": [13.44, 12.70, 2.11, 1.28],
+            "64": [13.28, 13.22, 1.60, 1.15],
+            "128": [13.31, 13.31, 1.44, 1.15],
+            "256": [13.22, 13.28, 1.44, 1.28],
+            "any": [13.22, 12.70, 1.44, 1.15],
+        },
+        "linear": {
+            "32": [13.73, 12.67, 7.23, 7.46],
+            "64": [13.60, 12.99, 6.85, 5.50],
+            "128": [14.18, 12.96, 6.72, 5.54],
+            "256": [15.17, 13.38, 6.40, 5.18],
+            "any": [13.60, 12.67, 6.40, 5.18],
+        },
         "reconstruction_relative": [0.93, 0.77, 1.00, 0.73],
         "tables": ("II", "V"),
     },
     "stl10": {
-        "mlp": {"64": [.385, .419, .614, .634], "128": [.390, .424, .626, .623], "256": [.415, .389, .634, .648],
-                "512": [.450, .392, .633, .644], "any": [.450, .424, .634, .648]},
-        "linear": {"64": [.346, .368, .563, .581], "128": [.354, .397, .597, .574], "256": [.402, .436, .595, .637],
-                   "512": [.444, .459, .601, .649], "any": [.444, .459, .601, .649]},
+        "mlp": {
+            "64": [0.385, 0.419, 0.614, 0.634],
+            "128": [0.390, 0.424, 0.626, 0.623],
+            "256": [0.415, 0.389, 0.634, 0.648],
+            "512": [0.450, 0.392, 0.633, 0.644],
+            "any": [0.450, 0.424, 0.634, 0.648],
+        },
+        "linear": {
+            "64": [0.346, 0.368, 0.563, 0.581],
+            "128": [0.354, 0.397, 0.597, 0.574],
+            "256": [0.402, 0.436, 0.595, 0.637],
+            "512": [0.444, 0.459, 0.601, 0.649],
+            "any": [0.444, 0.459, 0.601, 0.649],
+        },
         "reconstruction_relative": [1.00, 0.92, 0.60, 0.44],
         "tables": ("III", "VI"),
     },
     "svhn": {
-        "mlp": {"32": [.765, .768, .770, .696], "64": [.815, .818, .822, .768], "128": [.819, .827, .840, .812],
-                "any": [.819, .827, .840, .812]},
-        "linear": {"32": [.255, .320, .616, .589], "64": [.248, .412, .672, .663], "128": [.293, .475, .706, .712],
-                   "any": [.293, .475, .706, .712]},
+        "mlp": {
+            "32": [0.765, 0.768, 0.770, 0.696],
+            "64": [0.815, 0.818, 0.822, 0.768],
+            "128": [0.819, 0.827, 0.840, 0.812],
+            "any": [0.819, 0.827, 0.840, 0.812],
+        },
+        "linear": {
+            "32": [0.255, 0.320, 0.616, 0.589],
+            "64": [0.248, 0.412, 0.672, 0.663],
+            "128": [0.293, 0.475, 0.706, 0.712],
+            "any": [0.293, 0.475, 0.706, 0.712],
+        },
         "reconstruction_relative": [1.00, 0.97, 0.75, 0.57],
         "tables": ("IV", "VII"),
     },
@@ -66,15 +94,24 @@ def _read(path: Path):
     if not path.exists():
         return None
     content = read_json(path, "result file")
-    missing = [k for k in REQUIRED.get(path.name, ()) if not isinstance(content, dict) or k not in content]
+    missing = [
+        k for k in REQUIRED.get(path.name, ()) if not isinstance(content, dict) or k not in content
+    ]
     if path.name == _RUN.predictors.name and not missing:
         selected = content["selected"]
-        missing = [f"selected.{kind}.{k}" for kind in ("mlp", "linear") for k in SELECTED
-                   if not isinstance(selected, dict) or not isinstance(selected.get(kind), dict)
-                   or k not in selected[kind]]
+        missing = [
+            f"selected.{kind}.{k}"
+            for kind in ("mlp", "linear")
+            for k in SELECTED
+            if not isinstance(selected, dict)
+            or not isinstance(selected.get(kind), dict)
+            or k not in selected[kind]
+        ]
     if missing:
-        raise ConfigError(f"result file {path} lacks {', '.join(missing)}: it is incomplete or was edited; delete "
-                          "it (and the files of that run after it) and rerun `percae reproduce` with the same settings")
+        raise ConfigError(
+            f"result file {path} lacks {', '.join(missing)}: it is incomplete or was edited; delete "
+            "it (and the files of that run after it) and rerun `percae reproduce` with the same settings"
+        )
     return content
 
 
@@ -82,12 +119,16 @@ def collect(results: Path) -> dict:
     """Everything a report needs, read from a results folder."""
     files = StudyFiles(results)
     if not files.config.exists():
-        raise ConfigError(f"{results} holds no study (no study_config.json); run `percae reproduce` first")
+        raise ConfigError(
+            f"{results} holds no study (no study_config.json); run `percae reproduce` first"
+        )
     record = _read(files.provenance)
     schema = record.get("schema") if isinstance(record, dict) else None
     if schema is not None and (not isinstance(schema, int) or schema > SCHEMA_VERSION):
-        raise ConfigError(f"{results} was written by a newer percae (results schema {schema}; this percae reads "
-                          f"{SCHEMA_VERSION} and older): upgrade percae to report it")
+        raise ConfigError(
+            f"{results} was written by a newer percae (results schema {schema}; this percae reads "
+            f"{SCHEMA_VERSION} and older): upgrade percae to report it"
+        )
     study = StudyConfig.load(files.config)
     config = study.to_dict()
     runs = {}
@@ -95,8 +136,14 @@ def collect(results: Path) -> dict:
         for model in study.models:
             for z in study.z_sizes:
                 runs[(model, z, seed)] = _run_files(files.run(model, z, seed))
-    return {"config": config, "seeds": list(study.training_seeds()), "baseline": _read(files.baseline),
-            "notes": _read(files.notes) or {}, "runs": runs, "provenance": record}
+    return {
+        "config": config,
+        "seeds": list(study.training_seeds()),
+        "baseline": _read(files.baseline),
+        "notes": _read(files.notes) or {},
+        "runs": runs,
+        "provenance": record,
+    }
 
 
 def _run_files(run: RunFiles) -> dict:
@@ -122,11 +169,19 @@ def build_summary(info: dict) -> dict:
         "metric": "accuracy" if task == "classification" else "pixel_distance",
         "baseline": (info["baseline"] or {}).get("baseline"),
         "seeds": seeds,
-        "mlp": {}, "linear": {}, "ci95": {"mlp": {}, "linear": {}}, "per_seed": {"mlp": {}, "linear": {}},
-        "comparisons": [], "reconstruction_relative": {}, "seconds_per_epoch": {},
-        "images_per_second": {}, "perceptual_overhead": None,
+        "mlp": {},
+        "linear": {},
+        "ci95": {"mlp": {}, "linear": {}},
+        "per_seed": {"mlp": {}, "linear": {}},
+        "comparisons": [],
+        "reconstruction_relative": {},
+        "seconds_per_epoch": {},
+        "images_per_second": {},
+        "perceptual_overhead": None,
         "perceptual_net": config["perceptual_net"],
-        "perceptual_net_weights": describe_weights(config["perceptual_net"], config.get("perceptual_weights")),
+        "perceptual_net_weights": describe_weights(
+            config["perceptual_net"], config.get("perceptual_weights")
+        ),
         "perceptual_net_note": info["notes"].get("perceptual_net"),
         "perceptual_scale": _scale_used(runs),
         "complete": all(r["retrain"] is not None for r in runs.values()),
@@ -160,8 +215,10 @@ def build_summary(info: dict) -> dict:
     for model in config["models"]:
         if MODEL_VARIANTS[model][0] != "vae":
             continue
-        row = {str(z): [(runs[(model, z, s)]["train"] or {}).get("active_units") for s in seeds]
-               for z in config["z_sizes"]}
+        row = {
+            str(z): [(runs[(model, z, s)]["train"] or {}).get("active_units") for s in seeds]
+            for z in config["z_sizes"]
+        }
         row = {z: v for z, v in row.items() if _present(v)}
         if row:
             summary["active_units"][model] = row
@@ -170,7 +227,11 @@ def build_summary(info: dict) -> dict:
     for model in config["models"]:
         l1s = []
         for z in config["z_sizes"]:
-            done = [runs[(model, z, s)]["retrain"]["l1_after"] for s in seeds if runs[(model, z, s)]["retrain"]]
+            done = [
+                runs[(model, z, s)]["retrain"]["l1_after"]
+                for s in seeds
+                if runs[(model, z, s)]["retrain"]
+            ]
             if done:
                 l1s.append(float(np.mean(done)))
         if l1s:
@@ -182,8 +243,12 @@ def build_summary(info: dict) -> dict:
     for model in config["models"]:
         trains = [r["train"] for (m, _, _), r in runs.items() if m == model and r["train"]]
         if trains:
-            summary["seconds_per_epoch"][model] = float(np.mean([t["seconds_per_epoch"] for t in trains]))
-            summary["images_per_second"][model] = float(np.mean([t["images_per_s"] for t in trains]))
+            summary["seconds_per_epoch"][model] = float(
+                np.mean([t["seconds_per_epoch"] for t in trains])
+            )
+            summary["images_per_second"][model] = float(
+                np.mean([t["images_per_s"] for t in trains])
+            )
     ratios = []
     for (model, z, seed), r in runs.items():
         pixel = runs.get((PIXEL_OF.get(model), z, seed), {}).get("train")
@@ -200,7 +265,11 @@ def _scale_used(runs: dict) -> float | None:
     """The perceptual term's factor the perceptual runs trained with (each run records the
     number it used, the calibrated one for "auto"; a study's runs share their training images,
     so they share it), None where no perceptual run has finished."""
-    used = [r["train"]["perceptual_scale"] for r in runs.values() if r["train"] and "perceptual_scale" in r["train"]]
+    used = [
+        r["train"]["perceptual_scale"]
+        for r in runs.values()
+        if r["train"] and "perceptual_scale" in r["train"]
+    ]
     return float(np.mean(used)) if used else None
 
 
@@ -248,13 +317,20 @@ def _table(summary: dict, kind: str, paper: dict | None) -> list[str]:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for z in [*map(str, summary["config"]["z_sizes"]), "any"]:
         cells = [z.capitalize() if z == "any" else z]
-        cells += [_fmt_interval(summary[kind].get(m, {}).get(z), summary["ci95"][kind].get(m, {}).get(z), metric)
-                  + _of_baseline(summary[kind].get(m, {}).get(z), summary["baseline"], metric) for m in models]
+        cells += [
+            _fmt_interval(
+                summary[kind].get(m, {}).get(z), summary["ci95"][kind].get(m, {}).get(z), metric
+            )
+            + _of_baseline(summary[kind].get(m, {}).get(z), summary["baseline"], metric)
+            for m in models
+        ]
         if paper:
             row = paper[kind].get(z)
             cells += [_fmt(row[MODELS.index(m)], metric) if row else "–" for m in models]
         lines.append("| " + " | ".join(cells) + " |")
-    base = ["Baseline", *[_fmt(summary["baseline"], metric)] * len(models)] + (["–"] * len(models) if paper else [])
+    base = ["Baseline", *[_fmt(summary["baseline"], metric)] * len(models)] + (
+        ["–"] * len(models) if paper else []
+    )
     lines.append("| " + " | ".join(base) + " |")
     return lines
 
@@ -262,87 +338,181 @@ def _table(summary: dict, kind: str, paper: dict | None) -> list[str]:
 def build_tables(summary: dict, notes: dict) -> str:
     ds, metric = summary["dataset"], summary["metric"]
     paper = PAPER.get(ds)
-    what = "average test distance error in pixels" if metric == "pixel_distance" else "test accuracy"
+    what = (
+        "average test distance error in pixels" if metric == "pixel_distance" else "test accuracy"
+    )
     better = "lower" if metric == "pixel_distance" else "higher"
-    baseline_text = "predicts the training mean position" if metric == "pixel_distance" else "predicts the most frequent training class"
+    baseline_text = (
+        "predicts the training mean position"
+        if metric == "pixel_distance"
+        else "predicts the most frequent training class"
+    )
     numbers = paper["tables"] if paper else ("–", "–")
     out = [f"# {ds}: perceptual vs pixel-wise autoencoder embeddings", ""]
-    out.append(f"Perceptual network: **{summary['perceptual_net']}** (weights: {summary['perceptual_net_weights']})."
-               if summary["perceptual_net"] else "Perceptual network: none (pixel-wise models only).")
+    out.append(
+        f"Perceptual network: **{summary['perceptual_net']}** (weights: {summary['perceptual_net_weights']})."
+        if summary["perceptual_net"]
+        else "Perceptual network: none (pixel-wise models only)."
+    )
     scale, setting = summary.get("perceptual_scale"), summary["config"].get("perceptual_scale", 1.0)
     if scale is not None:
-        how = ("calibrated (`--perceptual-scale auto`): the pixels' variance over the features' on the training "
-               "images" if setting == "auto" else "`--perceptual-scale`" + (": the paper's loss" if scale == 1 else ""))
-        out += ["", f"Perceptual term scale: **{scale:.4g}** ({how}); the KL weight γ of every VAE: "
-                f"{summary['config'].get('kl_weight')}."]
+        how = (
+            "calibrated (`--perceptual-scale auto`): the pixels' variance over the features' on the training "
+            "images"
+            if setting == "auto"
+            else "`--perceptual-scale`" + (": the paper's loss" if scale == 1 else "")
+        )
+        out += [
+            "",
+            f"Perceptual term scale: **{scale:.4g}** ({how}); the KL weight γ of every VAE: "
+            f"{summary['config'].get('kl_weight')}.",
+        ]
     if notes.get("perceptual_net"):
         out += ["", f"Note: {notes['perceptual_net']}."]
     models, seeds = summary["config"]["models"], summary["seeds"]
     if len(models) < len(MODELS):
-        out += ["", f"Models: {', '.join(models)} (of the paper's {', '.join(MODELS)}; `--models` runs any of them)."]
-    out += ["", f"Training seeds: {', '.join(map(str, seeds))}"
-            + ("; each cell is the mean ± the half-width of its 95% confidence interval (Student t) over the seeds."
-               if len(seeds) > 1 else "; one seed, so no interval (`--seeds 3` gives mean ± 95% CI).")]
+        out += [
+            "",
+            f"Models: {', '.join(models)} (of the paper's {', '.join(MODELS)}; `--models` runs any of them).",
+        ]
+    out += [
+        "",
+        f"Training seeds: {', '.join(map(str, seeds))}"
+        + (
+            "; each cell is the mean ± the half-width of its 95% confidence interval (Student t) over the seeds."
+            if len(seeds) > 1
+            else "; one seed, so no interval (`--seeds 3` gives mean ± 95% CI)."
+        ),
+    ]
     for n in notes.get("data", []):
         out += ["", f"Data: {n}."]
     if ds == "lunarlander":
-        out += ["", "Differences from the study's code, by choice: frames whose lander centre is outside the frame are "
-                "dropped (the study's code dropped observations with y > 1.5, 13.0% of frames against 20.3%); the "
-                "predictors are trained on positions standardised by one scale for both axes, so that their "
-                "validation loss weighs x and y as the reported Euclidean error does."]
+        out += [
+            "",
+            "Differences from the study's code, by choice: frames whose lander centre is outside the frame are "
+            "dropped (the study's code dropped observations with y > 1.5, 13.0% of frames against 20.3%); the "
+            "predictors are trained on positions standardised by one scale for both axes, so that their "
+            "validation loss weighs x and y as the reported Euclidean error does.",
+        ]
     if not summary["complete"]:
         out += ["", "**This study is not complete**: missing cells are shown as –."]
-    for kind, title, num in (("mlp", "MLPs", numbers[0]), ("linear", "linear regressors", numbers[1])):
-        out += ["", f"## Table {num} analogue: {what} for the {title} with the lowest validation loss ({better} is better)", ""]
+    for kind, title, num in (
+        ("mlp", "MLPs", numbers[0]),
+        ("linear", "linear regressors", numbers[1]),
+    ):
+        out += [
+            "",
+            f"## Table {num} analogue: {what} for the {title} with the lowest validation loss ({better} is better)",
+            "",
+        ]
         out += _table(summary, kind, paper)
-        out += ["", "The Any row takes, per model, the z whose selected predictor has the lowest validation loss "
-                "(the paper's Any column equals its best test value in every column checked: a selection on the test "
-                f"set, which percae does not make). Baseline: a trivial predictor that {baseline_text}."
-                + (" In parentheses: the error as a fraction of the baseline's (the paper's baseline is not "
-                   "reported; its AE rows, about 13.3 px at every z, look like one)." if metric == "pixel_distance"
-                   else "")]
+        out += [
+            "",
+            "The Any row takes, per model, the z whose selected predictor has the lowest validation loss "
+            "(the paper's Any column equals its best test value in every column checked: a selection on the test "
+            f"set, which percae does not make). Baseline: a trivial predictor that {baseline_text}."
+            + (
+                " In parentheses: the error as a fraction of the baseline's (the paper's baseline is not "
+                "reported; its AE rows, about 13.3 px at every z, look like one)."
+                if metric == "pixel_distance"
+                else ""
+            ),
+        ]
     rel = summary.get("reconstruction_relative") or {}
     if rel:
         models = [m for m in MODELS if m in rel]
-        when = ("after decoder retraining" if summary["config"]["retrain_epochs"] > 0
-                else "as trained, without decoder retraining (--retrain-epochs 0)")
-        out += ["", f"## Table VIII analogue: reconstruction {when}, relative to the autoencoder with the lowest L1 error", ""]
+        when = (
+            "after decoder retraining"
+            if summary["config"]["retrain_epochs"] > 0
+            else "as trained, without decoder retraining (--retrain-epochs 0)"
+        )
+        out += [
+            "",
+            f"## Table VIII analogue: reconstruction {when}, relative to the autoencoder with the lowest L1 error",
+            "",
+        ]
         out.append("| | " + " | ".join(models) + " |")
         out.append("|" + "---|" * (len(models) + 1))
         out.append("| ours | " + " | ".join(f"{100 * rel[m]:.0f}%" for m in models) + " |")
-        out.append("| L1 error | " + " | ".join(f"{summary['reconstruction_l1'][m]:.4f}" for m in models) + " |")
+        out.append(
+            "| L1 error | "
+            + " | ".join(f"{summary['reconstruction_l1'][m]:.4f}" for m in models)
+            + " |"
+        )
         if paper:
-            label = "paper" if summary["config"]["retrain_epochs"] > 0 else "paper (after decoder retraining)"
-            out.append(f"| {label} | "
-                       + " | ".join(f"{100 * paper['reconstruction_relative'][MODELS.index(m)]:.0f}%" for m in models) + " |")
+            label = (
+                "paper"
+                if summary["config"]["retrain_epochs"] > 0
+                else "paper (after decoder retraining)"
+            )
+            out.append(
+                f"| {label} | "
+                + " | ".join(
+                    f"{100 * paper['reconstruction_relative'][MODELS.index(m)]:.0f}%"
+                    for m in models
+                )
+                + " |"
+            )
     if summary.get("active_units"):
-        out += ["", "## Active units of the VAEs (latent dimensions whose mean varies over the validation set, "
-                "variance > 0.01; at the best epoch; one value per seed)", ""]
+        out += [
+            "",
+            "## Active units of the VAEs (latent dimensions whose mean varies over the validation set, "
+            "variance > 0.01; at the best epoch; one value per seed)",
+            "",
+        ]
         for model, row in summary["active_units"].items():
-            cells = "; ".join(f"z = {z}: " + ", ".join("–" if v is None else str(v) for v in values)
-                              for z, values in row.items())
+            cells = "; ".join(
+                f"z = {z}: " + ", ".join("–" if v is None else str(v) for v in values)
+                for z, values in row.items()
+            )
             out.append(f"- {model}: {cells}")
     out += ["", "## Perceptual vs pixel-wise", ""]
     for c in summary["comparisons"]:
-        ratio = f"{c['ratio']:.2f}" + (f" (95% CI {c['ratio_ci95'][0]:.2f}–{c['ratio_ci95'][1]:.2f})"
-                                       if c["ratio_ci95"] else "")
-        out.append(f"- {'MLP' if c['kind'] == 'mlp' else 'Linear'} (Any): {c['perceptual']} / {c['pixel']} = {ratio}: "
-                   f"{c['verdict']}")
+        ratio = f"{c['ratio']:.2f}" + (
+            f" (95% CI {c['ratio_ci95'][0]:.2f}–{c['ratio_ci95'][1]:.2f})"
+            if c["ratio_ci95"]
+            else ""
+        )
+        out.append(
+            f"- {'MLP' if c['kind'] == 'mlp' else 'Linear'} (Any): {c['perceptual']} / {c['pixel']} = {ratio}: "
+            f"{c['verdict']}"
+        )
     if summary.get("perceptual_overhead") is not None:
-        out += ["", f"Training-time overhead of the perceptual loss (images/s of the pixel-wise model over the perceptual one, minus 1, "
-                f"averaged over {summary.get('perceptual_overhead_pairs', 0)} pixel/perceptual pair(s)): "
-                f"**{100 * summary['perceptual_overhead']:+.0f}%**"
-                + (f" (± {100 * summary['perceptual_overhead_std']:.0f}%)" if summary.get("perceptual_overhead_pairs", 0) > 1 else "")
-                + f" with {summary.get('perceptual_net')}; the paper reports +12 ± 3% with AlexNet on a GPU."]
+        out += [
+            "",
+            f"Training-time overhead of the perceptual loss (images/s of the pixel-wise model over the perceptual one, minus 1, "
+            f"averaged over {summary.get('perceptual_overhead_pairs', 0)} pixel/perceptual pair(s)): "
+            f"**{100 * summary['perceptual_overhead']:+.0f}%**"
+            + (
+                f" (± {100 * summary['perceptual_overhead_std']:.0f}%)"
+                if summary.get("perceptual_overhead_pairs", 0) > 1
+                else ""
+            )
+            + f" with {summary.get('perceptual_net')}; the paper reports +12 ± 3% with AlexNet on a GPU.",
+        ]
         ips = summary["images_per_second"]
         out.append("")
         out.append("Training throughput (images/s): " + ", ".join(f"{m} {ips[m]:.0f}" for m in ips))
     return "\n".join(out) + "\n"
 
 
-RESULT_COLUMNS = ("model", "z", "seed", "predictor", "kind", "hidden", "hidden_activation", "output_activation",
-                  "val_loss", "best_epoch", "epochs_run", "selected", "test_metric", "grid_seconds",
-                  "autoencoder_seconds")
+RESULT_COLUMNS = (
+    "model",
+    "z",
+    "seed",
+    "predictor",
+    "kind",
+    "hidden",
+    "hidden_activation",
+    "output_activation",
+    "val_loss",
+    "best_epoch",
+    "epochs_run",
+    "selected",
+    "test_metric",
+    "grid_seconds",
+    "autoencoder_seconds",
+)
 
 
 def build_results_table(info: dict) -> str:
@@ -353,16 +523,28 @@ def build_results_table(info: dict) -> str:
         if p is None:
             continue
         for pr in p["predictors"]:
-            sel = next((k for k, s in p["selected"].items() if s["predictor"] == pr["predictor"]), None)
-            rows.append({
-                "model": model, "z": z, "seed": seed, "predictor": pr["predictor"], "kind": pr["kind"],
-                "hidden": "-".join(map(str, pr["hidden"])), "hidden_activation": pr["hidden_activation"] or "",
-                "output_activation": pr["output_activation"], "val_loss": pr["val_loss"], "best_epoch": pr["best_epoch"],
-                "epochs_run": pr["epochs_run"], "selected": sel is not None,
-                "test_metric": p["selected"][sel]["test_metric"] if sel else None,
-                "grid_seconds": p["grid_seconds"],
-                "autoencoder_seconds": (r["train"] or {}).get("seconds"),
-            })
+            sel = next(
+                (k for k, s in p["selected"].items() if s["predictor"] == pr["predictor"]), None
+            )
+            rows.append(
+                {
+                    "model": model,
+                    "z": z,
+                    "seed": seed,
+                    "predictor": pr["predictor"],
+                    "kind": pr["kind"],
+                    "hidden": "-".join(map(str, pr["hidden"])),
+                    "hidden_activation": pr["hidden_activation"] or "",
+                    "output_activation": pr["output_activation"],
+                    "val_loss": pr["val_loss"],
+                    "best_epoch": pr["best_epoch"],
+                    "epochs_run": pr["epochs_run"],
+                    "selected": sel is not None,
+                    "test_metric": p["selected"][sel]["test_metric"] if sel else None,
+                    "grid_seconds": p["grid_seconds"],
+                    "autoencoder_seconds": (r["train"] or {}).get("seconds"),
+                }
+            )
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=RESULT_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -389,7 +571,11 @@ def build_figure(results: Path, info: dict) -> Path | None:
         if r and r["recon"].exists():
             before, after = np.load(r["recon"])
             retrained = info["config"]["retrain_epochs"] > 0
-            rows += [(f"{model} before", before), (f"{model} after", after)] if retrained else [(model, before)]
+            rows += (
+                [(f"{model} before", before), (f"{model} after", after)]
+                if retrained
+                else [(model, before)]
+            )
     if len(rows) == 1:
         return None
     n = len(originals)
@@ -401,8 +587,11 @@ def build_figure(results: Path, info: dict) -> Path | None:
             ax.set_xticks([]), ax.set_yticks([])
             if j == 0:
                 ax.set_ylabel(label, fontsize=7)
-    what = ("'after' = decoder retrained with pixel loss" if info["config"]["retrain_epochs"] > 0
-            else "as trained (no decoder retraining)")
+    what = (
+        "'after' = decoder retrained with pixel loss"
+        if info["config"]["retrain_epochs"] > 0
+        else "as trained (no decoder retraining)"
+    )
     fig.suptitle(f"Reconstructions (z = {z}, seed {seed}); {what}", fontsize=8)
     fig.tight_layout()
     path = StudyFiles(results).figure
@@ -411,10 +600,12 @@ def build_figure(results: Path, info: dict) -> Path | None:
     return path
 
 
-FIGURES = {"metric_vs_z": "the metric against z, 95% intervals over seeds, the paper's values dashed",
-           "ratios": "perceptual over pixel-wise, per comparison, with its 95% interval",
-           "positions": "predicted against true position, the selected MLP on the test set",
-           "training_curves": "validation loss per epoch"}
+FIGURES = {
+    "metric_vs_z": "the metric against z, 95% intervals over seeds, the paper's values dashed",
+    "ratios": "perceptual over pixel-wise, per comparison, with its 95% interval",
+    "positions": "predicted against true position, the selected MLP on the test set",
+    "training_curves": "validation loss per epoch",
+}
 
 
 def build_latex(summary: dict) -> str:
@@ -423,17 +614,36 @@ def build_latex(summary: dict) -> str:
     what = "Test error (px)" if metric == "pixel_distance" else "Test accuracy (\\%)"
     out = ["% percae: needs \\usepackage{booktabs}"]
     for kind, title in (("mlp", "best MLP"), ("linear", "best linear regressor")):
-        out += ["\\begin{table}[t]", "\\centering", f"\\caption{{{what} of the {title} on {summary['dataset']}, "
-                f"mean $\\pm$ 95\\% interval over seeds {', '.join(map(str, summary['seeds']))}.}}",
-                "\\begin{tabular}{l" + "r" * len(models) + "}", "\\toprule",
-                "$z$ & " + " & ".join(models) + " \\\\", "\\midrule"]
+        out += [
+            "\\begin{table}[t]",
+            "\\centering",
+            f"\\caption{{{what} of the {title} on {summary['dataset']}, "
+            f"mean $\\pm$ 95\\% interval over seeds {', '.join(map(str, summary['seeds']))}.}}",
+            "\\begin{tabular}{l" + "r" * len(models) + "}",
+            "\\toprule",
+            "$z$ & " + " & ".join(models) + " \\\\",
+            "\\midrule",
+        ]
         for z in [*map(str, summary["config"]["z_sizes"]), "any"]:
-            cells = [_fmt_interval(summary[kind].get(m, {}).get(z), summary["ci95"][kind].get(m, {}).get(z), metric)
-                     .replace("±", "$\\pm$").replace("%", "\\%") for m in models]
+            cells = [
+                _fmt_interval(
+                    summary[kind].get(m, {}).get(z), summary["ci95"][kind].get(m, {}).get(z), metric
+                )
+                .replace("±", "$\\pm$")
+                .replace("%", "\\%")
+                for m in models
+            ]
             out.append(("Any" if z == "any" else z) + " & " + " & ".join(cells) + " \\\\")
-        out += ["\\midrule", "Baseline & " + " & ".join([_fmt(summary["baseline"], metric).replace("%", "\\%")]
-                                                         * len(models)) + " \\\\",
-                "\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
+        out += [
+            "\\midrule",
+            "Baseline & "
+            + " & ".join([_fmt(summary["baseline"], metric).replace("%", "\\%")] * len(models))
+            + " \\\\",
+            "\\bottomrule",
+            "\\end{tabular}",
+            "\\end{table}",
+            "",
+        ]
     return "\n".join(out)
 
 
@@ -447,9 +657,12 @@ def write_report(results: str | Path) -> dict:
     summary = build_summary(info)
     files = StudyFiles(results)
     drawn = write_figures(info, summary, PAPER.get(summary["dataset"]), files)
-    links = [f"- [{p.stem}](figures/{p.name}): {FIGURES[p.stem]}" for p in drawn if p.suffix == ".png"]
-    tables = build_tables(summary, info["notes"]) + ("\n## Figures (PNG; PDF beside each)\n\n" + "\n".join(links) + "\n"
-                                                     if links else "")
+    links = [
+        f"- [{p.stem}](figures/{p.name}): {FIGURES[p.stem]}" for p in drawn if p.suffix == ".png"
+    ]
+    tables = build_tables(summary, info["notes"]) + (
+        "\n## Figures (PNG; PDF beside each)\n\n" + "\n".join(links) + "\n" if links else ""
+    )
     atomic_write_text(files.results_csv, build_results_table(info))
     atomic_write_text(files.tables, tables)
     atomic_write_text(files.tables_tex, build_latex(summary))

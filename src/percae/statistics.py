@@ -33,8 +33,16 @@ def paired_ratio(a: list, b: list, a_name: str, b_name: str, lower_is_better: bo
         low, high = mean - half, mean + half
         a_better = high < 1 if lower_is_better else low > 1
         b_better = low > 1 if lower_is_better else high < 1
-        verdict = (f"{a_name} beats {b_name} beyond seed noise" if a_better else
-                   f"{b_name} beats {a_name} beyond seed noise" if b_better else
-                   "the difference is within seed noise")
-    return {"ratio": mean, "ratio_ci95": [mean - half, mean + half] if half is not None else None,
-            "per_seed": ratios, "verdict": verdict}
+        verdict = (
+            f"{a_name} beats {b_name} beyond seed noise"
+            if a_better
+            else f"{b_name} beats {a_name} beyond seed noise"
+            if b_better
+            else "the difference is within seed noise"
+        )
+    return {
+        "ratio": mean,
+        "ratio_ci95": [mean - half, mean + half] if half is not None else None,
+        "per_seed": ratios,
+        "verdict": verdict,
+    }

@@ -21,10 +21,14 @@ from .layout import RunFiles, StudyFiles
 def check_tensorboard(log_dir: str | os.PathLike) -> Path:
     """Refuse, before any work, a missing TensorBoard or a folder that cannot be written."""
     try:
-        importlib.import_module("torch.utils.tensorboard")  # an ImportError without the tensorboard package
+        importlib.import_module(
+            "torch.utils.tensorboard"
+        )  # an ImportError without the tensorboard package
     except ImportError:
-        raise ConfigError("--tensorboard needs TensorBoard: pip install 'percae[tensorboard]' "
-                          "(or pip install tensorboard)") from None
+        raise ConfigError(
+            "--tensorboard needs TensorBoard: pip install 'percae[tensorboard]' "
+            "(or pip install tensorboard)"
+        ) from None
     return check_output_folder(log_dir, "--tensorboard")
 
 
@@ -51,10 +55,18 @@ class TensorBoardLog:
                 writer.add_scalar(f"{phase}/{key}", float(value), int(row["epoch"]))
         writer.flush()
 
-    def reconstructions(self, run: str, originals: np.ndarray, reconstructions: np.ndarray, tag: str = "reconstructions",
-                        step: int = 0) -> None:
+    def reconstructions(
+        self,
+        run: str,
+        originals: np.ndarray,
+        reconstructions: np.ndarray,
+        tag: str = "reconstructions",
+        step: int = 0,
+    ) -> None:
         """Originals above their reconstructions: uint8 (N, S, S, 3) arrays, as the study saves them."""
-        grid = np.concatenate([np.concatenate(list(originals), axis=1), np.concatenate(list(reconstructions), axis=1)])
+        grid = np.concatenate(
+            [np.concatenate(list(originals), axis=1), np.concatenate(list(reconstructions), axis=1)]
+        )
         writer = self._writer(run)
         writer.add_image(tag, grid, step, dataformats="HWC")
         writer.flush()
@@ -78,4 +90,6 @@ def log_study_reconstructions(board: TensorBoardLog, results: str | os.PathLike)
             before, after = np.load(path)
             board.reconstructions(folder.name, originals, before, "reconstructions/trained")
             if not np.array_equal(before, after):
-                board.reconstructions(folder.name, originals, after, "reconstructions/after_decoder_retraining")
+                board.reconstructions(
+                    folder.name, originals, after, "reconstructions/after_decoder_retraining"
+                )

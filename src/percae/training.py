@@ -35,7 +35,14 @@ from .config import (
     setting,
 )
 from .data import ImageSet
-from .device import DeviceImages, amp_enabled, autocast, resolve_device, to_channels_last, to_float_batch
+from .device import (
+    DeviceImages,
+    amp_enabled,
+    autocast,
+    resolve_device,
+    to_channels_last,
+    to_float_batch,
+)
 from .feature_cache import FeatureCache, feature_cache_bytes
 from . import provenance
 from .layout import RunFiles
@@ -70,7 +77,9 @@ class TrainConfig(JsonConfig):
     epochs: int = setting(50, min=1)
     batch_size: int = setting(512, min=2)
     lr: float = setting(1e-3, above=0)
-    patience: int | None = setting(None, option="patience", min=1)  # None: max(10, epochs // 20), as the study
+    patience: int | None = setting(
+        None, option="patience", min=1
+    )  # None: max(10, epochs // 20), as the study
     seed: int = setting(0, min=0, max=MAX_SEED)
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA and on CPUs that multiply bf16 natively
@@ -101,15 +110,30 @@ class TrainConfig(JsonConfig):
         Where the run computes is free to change; what it computes is not."""
         ignored = {"device", "compile", "feature_cache_mb"}
         if self.loss == "pixel" and saved.get("loss") == "pixel":
-            ignored |= {"perceptual_net", "perceptual_weights", "perceptual_scale"}  # unused by a pixel-wise run
+            ignored |= {
+                "perceptual_net",
+                "perceptual_weights",
+                "perceptual_scale",
+            }  # unused by a pixel-wise run
         mine = self.to_dict()
-        return [k for k in mine if k not in ignored and k in saved and not _same_setting(k, saved[k], mine[k])]
+        return [
+            k
+            for k in mine
+            if k not in ignored and k in saved and not _same_setting(k, saved[k], mine[k])
+        ]
 
 
-def objective(model: Autoencoder, loss_fn: nn.Module, x: torch.Tensor, kl_weight: float, freeze_encoder: bool = False,
-              target_features: torch.Tensor | None = None):
+def objective(
+    model: Autoencoder,
+    loss_fn: nn.Module,
+    x: torch.Tensor,
+    kl_weight: float,
+    freeze_encoder: bool = False,
+    target_features: torch.Tensor | None = None,
+):
     """The training loss of one batch; `target_features` (perceptual loss only) are the
     network's features of `x` if they were computed before."""
+
     def reconstruction_loss(reconstruction):
         if target_features is None:
             return loss_fn(reconstruction, x)
@@ -135,8 +159,9 @@ def _same_setting(key: str, saved, mine) -> bool:
     return saved == mine
 
 
-def resolve_perceptual_scale(config: TrainConfig, loss_fn: PerceptualLoss, images: ImageSet,
-                             device: torch.device) -> float:
+def resolve_perceptual_scale(
+    config: TrainConfig, loss_fn: PerceptualLoss, images: ImageSet, device: torch.device
+) -> float:
     """The perceptual scale a run uses: the config's number, or for "auto" the calibration on
     a fixed, evenly spaced sample of the training images (the same for every seed)."""
     if config.perceptual_scale != AUTO_SCALE:
@@ -187,12 +212,18 @@ class TrainState:
     saved_config: dict = field(default_factory=dict)  # the resumed checkpoint's training config
 
     @classmethod
-    def start(cls, model: Autoencoder, config: TrainConfig, device: torch.device, freeze_encoder: bool) -> "TrainState":
+    def start(
+        cls, model: Autoencoder, config: TrainConfig, device: torch.device, freeze_encoder: bool
+    ) -> "TrainState":
         params = model.decoder_parameters() if freeze_encoder else list(model.parameters())
         # Fused: one kernel for all parameters (on a CPU 7.7 instead of 13 ms a step for this model).
         optimizer = torch.optim.Adam(params, lr=config.lr, fused=device.type in ("cuda", "cpu"))
-        return cls(model, optimizer, torch.Generator().manual_seed(config.seed),
-                   best_state=_copy(model.state_dict()))
+        return cls(
+            model,
+            optimizer,
+            torch.Generator().manual_seed(config.seed),
+            best_state=_copy(model.state_dict()),
+        )
 
     @property
     def epochs_done(self) -> int:
@@ -207,7 +238,9 @@ class TrainState:
         else:
             self.bad_epochs += 1
 
-    def save(self, files: RunFiles, config: TrainConfig, freeze_encoder: bool, device: torch.device) -> None:
+    def save(
+        self, files: RunFiles, config: TrainConfig, freeze_encoder: bool, device: torch.device
+    ) -> None:
         keys = list(self.history[0].keys())
         checkpoint = {
             "train_config": config.to_dict(),
@@ -219,7 +252,9 @@ class TrainState:
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "history_keys": keys,
-            "history": torch.tensor([[r[k] for k in keys] for r in self.history], dtype=torch.float64),
+            "history": torch.tensor(
+                [[r[k] for k in keys] for r in self.history], dtype=torch.float64
+            ),
             "best_val": self.best_val,
             "best_epoch": self.best_epoch,
             "bad_epochs": self.bad_epochs,
@@ -236,7 +271,9 @@ class TrainState:
         writer.writerows(self.history)
         atomic_write_text(files.history, buf.getvalue())
 
-    def load(self, files: RunFiles, config: TrainConfig, freeze_encoder: bool, device: torch.device) -> None:
+    def load(
+        self, files: RunFiles, config: TrainConfig, freeze_encoder: bool, device: torch.device
+    ) -> None:
         """Continue from the checkpoint in `files`, which must have been written under the same
         settings; the global random state (a VAE's sampling) is restored too."""
         try:
@@ -244,8 +281,10 @@ class TrainState:
             if not isinstance(ck, dict) or "model" not in ck:
                 raise TypeError("not a percae checkpoint")
         except Exception as e:  # noqa: BLE001 - any unreadable checkpoint gets the same clear message
-            raise ConfigError(f"{files.checkpoint} cannot be read ({type(e).__name__}); delete it to start the run "
-                              "over") from None
+            raise ConfigError(
+                f"{files.checkpoint} cannot be read ({type(e).__name__}); delete it to start the run "
+                "over"
+            ) from None
         _check_resumable(ck, files.root, config, self.model, freeze_encoder)
         self.saved_config = ck.get("train_config", {})
         self.model.load_state_dict(ck["model"])
@@ -260,7 +299,11 @@ class TrainState:
             for key in ("epoch", "active_units"):
                 if key in row:
                     row[key] = int(row[key])
-        self.best_val, self.best_epoch, self.bad_epochs = ck["best_val"], int(ck["best_epoch"]), int(ck["bad_epochs"])
+        self.best_val, self.best_epoch, self.bad_epochs = (
+            ck["best_val"],
+            int(ck["best_epoch"]),
+            int(ck["bad_epochs"]),
+        )
 
 
 def train_autoencoder(
@@ -298,10 +341,13 @@ def train_autoencoder(
     perceptual = isinstance(loss_fn, PerceptualLoss)
     if perceptual:
         own = {id(p) for p in loss_fn.parameters()}
-        assert not any(id(p) in own for group in state.optimizer.param_groups for p in group["params"]), \
-            "the perceptual network must never be optimised"
+        assert not any(
+            id(p) in own for group in state.optimizer.param_groups for p in group["params"]
+        ), "the perceptual network must never be optimised"
         # "auto" becomes the number used, saved with the run and compared on resume.
-        config = replace(config, perceptual_scale=resolve_perceptual_scale(config, loss_fn, train_set, device))
+        config = replace(
+            config, perceptual_scale=resolve_perceptual_scale(config, loss_fn, train_set, device)
+        )
     files = RunFiles(run_dir) if run_dir is not None else None
     if files is not None:
         remove_stale_temporary_files(files.root)
@@ -314,7 +360,9 @@ def train_autoencoder(
     if perceptual:
         loss_fn.scale = config.perceptual_scale
     train_data, val_data = DeviceImages(train_set, device), DeviceImages(val_set, device)
-    epoch_run = _EpochRunner(model, loss_fn, train_data, val_data, config, device, freeze_encoder, progress)
+    epoch_run = _EpochRunner(
+        model, loss_fn, train_data, val_data, config, device, freeze_encoder, progress
+    )
 
     for epoch in range(state.epochs_done + 1, config.epochs + 1):
         if state.bad_epochs >= config.effective_patience:
@@ -334,8 +382,11 @@ def train_autoencoder(
         if files is not None:
             state.save(files, config, freeze_encoder, device)
         if log:
-            log(f"epoch {epoch:3d}/{config.epochs}  train {row['train_loss']:.4g}  val {row['val_loss']:.4g}  "
-                f"{row['seconds']:6.1f}s  {row['images_per_s']:7.0f} img/s" + ("  *" if state.best_epoch == epoch else ""))
+            log(
+                f"epoch {epoch:3d}/{config.epochs}  train {row['train_loss']:.4g}  val {row['val_loss']:.4g}  "
+                f"{row['seconds']:6.1f}s  {row['images_per_s']:7.0f} img/s"
+                + ("  *" if state.best_epoch == epoch else "")
+            )
         if on_epoch is not None:
             on_epoch(dict(row))
     return _finish(state, files, config, device)
@@ -348,23 +399,49 @@ def _check_sets(model: Autoencoder, train_set: ImageSet, val_set: ImageSet) -> N
             f"{train_set.image_size}px; set the image size to {train_set.image_size}"
         )
     if len(train_set) < 2 or len(val_set) < 1:
-        raise ConfigError(f"need at least 2 training and 1 validation image, got {len(train_set)} and {len(val_set)}")
+        raise ConfigError(
+            f"need at least 2 training and 1 validation image, got {len(train_set)} and {len(val_set)}"
+        )
 
 
 class _EpochRunner:
     """One epoch: a shuffled pass of training steps, then the validation loss; returns the
     epoch's history row (and, under "where", the first step whose loss was not finite)."""
 
-    def __init__(self, model, loss_fn, train_data: DeviceImages, val_data: DeviceImages, config: TrainConfig,
-                 device: torch.device, freeze_encoder: bool, progress: bool):
-        self.model, self.loss_fn, self.train_data, self.val_data = model, loss_fn, train_data, val_data
-        self.config, self.device, self.freeze_encoder, self.progress = config, device, freeze_encoder, progress
+    def __init__(
+        self,
+        model,
+        loss_fn,
+        train_data: DeviceImages,
+        val_data: DeviceImages,
+        config: TrainConfig,
+        device: torch.device,
+        freeze_encoder: bool,
+        progress: bool,
+    ):
+        self.model, self.loss_fn, self.train_data, self.val_data = (
+            model,
+            loss_fn,
+            train_data,
+            val_data,
+        )
+        self.config, self.device, self.freeze_encoder, self.progress = (
+            config,
+            device,
+            freeze_encoder,
+            progress,
+        )
         self.kl_weight = config.kl_weight if model.variational and not freeze_encoder else 0.0
-        self.step = torch.compile(objective) if config.compile and device.type == "cuda" else objective
+        self.step = (
+            torch.compile(objective) if config.compile and device.type == "cuda" else objective
+        )
         self.train_cache = self.val_cache = None
         if isinstance(loss_fn, PerceptualLoss):
             self.budget = feature_cache_bytes(device, config.feature_cache_mb)
-            self.train_cache, self.val_cache = FeatureCache(train_data, self.budget), FeatureCache(val_data, self.budget)
+            self.train_cache, self.val_cache = (
+                FeatureCache(train_data, self.budget),
+                FeatureCache(val_data, self.budget),
+            )
 
     def __call__(self, epoch: int, state: TrainState) -> dict:
         from tqdm.auto import tqdm
@@ -389,11 +466,21 @@ class _EpochRunner:
             # The training set's features are the ones reused most; validation's get what is left.
             self.val_cache.max_bytes = self.budget - self.train_cache.nbytes
             self.val_cache.fill(self.loss_fn, config.batch_size, config.amp)
-        bar = tqdm(total=len(order), desc=f"epoch {epoch}", unit="img", leave=False, disable=not self.progress)
+        bar = tqdm(
+            total=len(order),
+            desc=f"epoch {epoch}",
+            unit="img",
+            leave=False,
+            disable=not self.progress,
+        )
         for positions, x in self.train_data.indexed_batches(config.batch_size, order):
             with autocast(device, config.amp):
-                features = self.train_cache.features(positions) if self.train_cache is not None else None
-                loss = self.step(model, self.loss_fn, x, self.kl_weight, self.freeze_encoder, features)
+                features = (
+                    self.train_cache.features(positions) if self.train_cache is not None else None
+                )
+                loss = self.step(
+                    model, self.loss_fn, x, self.kl_weight, self.freeze_encoder, features
+                )
             state.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             state.optimizer.step()
@@ -405,49 +492,77 @@ class _EpochRunner:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         train_seconds = time.perf_counter() - t0
-        val_loss = evaluate_loss(model, self.loss_fn, self.val_data, config.batch_size, self.kl_weight, config.amp,
-                                 self.freeze_encoder, self.step, self.val_cache)
+        val_loss = evaluate_loss(
+            model,
+            self.loss_fn,
+            self.val_data,
+            config.batch_size,
+            self.kl_weight,
+            config.amp,
+            self.freeze_encoder,
+            self.step,
+            self.val_cache,
+        )
         return {
             "epoch": epoch,
             "train_loss": total.item() / len(order),
             "val_loss": val_loss,
             "seconds": time.perf_counter() - t0,
             "images_per_s": len(order) / train_seconds,
-            "where": (f"step {int(good_steps) + 1} of epoch {epoch}" if not bool(finite_so_far)
-                      else f"epoch {epoch} (in validation)"),
+            "where": (
+                f"step {int(good_steps) + 1} of epoch {epoch}"
+                if not bool(finite_so_far)
+                else f"epoch {epoch} (in validation)"
+            ),
         }
 
 
-def _finish(state: TrainState, files: RunFiles | None, config: TrainConfig, device: torch.device) -> TrainResult:
+def _finish(
+    state: TrainState, files: RunFiles | None, config: TrainConfig, device: torch.device
+) -> TrainResult:
     """Put the best epoch's weights in the model and, with a run folder, save the run as finished."""
     model = state.model
     bad = non_finite_entries(state.best_state)
     if bad:
         _discard_unfinished(files)
-        raise TrainingDiverged(f"{_run_label(model, files)}: training diverged: the best epoch's {', '.join(bad[:3])} "
-                               "hold NaN or inf values; nothing was kept: lower the learning rate (--lr) or check the data")
+        raise TrainingDiverged(
+            f"{_run_label(model, files)}: training diverged: the best epoch's {', '.join(bad[:3])} "
+            "hold NaN or inf values; nothing was kept: lower the learning rate (--lr) or check the data"
+        )
     model.load_state_dict(state.best_state)
     model.eval()
     history = state.history
-    result = TrainResult(state.best_epoch, state.best_val, len(history), history,
-                         float(sum(r["seconds"] for r in history)))
+    result = TrainResult(
+        state.best_epoch,
+        state.best_val,
+        len(history),
+        history,
+        float(sum(r["seconds"] for r in history)),
+    )
     if files is not None:
         best_row = next((r for r in history if r["epoch"] == state.best_epoch), {})
         save_autoencoder(model, files.root)
         config.save(files.train_config)
-        atomic_write_json(files.train_result, {
-            "best_epoch": state.best_epoch,
-            "best_val_loss": state.best_val,
-            "epochs_run": len(history),
-            "seconds": result.train_seconds,
-            "images_per_s": result.images_per_second,
-            "seconds_per_epoch": result.seconds_per_epoch,
-            "device": str(device),
-            "bf16_autocast": amp_enabled(device, config.amp),
-            **({"perceptual_scale": config.perceptual_scale} if config.loss == "perceptual" else {}),
-            "provenance": provenance.record(device),
-            **{k: best_row[k] for k in LATENT_DIAGNOSTICS if k in best_row},
-        })
+        atomic_write_json(
+            files.train_result,
+            {
+                "best_epoch": state.best_epoch,
+                "best_val_loss": state.best_val,
+                "epochs_run": len(history),
+                "seconds": result.train_seconds,
+                "images_per_s": result.images_per_second,
+                "seconds_per_epoch": result.seconds_per_epoch,
+                "device": str(device),
+                "bf16_autocast": amp_enabled(device, config.amp),
+                **(
+                    {"perceptual_scale": config.perceptual_scale}
+                    if config.loss == "perceptual"
+                    else {}
+                ),
+                "provenance": provenance.record(device),
+                **{k: best_row[k] for k in LATENT_DIAGNOSTICS if k in best_row},
+            },
+        )
         files.checkpoint.unlink(missing_ok=True)
     return result
 
@@ -457,8 +572,17 @@ def _copy(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def evaluate_loss(model, loss_fn, data: DeviceImages, batch_size: int, kl_weight: float = 0.0, amp: bool = True,
-                  freeze_encoder: bool = False, step: Callable = objective, cache: FeatureCache | None = None) -> float:
+def evaluate_loss(
+    model,
+    loss_fn,
+    data: DeviceImages,
+    batch_size: int,
+    kl_weight: float = 0.0,
+    amp: bool = True,
+    freeze_encoder: bool = False,
+    step: Callable = objective,
+    cache: FeatureCache | None = None,
+) -> float:
     """Mean objective over a set, in eval mode and without autograd."""
     model.eval()
     total = torch.zeros((), device=data.device)
@@ -475,7 +599,9 @@ LATENT_DIAGNOSTICS = ("val_reconstruction", "val_kl_term", "val_kl_per_dim", "ac
 
 
 @torch.no_grad()
-def latent_diagnostics(model, loss_fn, data: DeviceImages, batch_size: int, amp: bool = True) -> dict:
+def latent_diagnostics(
+    model, loss_fn, data: DeviceImages, batch_size: int, amp: bool = True
+) -> dict:
     """A VAE's validation terms, to tell posterior collapse from learning: the reconstruction
     loss (decoding mu), the KL term as the objective weighs it (gamma not applied), the mean KL
     per latent dimension in nats, and the active units: dimensions whose mean (mu) has a
@@ -517,15 +643,21 @@ def _run_label(model: Autoencoder, files: RunFiles | None) -> str:
     return f"{files.root} ({label})" if files is not None else label
 
 
-def _check_resumable(ck: dict, run_dir: Path, config: TrainConfig, model: Autoencoder, freeze_encoder: bool) -> None:
+def _check_resumable(
+    ck: dict, run_dir: Path, config: TrainConfig, model: Autoencoder, freeze_encoder: bool
+) -> None:
     """A checkpoint resumes only the run that wrote it: other settings would silently mix two runs."""
     saved_data = ck.get("train_config", {}).get("data_fingerprint")
     if saved_data is not None and saved_data != config.data_fingerprint:
-        raise ConfigError(f"{run_dir} holds an interrupted run on other images (data fingerprint {saved_data} there, "
-                          f"{config.data_fingerprint} now): rerun it with its data (--data), or use another --out")
+        raise ConfigError(
+            f"{run_dir} holds an interrupted run on other images (data fingerprint {saved_data} there, "
+            f"{config.data_fingerprint} now): rerun it with its data (--data), or use another --out"
+        )
     changed = config.resume_differences(ck.get("train_config", {}))
     saved_model = ck.get("model_config", {})
-    changed += [k for k, v in model.config.to_dict().items() if k in saved_model and saved_model[k] != v]
+    changed += [
+        k for k, v in model.config.to_dict().items() if k in saved_model and saved_model[k] != v
+    ]
     if "freeze_encoder" in ck and bool(ck["freeze_encoder"]) != freeze_encoder:
         changed.append("freeze_encoder")
     if changed:

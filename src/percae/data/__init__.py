@@ -81,7 +81,9 @@ class ImageSet:
         if self.targets is None:
             return image, -1
         target = self.targets[self.indices[position]]
-        return image, (torch.from_numpy(np.array(target, dtype=np.float32)) if np.ndim(target) else int(target))
+        return image, (
+            torch.from_numpy(np.array(target, dtype=np.float32)) if np.ndim(target) else int(target)
+        )
 
     @property
     def image_size(self) -> int:
@@ -107,7 +109,9 @@ class ImageSet:
     def gather(self, positions: np.ndarray | slice) -> np.ndarray:
         """uint8 images (B, H, W, 3) at `positions`; sorted reads keep memmaps fast."""
         idx = self.indices[positions]
-        if (isinstance(self.images, np.memmap) or not self.images.flags.c_contiguous) and np.any(idx[1:] < idx[:-1]):
+        if (isinstance(self.images, np.memmap) or not self.images.flags.c_contiguous) and np.any(
+            idx[1:] < idx[:-1]
+        ):
             # Unsorted: read in file order, then put in place (a second copy, so only when needed:
             # materialising a large sorted set must not hold it twice).
             order = np.argsort(idx, kind="stable")
@@ -141,14 +145,14 @@ class ImageSet:
         for part in (self.targets, self.groups):
             if part is not None:
                 h.update(np.ascontiguousarray(part[self.indices]).tobytes())
-        positions = np.unique(np.linspace(0, len(self) - 1, min(len(self), sample)).round().astype(np.int64))
+        positions = np.unique(
+            np.linspace(0, len(self) - 1, min(len(self), sample)).round().astype(np.int64)
+        )
         h.update(np.ascontiguousarray(self.gather(positions)).tobytes())
         return h.hexdigest()[:16]
 
 
-def split_by_group(
-    groups: np.ndarray, fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
+def split_by_group(groups: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Positions of a (1 - fraction, fraction) split in which no group is on both sides.
 
     Frames of one LunarLander rollout are near-copies of each other: splitting frames
@@ -158,9 +162,7 @@ def split_by_group(
         raise ValueError(f"split fraction must be in (0, 1), got {fraction}")
     unique = np.unique(groups)
     if len(unique) < 2:
-        raise DataError(
-            f"cannot split {len(unique)} group(s) in two; use more rollouts/images"
-        )
+        raise DataError(f"cannot split {len(unique)} group(s) in two; use more rollouts/images")
     rng = np.random.default_rng(seed)
     shuffled = rng.permutation(unique)
     n_second = min(max(1, int(round(fraction * len(unique)))), len(unique) - 1)
@@ -190,7 +192,9 @@ class StudyData:
         """The three parts' fingerprints together: the study's data, by content."""
         import hashlib
 
-        parts = "".join(part.fingerprint() for part in (self.autoencoder, self.predictor, self.test))
+        parts = "".join(
+            part.fingerprint() for part in (self.autoencoder, self.predictor, self.test)
+        )
         return hashlib.sha256(parts.encode()).hexdigest()[:16]
 
     def targets(self, images: ImageSet) -> np.ndarray:
@@ -209,8 +213,10 @@ class StudyData:
             y = part.selected_targets()
             if self.task == "position":
                 if y.dtype.kind not in "fiu" or y.ndim != 2:
-                    raise DataError(f"{self.dataset}{where}: the {part_name} positions are {y.dtype} {y.shape}, "
-                                    "expected numbers of shape (N, 2)")
+                    raise DataError(
+                        f"{self.dataset}{where}: the {part_name} positions are {y.dtype} {y.shape}, "
+                        "expected numbers of shape (N, 2)"
+                    )
                 bad = ~np.isfinite(y).all(axis=1)
                 if bad.any():
                     raise DataError(
@@ -218,18 +224,23 @@ class StudyData:
                         f"(first: image {int(part.indices[np.flatnonzero(bad)[0]])}); fix or regenerate the data"
                     )
             elif len(y) and (y.min() < 0 or y.max() >= (self.num_classes or 0)):
-                raise DataError(f"{self.dataset}{where}: {part_name} labels must lie in 0..{(self.num_classes or 0) - 1}, "
-                                f"found {int(y.min())}..{int(y.max())}")
+                raise DataError(
+                    f"{self.dataset}{where}: {part_name} labels must lie in 0..{(self.num_classes or 0) - 1}, "
+                    f"found {int(y.min())}..{int(y.max())}"
+                )
         if self.task == "classification" and len(np.unique(self.predictor.selected_targets())) < 2:
-            raise DataError(f"{self.dataset}{where}: the predictor images hold a single class; a classification "
-                            "study needs at least 2 (every model and the baseline would score 100%)")
+            raise DataError(
+                f"{self.dataset}{where}: the predictor images hold a single class; a classification "
+                "study needs at least 2 (every model and the baseline would score 100%)"
+            )
         for part_name, part in (("autoencoder", self.autoencoder), ("predictor", self.predictor)):
             if len(np.unique(part.selected_groups())) < 2:
-                raise DataError(f"{self.dataset}{where}: the {part_name} part has {len(part)} image(s) in fewer than 2 "
-                                "groups (rollouts), too few to split into training and validation; use more data")
+                raise DataError(
+                    f"{self.dataset}{where}: the {part_name} part has {len(part)} image(s) in fewer than 2 "
+                    "groups (rollouts), too few to split into training and validation; use more data"
+                )
         if len(self.test) < 1:
             raise DataError(f"{self.dataset}{where}: the test part is empty; use more data")
-
 
     def check_native_size(self, image_size: int | None, root) -> "StudyData":
         """For datasets of one fixed size: refuse another asked-for size (only folder
@@ -262,4 +273,6 @@ def load_study_data(dataset: str, root, seed: int = 0, image_size: int | None = 
     if dataset not in DATASETS:
         raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     module, function = DATASETS[dataset].split(":")
-    return getattr(importlib.import_module(module), function)(root, seed=seed, image_size=image_size)
+    return getattr(importlib.import_module(module), function)(
+        root, seed=seed, image_size=image_size
+    )

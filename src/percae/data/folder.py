@@ -53,12 +53,16 @@ def list_images(root: str | os.PathLike) -> tuple[list[str], list[tuple[str, int
     return classes, samples
 
 
-def _fingerprint(root: Path, classes: list[str], samples: list[tuple[str, int]], image_size: int) -> str:
+def _fingerprint(
+    root: Path, classes: list[str], samples: list[tuple[str, int]], image_size: int
+) -> str:
     """Changes whenever an image is added, removed, relabelled or rewritten."""
     h = hashlib.sha256(json.dumps([CACHE_VERSION, image_size, classes]).encode())
     for path, target in samples:
         st = os.stat(path)
-        h.update(f"{os.path.relpath(path, root)}\0{target}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        h.update(
+            f"{os.path.relpath(path, root)}\0{target}\0{st.st_size}\0{st.st_mtime_ns}\n".encode()
+        )
     return h.hexdigest()
 
 
@@ -70,7 +74,9 @@ def _decode(path: str, image_size: int) -> np.ndarray:
             img = img.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
             return np.asarray(img, dtype=np.uint8)
     except Exception as e:  # PIL raises OSError, ValueError, DecompressionBombError, ...
-        raise DataError(f"{path}: cannot be read as an image ({type(e).__name__}: {e}); fix or remove it") from None
+        raise DataError(
+            f"{path}: cannot be read as an image ({type(e).__name__}: {e}); fix or remove it"
+        ) from None
 
 
 def _cache_paths(root: Path, image_size: int) -> tuple[Path, Path, Path]:
@@ -88,7 +94,11 @@ def _read_cache(root: Path, image_size: int, fingerprint: str, n: int):
         labels = np.load(labels_path)
     except (OSError, ValueError):
         return None
-    if images.shape != (n, image_size, image_size, 3) or images.dtype != np.uint8 or labels.shape != (n,):
+    if (
+        images.shape != (n, image_size, image_size, 3)
+        or images.dtype != np.uint8
+        or labels.shape != (n,)
+    ):
         return None
     return images, labels.astype(np.int64)
 
@@ -99,7 +109,9 @@ def _temp(root: Path, name: str) -> Path:
     return Path(tmp)
 
 
-def _write_cache(root: Path, image_size: int, fingerprint: str, samples, classes) -> tuple[np.ndarray, np.ndarray, bool]:
+def _write_cache(
+    root: Path, image_size: int, fingerprint: str, samples, classes
+) -> tuple[np.ndarray, np.ndarray, bool]:
     """Decode every image; straight into the cache file where ROOT is writable."""
     images_path, labels_path, meta_path = _cache_paths(root, image_size)
     n = len(samples)
@@ -128,8 +140,10 @@ def _write_cache(root: Path, image_size: int, fingerprint: str, samples, classes
         os.replace(tmp_images, images_path)
         os.replace(tmp_labels, labels_path)
         # The metadata goes last: a cache without matching metadata is never trusted.
-        atomic_write_json(meta_path, {"fingerprint": fingerprint, "images": n, "image_size": image_size,
-                                      "classes": classes})
+        atomic_write_json(
+            meta_path,
+            {"fingerprint": fingerprint, "images": n, "image_size": image_size, "classes": classes},
+        )
     except BaseException:
         for tmp in (tmp_images, tmp_labels):
             if tmp is not None:
@@ -138,7 +152,9 @@ def _write_cache(root: Path, image_size: int, fingerprint: str, samples, classes
     return np.load(images_path, mmap_mode="r"), labels, True
 
 
-def load_image_folder(root: str | os.PathLike, image_size: int = 64) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def load_image_folder(
+    root: str | os.PathLike, image_size: int = 64
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(images uint8 (N, S, S, 3), labels int64 (N,), class names); a memmap once cached."""
     check_image_size(image_size)
     root = Path(root)
@@ -163,7 +179,9 @@ def stratified_parts(labels: np.ndarray, seed: int, fractions=FRACTIONS) -> list
     sizes = [max(1, s) for s in sizes]
     sizes.insert(0, n - sum(sizes))
     if sizes[0] < 2:
-        raise DataError(f"{n} images are too few to split into autoencoder/predictor/test parts; use at least 5")
+        raise DataError(
+            f"{n} images are too few to split into autoencoder/predictor/test parts; use at least 5"
+        )
     rng = np.random.default_rng(seed)
     order = rng.permutation(n)
     key = np.empty(n, dtype=np.float64)
@@ -175,11 +193,15 @@ def stratified_parts(labels: np.ndarray, seed: int, fractions=FRACTIONS) -> list
     return [np.sort(part) for part in np.split(ranked, cuts)]
 
 
-def folder_study_data(root: str | os.PathLike, seed: int = 0, image_size: int | None = None) -> StudyData:
+def folder_study_data(
+    root: str | os.PathLike, seed: int = 0, image_size: int | None = None
+) -> StudyData:
     """Table I for an image folder: 50/40/10% autoencoder/predictor/test, stratified by class;
     images resized to `image_size` (64 px unless given)."""
     images, labels, classes = load_image_folder(root, image_size or 64)
-    base = ImageSet(images, targets=labels, num_classes=len(classes), name=f"folder {Path(root).name}")
+    base = ImageSet(
+        images, targets=labels, num_classes=len(classes), name=f"folder {Path(root).name}"
+    )
     autoencoder, predictor, test = (base.subset(p) for p in stratified_parts(labels, seed))
     return StudyData(
         dataset="folder",
@@ -188,6 +210,8 @@ def folder_study_data(root: str | os.PathLike, seed: int = 0, image_size: int | 
         predictor=predictor,
         test=test,
         num_classes=len(classes),
-        notes=[f"{len(labels)} images in {len(classes)} classes ({', '.join(classes)}), "
-               f"split 50/40/10% autoencoder/predictor/test by class with seed {seed}"],
+        notes=[
+            f"{len(labels)} images in {len(classes)} classes ({', '.join(classes)}), "
+            f"split 50/40/10% autoencoder/predictor/test by class with seed {seed}"
+        ],
     )

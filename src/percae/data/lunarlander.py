@@ -54,13 +54,19 @@ def lunar_lander_module():
     """gymnasium's LunarLander (its environment and its geometry), or a one-line hint to install it."""
     try:
         from gymnasium.envs.box2d import lunar_lander
-    except Exception as e:  # ImportError, or gymnasium's DependencyNotInstalled when Box2D is missing
-        raise DataError(f"generating a LunarLander collection needs gymnasium with Box2D ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0] if str(e) else e!r}): pip install 'percae[lunarlander]'") from None
+    except (
+        Exception
+    ) as e:  # ImportError, or gymnasium's DependencyNotInstalled when Box2D is missing
+        raise DataError(
+            f"generating a LunarLander collection needs gymnasium with Box2D ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else e!r}): pip install 'percae[lunarlander]'"
+        ) from None
     return lunar_lander
 
 
-def lander_pixel_position(world_x: float, world_y: float, height: int, width: int) -> tuple[float, float]:
+def lander_pixel_position(
+    world_x: float, world_y: float, height: int, width: int
+) -> tuple[float, float]:
     """Lander centre in pixels of an H x W frame (x right, y down) from Box2D metres: the
     viewport gymnasium draws (VIEWPORT_W x VIEWPORT_H pixels at SCALE pixels per metre) scaled to the frame."""
     geometry = lunar_lander_module()
@@ -121,7 +127,9 @@ def onscreen(positions: np.ndarray, image_size: int) -> np.ndarray:
     return (x >= 0) & (x < image_size) & (y >= 0) & (y < image_size)
 
 
-def generate_lunarlander(out: str | os.PathLike, config: LunarLanderConfig, progress: bool = True) -> Path:
+def generate_lunarlander(
+    out: str | os.PathLike, config: LunarLanderConfig, progress: bool = True
+) -> Path:
     """Generate the collection into `out` (written to a temporary folder, then renamed)."""
     from tqdm.auto import tqdm
 
@@ -139,7 +147,9 @@ def generate_lunarlander(out: str | os.PathLike, config: LunarLanderConfig, prog
         (tmp / OWNER).write_text(f"{socket.gethostname()} {os.getpid()}")
         S, T, R = config.image_size, config.steps, config.rollouts
         n_unaltered = R // 2
-        full = np.lib.format.open_memmap(tmp / "frames.tmp.npy", mode="w+", dtype=np.uint8, shape=(R * T, S, S, 3))
+        full = np.lib.format.open_memmap(
+            tmp / "frames.tmp.npy", mode="w+", dtype=np.uint8, shape=(R * T, S, S, 3)
+        )
         positions = np.empty((R * T, 2), dtype=np.float32)
         rollouts = np.empty(R * T, dtype=np.int32)
         keep = np.empty(R * T, dtype=bool)
@@ -147,7 +157,9 @@ def generate_lunarlander(out: str | os.PathLike, config: LunarLanderConfig, prog
         jobs = [(r, T, S, config.seed) for r in range(R)]
         bar = tqdm(total=R, desc="LunarLander rollouts", unit="rollout", disable=not progress)
         with mp.get_context("spawn").Pool(workers) as pool:
-            for r, frames, pos in pool.imap_unordered(_worker, jobs, chunksize=max(1, min(16, R // (4 * workers)))):
+            for r, frames, pos in pool.imap_unordered(
+                _worker, jobs, chunksize=max(1, min(16, R // (4 * workers)))
+            ):
                 sl = slice(r * T, (r + 1) * T)
                 full[sl] = frames
                 positions[sl] = pos
@@ -156,10 +168,12 @@ def generate_lunarlander(out: str | os.PathLike, config: LunarLanderConfig, prog
                 bar.update(1)
         bar.close()
         n = int(keep.sum())
-        images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(n, S, S, 3))
+        images = np.lib.format.open_memmap(
+            tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(n, S, S, 3)
+        )
         kept = np.flatnonzero(keep)
         for start in range(0, n, 8192):
-            images[start:start + 8192] = full[kept[start:start + 8192]]
+            images[start : start + 8192] = full[kept[start : start + 8192]]
         images.flush()
         del images, full
         (tmp / "frames.tmp.npy").unlink()
@@ -176,7 +190,9 @@ def generate_lunarlander(out: str | os.PathLike, config: LunarLanderConfig, prog
             "unaltered_rollouts": n_unaltered,
             "altered_rollouts": R - n_unaltered,
             "offscreen_removed": removed,
-            "offscreen_removed_fraction_of_altered": removed / altered_frames if altered_frames else 0.0,
+            "offscreen_removed_fraction_of_altered": removed / altered_frames
+            if altered_frames
+            else 0.0,
             "label": "lander centre (x right, y down) in pixels of the stored image, read from the rendered state",
             "versions": _versions(),
         }
@@ -210,7 +226,9 @@ def _remove_stale_partials(out: Path) -> None:
     for partial in out.parent.glob(f".{out.name}.partial.*"):
         try:
             host, pid = (partial / OWNER).read_text().split()
-            stale = host == socket.gethostname() and (int(pid) == os.getpid() or not _running(int(pid)))
+            stale = host == socket.gethostname() and (
+                int(pid) == os.getpid() or not _running(int(pid))
+            )
         except FileNotFoundError:
             stale = time.time() - partial.stat().st_mtime > 3600
         except (OSError, ValueError):
@@ -264,22 +282,35 @@ def load_lunarlander(path: str | os.PathLike) -> LunarLanderCollection:
         positions = np.load(path / "positions.npy")
         rollouts = np.load(path / "rollouts.npy")
     except (ValueError, OSError, EOFError) as e:
-        raise DataError(f"{path}: a collection file is truncated or malformed ({e}); regenerate the collection") from None
-    for name, array, kinds in (("images.npy", images, "u"), ("positions.npy", positions, "fiu"),
-                               ("rollouts.npy", rollouts, "iu")):
+        raise DataError(
+            f"{path}: a collection file is truncated or malformed ({e}); regenerate the collection"
+        ) from None
+    for name, array, kinds in (
+        ("images.npy", images, "u"),
+        ("positions.npy", positions, "fiu"),
+        ("rollouts.npy", rollouts, "iu"),
+    ):
         if array.dtype.kind not in kinds:
-            raise DataError(f"{path}/{name} holds {array.dtype} values, not numbers of the right kind; "
-                            "regenerate the collection")
+            raise DataError(
+                f"{path}/{name} holds {array.dtype} values, not numbers of the right kind; "
+                "regenerate the collection"
+            )
     try:
         meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"{path}/meta.json is not valid JSON ({e}); regenerate the collection") from None
+        raise DataError(
+            f"{path}/meta.json is not valid JSON ({e}); regenerate the collection"
+        ) from None
     n = len(images)
     if n == 0:
-        raise DataError(f"{path} holds no frames (images.npy is empty); regenerate the collection with more rollouts")
+        raise DataError(
+            f"{path} holds no frames (images.npy is empty); regenerate the collection with more rollouts"
+        )
     unaltered = meta.get("unaltered_rollouts") if isinstance(meta, dict) else None
     # The split needs it; a hand-made or truncated meta.json would otherwise fail deep inside the study.
-    if not isinstance(unaltered, int) or not 0 < unaltered <= (int(rollouts.max()) if len(rollouts) else 0):
+    if not isinstance(unaltered, int) or not 0 < unaltered <= (
+        int(rollouts.max()) if len(rollouts) else 0
+    ):
         raise DataError(
             f"{path}/meta.json lacks a valid 'unaltered_rollouts' (the number of unaltered rollouts that "
             f"come first; got {unaltered!r}); regenerate the collection with `percae data lunarlander`"
@@ -291,12 +322,18 @@ def load_lunarlander(path: str | os.PathLike) -> LunarLanderCollection:
         )
     bad = ~np.isfinite(positions).all(axis=1)
     if bad.any():
-        raise DataError(f"{path}/positions.npy holds {int(bad.sum())} NaN or infinite position(s) (first: frame "
-                        f"{int(np.flatnonzero(bad)[0])}); regenerate the collection")
-    return LunarLanderCollection(images, positions.astype(np.float32), rollouts.astype(np.int64), meta)
+        raise DataError(
+            f"{path}/positions.npy holds {int(bad.sum())} NaN or infinite position(s) (first: frame "
+            f"{int(np.flatnonzero(bad)[0])}); regenerate the collection"
+        )
+    return LunarLanderCollection(
+        images, positions.astype(np.float32), rollouts.astype(np.int64), meta
+    )
 
 
-def lunarlander_study_data(path: str | os.PathLike, seed: int = 0, image_size: int | None = None) -> StudyData:
+def lunarlander_study_data(
+    path: str | os.PathLike, seed: int = 0, image_size: int | None = None
+) -> StudyData:
     """Table I for LunarLander: autoencoders on the unaltered rollouts, predictors on
     80% of the altered rollouts, test on the other 20%, all split by rollout."""
     c = load_lunarlander(path)

@@ -49,9 +49,13 @@ def stl10_folder(root: str | os.PathLike) -> Path:
 
 def _check_present(folder: Path, names: list[str]) -> None:
     sizes = _expected_sizes()
-    require_files("STL-10", folder, {n: f"{sizes[n]:,} bytes" for n in names},
-                  f"Download {URL} (about 2.6 GB) and extract it into {folder.parent} (tar xzf stl10_binary.tar.gz), "
-                  f"or run `percae data stl10 --root {folder.parent}` with internet")
+    require_files(
+        "STL-10",
+        folder,
+        {n: f"{sizes[n]:,} bytes" for n in names},
+        f"Download {URL} (about 2.6 GB) and extract it into {folder.parent} (tar xzf stl10_binary.tar.gz), "
+        f"or run `percae data stl10 --root {folder.parent}` with internet",
+    )
 
 
 def _images(path: Path) -> np.ndarray:
@@ -100,7 +104,9 @@ def load_stl10(root: str | os.PathLike, split: str) -> ImageSet:
     return ImageSet(images, targets=targets, num_classes=NUM_CLASSES, name=f"stl10 {split}")
 
 
-def stl10_study_data(root: str | os.PathLike, seed: int = 0, image_size: int | None = None) -> StudyData:
+def stl10_study_data(
+    root: str | os.PathLike, seed: int = 0, image_size: int | None = None
+) -> StudyData:
     """Table I for STL-10: autoencoders on `unlabeled`, predictors on `train`, test on `test`.
 
     The parts are fixed by the release, so `seed` does not change them.
@@ -138,12 +144,16 @@ def download_stl10(root: str | os.PathLike) -> Path:
     files = STL10.train_list + STL10.test_list
 
     def corrupt() -> list[str]:
-        return [name for name, md5 in files if not tv_utils.check_integrity(str(folder / name), md5)]
+        return [
+            name for name, md5 in files if not tv_utils.check_integrity(str(folder / name), md5)
+        ]
 
     if corrupt():
         try:
             root.mkdir(parents=True, exist_ok=True)
-            tv_utils.download_and_extract_archive(STL10.url, str(root), filename=STL10.filename, md5=STL10.tgz_md5)
+            tv_utils.download_and_extract_archive(
+                STL10.url, str(root), filename=STL10.filename, md5=STL10.tgz_md5
+            )
         except Exception as e:  # network, disk and archive errors all mean the same to the user
             raise DataError(
                 f"could not download STL-10 from {STL10.url} into {root} ({type(e).__name__}: {e}); "

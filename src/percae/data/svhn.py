@@ -23,8 +23,12 @@ APPROX_SIZES = {"train": "182 MB", "test": "64 MB", "extra": "1.3 GB"}
 
 
 def _check_present(root: Path, splits) -> None:
-    require_files("SVHN", root, {FILES[s]: f"about {APPROX_SIZES[s]}, {BASE_URL}/{FILES[s]}" for s in splits},
-                  f"Download them into {root}, or run `percae data svhn --root {root}` with internet")
+    require_files(
+        "SVHN",
+        root,
+        {FILES[s]: f"about {APPROX_SIZES[s]}, {BASE_URL}/{FILES[s]}" for s in splits},
+        f"Download them into {root}, or run `percae data svhn --root {root}` with internet",
+    )
 
 
 def _read_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -64,7 +68,9 @@ def load_svhn(root: str | os.PathLike, split: str) -> ImageSet:
         )
     n = X.shape[3]
     if y.size != n or (y.ndim == 2 and 1 not in y.shape) or y.ndim > 2:
-        raise DataError(f"{path.name}: y has shape {tuple(y.shape)} for {n} images (X), expected ({n}, 1), in {path}")
+        raise DataError(
+            f"{path.name}: y has shape {tuple(y.shape)} for {n} images (X), expected ({n}, 1), in {path}"
+        )
     y = y.reshape(-1)
     if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
         raise DataError(f"{path.name}: y is {y.dtype}, expected numeric labels 1..10, in {path}")
@@ -79,10 +85,14 @@ def load_svhn(root: str | os.PathLike, split: str) -> ImageSet:
     labels[labels == 10] = 0
     # One contiguous uint8 copy in (N, H, W, 3); X's own buffer is freed when it goes out of scope.
     images = np.ascontiguousarray(X.transpose(3, 0, 1, 2))
-    return ImageSet(images, targets=labels, tile=TILE, num_classes=NUM_CLASSES, name=f"svhn {split}")
+    return ImageSet(
+        images, targets=labels, tile=TILE, num_classes=NUM_CLASSES, name=f"svhn {split}"
+    )
 
 
-def svhn_study_data(root: str | os.PathLike, seed: int = 0, image_size: int | None = None) -> StudyData:
+def svhn_study_data(
+    root: str | os.PathLike, seed: int = 0, image_size: int | None = None
+) -> StudyData:
     """Table I for SVHN: autoencoders on `extra`, predictors on `train`, test on `test`.
 
     The parts are fixed by the release, so `seed` does not change them.
@@ -96,7 +106,9 @@ def svhn_study_data(root: str | os.PathLike, seed: int = 0, image_size: int | No
         predictor=load_svhn(root, "train"),
         test=load_svhn(root, "test"),
         num_classes=NUM_CLASSES,
-        notes=[f"SVHN's {SIDE}x{SIDE} digits are shown as {TILE}x{TILE} tiles of {SIDE * TILE}x{SIDE * TILE} pixels"],
+        notes=[
+            f"SVHN's {SIDE}x{SIDE} digits are shown as {TILE}x{TILE} tiles of {SIDE * TILE}x{SIDE * TILE} pixels"
+        ],
     ).check_native_size(image_size, root)
 
 
@@ -123,5 +135,7 @@ def download_svhn(root: str | os.PathLike) -> Path:
                 f"or download it by hand into {root}"
             ) from e
         if not tv_utils.check_integrity(str(root / filename), md5):
-            raise DataError(f"SVHN {filename} in {root} fails its MD5 check; delete it and download again")
+            raise DataError(
+                f"SVHN {filename} in {root} fails its MD5 check; delete it and download again"
+            )
     return root
