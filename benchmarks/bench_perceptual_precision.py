@@ -14,7 +14,8 @@ import time
 import torch
 
 from percae.device import to_channels_last
-from percae.loss import PerceptualLoss, build_perceptual_network
+from percae.loss import PerceptualLoss
+from percae.perceptual_networks import build_perceptual_network
 from percae.model import AutoencoderConfig, build_autoencoder
 
 

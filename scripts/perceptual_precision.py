@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from percae.data.lunarlander import load_lunarlander
-from percae.loss import PerceptualLoss, build_perceptual_network
+from percae.loss import PerceptualLoss
+from percae.perceptual_networks import build_perceptual_network
 
 
 class Bf16Network(PerceptualLoss):

@@ -17,14 +17,13 @@ from torch import nn
 from percae.config import ConfigError
 from percae.loss import (
     PerceptualLoss,
-    PerceptualNetworkUnavailable,
     PixelLoss,
     build_loss,
-    build_perceptual_network,
     calibrated_scale,
     check_perceptual_scale,
     kl_divergence,
 )
+from percae.perceptual_networks import PerceptualNetworkUnavailable, build_perceptual_network
 
 # torchvision's file name for the ImageNet AlexNet weights (AlexNet_Weights.IMAGENET1K_V1).
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
@@ -354,8 +353,6 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
 def test_efficientnet_without_its_extra_is_a_hint_to_install_it(monkeypatch):
     import sys
 
-    from percae.loss import PerceptualNetworkUnavailable, build_perceptual_network
-
     monkeypatch.setitem(
         sys.modules, "efficientnet_lite_pytorch", None
     )  # as if it were not installed
@@ -483,7 +480,7 @@ def test_a_perceptual_scale_other_than_a_positive_number_or_auto_is_refused(valu
 def test_the_network_is_chosen_by_one_rule_whatever_is_cached(
     alexnet_file, empty_torch_home, no_network
 ):
-    from percae.loss import choose_perceptual_net
+    from percae.perceptual_networks import choose_perceptual_net
 
     for cached in (False, True):
         if cached:

@@ -388,7 +388,7 @@ def test_kl_weight_reaches_every_vae_of_a_study_and_its_active_units_are_reporte
 
 
 def test_provenance_is_recorded_in_the_study_its_summary_and_each_run(collection, tmp_path):
-    from percae.loss import build_perceptual_network
+    from percae.perceptual_networks import build_perceptual_network
     from percae.provenance import SCHEMA_VERSION, network_fingerprint
 
     config = preset_config(
@@ -473,7 +473,7 @@ def test_the_quick_preset_uses_the_same_network_whether_alexnet_is_cached_or_not
 
     import torchvision
 
-    from percae.loss import alexnet_cache_path
+    from percae.perceptual_networks import alexnet_cache_path
     from percae.study import resolve_perceptual_net
 
     config = preset_config("lunarlander", "quick", root=str(collection))

@@ -15,7 +15,7 @@ from .layout import StudyFiles
 
 def _errors():
     from .data import DataError
-    from .loss import PerceptualNetworkUnavailable
+    from .perceptual_networks import PerceptualNetworkUnavailable
     from .training import TrainingDiverged
 
     return (ConfigError, DataError, PerceptualNetworkUnavailable, TrainingDiverged, FileExistsError)
@@ -222,7 +222,7 @@ def train(data_root, dataset, out, model, z, image_size, tensorboard_dir, **sett
     """Train an autoencoder on a dataset's autoencoder part (80/20 train/validation)."""
     # Every option in `settings` is the TrainConfig field of its name (tests/test_cli.py checks it).
     from .data import load_study_data, split
-    from .loss import (
+    from .perceptual_networks import (
         build_perceptual_network,
         check_perceptual_net_name,
         choose_perceptual_net,

@@ -15,7 +15,7 @@ from .config import ConfigError, atomic_write_bytes, atomic_write_json, atomic_w
 from .layout import RunFiles, StudyFiles
 from .provenance import SCHEMA_VERSION
 from .statistics import mean_interval, paired_ratio
-from .loss import describe_weights
+from .perceptual_networks import describe_weights
 from .study import MODEL_VARIANTS, PIXEL_OF, StudyConfig
 
 MODELS = tuple(MODEL_VARIANTS)  # the paper's column order

@@ -42,10 +42,10 @@ from .data import (
 from .data.lunarlander import LunarLanderConfig, check_collection_folder, generate_lunarlander
 from .device import resolve_device
 from .embeddings import cached_embeddings, reconstruct, reconstruction_l1
-from .loss import (
+from .loss import check_perceptual_scale
+from .perceptual_networks import (
     build_perceptual_network,
     check_perceptual_net_name,
-    check_perceptual_scale,
     choose_perceptual_net,
     describe_weights,
 )
@@ -274,7 +274,7 @@ def resolve_perceptual_net(
     config: StudyConfig, log: Callable[[str], None] = LOG.info
 ) -> tuple[str | None, str | None, str | None]:
     """(network name, note, fingerprint of its weights) for this study, by
-    `loss.choose_perceptual_net`; built now, so that a bad layer or weights file, or AlexNet's
+    `perceptual_networks.choose_perceptual_net`; built now, so that a bad layer or weights file, or AlexNet's
     weights neither cached nor downloadable, are refused before any file. A study of
     pixel-wise models alone needs no network: (the one named or None, None, None)."""
     if not any(MODEL_VARIANTS[m][1] == "perceptual" for m in config.models):
