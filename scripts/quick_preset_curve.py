@@ -21,7 +21,7 @@ from percae.training import objective
 from percae.embeddings import encode_images
 from percae.layout import RunFiles
 from percae.predictors import fit_predictors, trivial_baseline
-from percae.study import _limit
+from percae.study.data import _limit
 from percae.predictors import PredictorConfig
 
 p = argparse.ArgumentParser()

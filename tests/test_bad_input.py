@@ -1019,7 +1019,7 @@ API_CASES = [
     (
         "study of the wrong type",
         "z_sizes",
-        lambda t: __import__("percae.study").study.StudyConfig(z_sizes=32).validate(),
+        lambda t: __import__("percae.study.config").study.config.StudyConfig(z_sizes=32).validate(),
     ),
 ]
 

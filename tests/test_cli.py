@@ -266,7 +266,7 @@ def _options(command) -> dict:
         # Where the study runs is not what it computes: those options are the executor's.
         (
             "reproduce",
-            "percae.study:StudyConfig",
+            "percae.study.config:StudyConfig",
             {
                 "out",
                 "progress",
@@ -308,7 +308,7 @@ def test_a_new_study_setting_reaches_the_training_and_predictor_configs_by_name(
     it, without a hand-written copy: every value below is distinct, so a setting copied into
     the wrong place or left at its default shows."""
     from percae.predictors import PredictorConfig
-    from percae.study import StudyConfig
+    from percae.study.config import StudyConfig
     from percae.training import TrainConfig
     from percae.data.lunarlander import LunarLanderConfig
 

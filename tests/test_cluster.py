@@ -27,7 +27,8 @@ pytest.importorskip(
 
 from percae.cluster import RayExecutor  # noqa: E402
 from percae.layout import StudyFiles  # noqa: E402
-from percae.study import preset_config, run_study  # noqa: E402
+from percae.study.config import preset_config  # noqa: E402
+from percae.study.run import run_study  # noqa: E402
 
 pytestmark = pytest.mark.slow  # whole studies or the command line end to end
 

@@ -9,7 +9,7 @@ import math
 import pytest
 
 from percae.config import ConfigError, atomic_write_json
-from percae.study import StudyConfig
+from percae.study.config import StudyConfig
 from percae.training import TrainConfig
 
 

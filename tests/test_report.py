@@ -9,7 +9,7 @@ from scipy import stats
 
 from percae.report import build_summary, build_tables
 from percae.statistics import mean_interval
-from percae.study import StudyConfig
+from percae.study.config import StudyConfig
 
 
 @pytest.mark.parametrize(

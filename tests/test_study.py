@@ -16,7 +16,8 @@ import torch
 
 from percae.data.lunarlander import LunarLanderConfig, generate_lunarlander, load_lunarlander
 from percae.predictors import predictor_grid
-from percae.study import preset_config, run_study
+from percae.study.config import preset_config
+from percae.study.run import run_study
 
 pytestmark = pytest.mark.slow  # whole studies or the command line end to end
 
@@ -269,7 +270,7 @@ def test_seeds_each_train_their_own_run_and_resume_per_seed(collection, tmp_path
 
 
 def test_preset_seed_count_starts_at_the_chosen_seed_and_seeds_override_it():
-    from percae.study import parse_seeds
+    from percae.cli import parse_seeds
 
     assert preset_config("lunarlander", "quick").training_seeds() == (0, 1, 2)
     assert preset_config("lunarlander", "quick", seed=5).training_seeds() == (5, 6, 7)
@@ -306,7 +307,7 @@ def test_retrain_epochs_0_reads_reconstructions_as_trained(collection, tmp_path)
     from percae.embeddings import reconstruction_l1
     from percae.model import load_autoencoder
     from percae.layout import StudyFiles
-    from percae.study import prepare_data
+    from percae.study.data import prepare_data
 
     # The L1 is that of the autoencoder as trained, on the test part.
     data = prepare_data(config, StudyFiles(tmp_path), log=lambda s: None, progress=False)
@@ -454,7 +455,8 @@ def test_the_paper_preset_offline_is_refused_in_one_line_before_any_file(
 def test_a_study_of_pixel_wise_models_needs_no_perceptual_network(
     collection, tmp_path, empty_torch_home, no_network
 ):
-    from percae.study import StudyConfig, resolve_perceptual_net
+    from percae.study.config import StudyConfig
+    from percae.study.data import resolve_perceptual_net
 
     config = StudyConfig(
         root=str(collection), models=("AE", "VAE"), z_sizes=(4,)
@@ -474,7 +476,7 @@ def test_the_quick_preset_uses_the_same_network_whether_alexnet_is_cached_or_not
     import torchvision
 
     from percae.perceptual_networks import alexnet_cache_path
-    from percae.study import resolve_perceptual_net
+    from percae.study.data import resolve_perceptual_net
 
     config = preset_config("lunarlander", "quick", root=str(collection))
     lines = []

@@ -77,6 +77,21 @@ class _Group(click.Group):
 LOG = logging.getLogger("percae")
 
 
+def parse_seeds(text: str, first: int = 0) -> tuple[int, ...]:
+    """`--seeds`: a count N (seeds first, first+1, ..., first+N-1) or a comma-separated list."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(
+            f"--seeds takes a count (3) or comma-separated seeds (0,1,2), got {text!r}"
+        ) from None
+    if len(values) == 1:
+        if values[0] < 1:
+            raise ConfigError(f"--seeds needs a count of at least 1, got {values[0]}")
+        return tuple(range(first, first + values[0]))
+    return values
+
+
 class _EchoHandler(logging.Handler):
     """The "percae" logger's records, printed as the commands print (and captured alike)."""
 
@@ -487,7 +502,8 @@ def reproduce(
     """Run the whole study on DATASET and write its tables (resumable)."""
     # Every option in `settings` is the StudyConfig field of its name (tests/test_cli.py checks
     # it); those not given are None and take the preset's value.
-    from .study import StudyConfig, parse_seeds, preset_config, run_study
+    from .study.config import StudyConfig, preset_config
+    from .study.run import run_study
 
     def ints(text):
         try:
@@ -627,7 +643,6 @@ def probe(
     """Evaluate any embeddings as the paper does (predictor grid, baseline, intervals)."""
     from .probe import load_array, probe_embeddings
     from .predictors import PredictorConfig
-    from .study import parse_seeds
 
     names = [Path(f).stem for f in embedding_files]
     if len(set(names)) != len(names):

@@ -25,7 +25,9 @@ from typing import Callable
 from .config import ConfigError, atomic_write_bytes
 from .data import ImageSet
 from .layout import RunFiles, StudyFiles, run_name
-from .study import EpochHook, StudyConfig, StudyParts, Unit, run_one
+from .study.config import StudyConfig
+from .study.data import StudyParts
+from .study.unit import EpochHook, Unit, run_one
 from .training import TrainingDiverged
 
 

@@ -16,7 +16,7 @@ from .layout import RunFiles, StudyFiles
 from .provenance import SCHEMA_VERSION
 from .statistics import mean_interval, paired_ratio
 from .perceptual_networks import describe_weights
-from .study import MODEL_VARIANTS, PIXEL_OF, StudyConfig
+from .study.config import MODEL_VARIANTS, PIXEL_OF, StudyConfig
 
 MODELS = tuple(MODEL_VARIANTS)  # the paper's column order
 

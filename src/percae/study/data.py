@@ -1,0 +1,135 @@
+"""A study's data: the perceptual network it uses, its dataset (generated, capped and
+checked) and the splits every unit shares (`StudyParts`)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .. import provenance
+from ..data import (
+    ImageSet,
+    StudyData,
+    load_study_data,
+    split,
+    split_by_group,
+)
+from ..data.lunarlander import generate_lunarlander
+from ..perceptual_networks import (
+    build_perceptual_network,
+    check_perceptual_net_name,
+    choose_perceptual_net,
+)
+from ..layout import StudyFiles
+from .config import MODEL_VARIANTS, StudyConfig
+
+# Progress messages go to the "percae" logger unless a `log` callable is given (the CLI sets the level).
+LOG = logging.getLogger(__name__)
+
+
+def resolve_perceptual_net(
+    config: StudyConfig, log: Callable[[str], None] = LOG.info
+) -> tuple[str | None, str | None, str | None]:
+    """(network name, note, fingerprint of its weights) for this study, by
+    `perceptual_networks.choose_perceptual_net`; built now, so that a bad layer or weights file, or AlexNet's
+    weights neither cached nor downloadable, are refused before any file. A study of
+    pixel-wise models alone needs no network: (the one named or None, None, None)."""
+    if not any(MODEL_VARIANTS[m][1] == "perceptual" for m in config.models):
+        if config.perceptual_net is not None:
+            check_perceptual_net_name(config.perceptual_net)
+        return config.perceptual_net, None, None
+    net, note = choose_perceptual_net(config.perceptual_net, config.preset)
+    check_perceptual_net_name(net)
+    fingerprint = provenance.network_fingerprint(
+        build_perceptual_network(net, config.perceptual_weights)
+    )
+    if note:
+        log(f"note: {note}")
+    return net, note, fingerprint
+
+
+def _limit(images: ImageSet, limit: int | None, seed: int) -> ImageSet:
+    if limit is None or len(images) <= limit:
+        return images
+    groups = images.selected_groups()
+    unique = np.unique(groups)
+    rng = np.random.default_rng(seed)
+    if len(unique) < len(groups):
+        # Keep whole groups (rollouts) so that later splits by group stay leak-free.
+        chosen, total = [], 0
+        counts = dict(zip(*np.unique(groups, return_counts=True)))
+        for g in rng.permutation(unique):
+            if total >= limit:
+                break
+            chosen.append(g)
+            total += counts[g]
+        return images.subset(np.flatnonzero(np.isin(groups, chosen)))
+    return images.subset(np.sort(rng.choice(len(images), size=limit, replace=False)))
+
+
+def data_root(config: StudyConfig, files: StudyFiles) -> Path:
+    """Where the study's data is: --root, or for LunarLander by default RESULTS/data."""
+    return Path(config.root) if config.root is not None else files.data
+
+
+def needs_generation(config: StudyConfig, files: StudyFiles) -> bool:
+    return config.dataset == "lunarlander" and not (data_root(config, files) / "meta.json").exists()
+
+
+def prepare_data(
+    config: StudyConfig,
+    files: StudyFiles,
+    log: Callable[[str], None] = LOG.info,
+    progress: bool = True,
+) -> StudyData:
+    """Load (LunarLander: generate if missing) the dataset, apply the preset's size caps and
+    refuse data no study can use (`StudyData.validate`)."""
+    root = data_root(config, files)
+    if needs_generation(config, files):
+        log(
+            f"generating the LunarLander collection ({config.rollouts} rollouts x {config.steps} steps) in {root}"
+        )
+        generate_lunarlander(root, config.lunarlander_config(), progress=progress)
+    data = load_study_data(config.dataset, root, seed=config.seed, image_size=config.image_size)
+    data.autoencoder = _limit(data.autoencoder, config.max_autoencoder_images, config.seed)
+    data.predictor = _limit(data.predictor, config.max_predictor_images, config.seed + 1)
+    data.test = _limit(data.test, config.max_test_images, config.seed + 2)
+    data.validate(root)
+    return data
+
+
+@dataclass
+class StudyParts:
+    """What every run of a study shares: the Table I parts, the autoencoder's and the
+    predictors' train/validation splits (by group), the targets, and the test images the
+    figure shows."""
+
+    data: StudyData
+    ae_train: ImageSet
+    ae_val: ImageSet
+    pred_train: np.ndarray  # positions in data.predictor (and in its embeddings)
+    pred_val: np.ndarray
+    y_train: np.ndarray
+    y_val: np.ndarray
+    y_test: np.ndarray
+    sample: np.ndarray  # positions in data.test
+
+    @classmethod
+    def split(cls, data: StudyData, seed: int) -> "StudyParts":
+        ae_train, ae_val = split(data.autoencoder, 0.2, seed)
+        pred_train, pred_val = split_by_group(data.predictor.selected_groups(), 0.2, seed)
+        return cls(
+            data,
+            ae_train,
+            ae_val,
+            pred_train,
+            pred_val,
+            data.targets(data.predictor.subset(pred_train)),
+            data.targets(data.predictor.subset(pred_val)),
+            data.targets(data.test),
+            np.linspace(0, len(data.test) - 1, num=min(6, len(data.test))).astype(int),
+        )

@@ -1,0 +1,176 @@
+"""The study end to end: for each model (AE, VAE, P.AE, P.VAE) and latent size, train
+the autoencoder, embed the predictor and test parts once, fit the predictor grid,
+test the best MLP and linear regressor, and retrain the decoder with pixel loss.
+
+Every finished step leaves a file in its run folder (layout.StudyFiles), written atomically;
+a rerun skips what is finished and resumes an interrupted autoencoder from its last
+epoch checkpoint, so it ends with the same results as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .. import provenance
+from ..config import (
+    ConfigError,
+    atomic_write_bytes,
+    atomic_write_json,
+    check_output_folder,
+    read_json,
+    remove_stale_temporary_files,
+)
+from ..data import (
+    DataError,
+)
+from ..data.lunarlander import check_collection_folder
+from ..device import resolve_device
+from ..perceptual_networks import (
+    describe_weights,
+)
+from ..layout import StudyFiles
+from ..predictors import trivial_baseline
+from ..report import write_report
+from .config import StudyConfig
+from .data import StudyParts, data_root, needs_generation, prepare_data, resolve_perceptual_net
+from .executors import LocalExecutor
+from .unit import EpochHook, units
+
+# Progress messages go to the "percae" logger unless a `log` callable is given (the CLI sets the level).
+LOG = logging.getLogger(__name__)
+
+
+def run_study(
+    config: StudyConfig,
+    out: str | os.PathLike,
+    progress: bool = True,
+    log: Callable[[str], None] = LOG.info,
+    executor=None,
+    on_epoch: EpochHook | None = None,
+) -> dict:
+    """Run (or resume) the whole study into `out`; returns summary.json's content. The units
+    run on `executor` (default: `LocalExecutor`, in this process; `cluster.RayExecutor` on Ray).
+    `on_epoch(unit, phase, row)` is called after every epoch of every training, in this process
+    whatever the executor (a place for TensorBoard, MLflow or W&B)."""
+    # Every check before the first file: a refused start leaves `out` as it was.
+    config.validate()
+    files = StudyFiles(check_output_folder(out))
+    if config.root is not None:
+        root, results = Path(config.root).resolve(), files.root.resolve()
+        if results == root or root in results.parents:
+            raise ConfigError(
+                f"--out {out} is inside --root {config.root}: the study would read its own results as "
+                "data; choose an --out outside the dataset folder"
+            )
+    net, net_note, net_fingerprint = resolve_perceptual_net(config, log)
+    config = replace(config, perceptual_net=net)
+    if files.config.exists():
+        # Through StudyConfig, so that settings added since that study began take their defaults.
+        conflicts = config.conflicts_with(StudyConfig.load(files.config))
+        if conflicts:
+            raise ConfigError(
+                f"{files.root} holds a study whose finished units other settings would change ({'; '.join(conflicts)}); "
+                "use another --out, or its settings (more seeds, latent sizes or models may be added)"
+            )
+    if files.provenance.exists():
+        schema = read_json(files.provenance, "provenance file").get("schema", 0)
+        if not isinstance(schema, int) or schema > provenance.SCHEMA_VERSION:
+            raise ConfigError(
+                f"{files.root} was written by a newer percae (results schema {schema}); upgrade percae "
+                "to resume it"
+            )
+    executor = executor or LocalExecutor()
+    executor.start(
+        config
+    )  # a Ray that cannot be reached, or is too small, is refused before any file
+    try:
+        _run_study(config, files, net_note, net_fingerprint, executor, progress, log, on_epoch)
+    finally:
+        executor.stop()
+    return write_report(files.root)
+
+
+def _run_study(
+    config: StudyConfig,
+    files: StudyFiles,
+    net_note: str | None,
+    net_fingerprint: str | None,
+    executor,
+    progress: bool,
+    log: Callable[[str], None],
+    on_epoch: EpochHook | None,
+) -> None:
+    created = [path for path in (files.root, data_root(config, files)) if not path.exists()]
+    if needs_generation(config, files):
+        check_collection_folder(data_root(config, files))
+    try:
+        data = prepare_data(config, files, log, progress)
+        parts = StudyParts.split(data, config.seed)
+    except (ConfigError, DataError):
+        # Refused after generating a collection for this study (e.g. caps that leave too few
+        # rollouts): the places are left as they were, and a corrected command generates anew.
+        for path in created:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+    previous = StudyConfig.load(files.config) if files.config.exists() else None
+    config = replace(config, data_fingerprint=data.fingerprint())
+    if previous is not None and previous.data_fingerprint not in (None, config.data_fingerprint):
+        raise ConfigError(
+            f"{files.root} holds a study of other data (fingerprint {previous.data_fingerprint} there, "
+            f"{config.data_fingerprint} in {data_root(config, files)} now): the dataset changed since; "
+            "use another --out, or restore the data"
+        )
+    files.root.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporary_files(files.root)
+    # Only once the data is known to be usable: a refused start leaves nothing to trip over. A
+    # grown study's settings replace those it grew from.
+    if previous != config:
+        config.save(files.config)
+    atomic_write_json(
+        files.notes,
+        {"perceptual_net": net_note, "data": data.notes} if net_note else {"data": data.notes},
+    )
+    record_provenance(files, config, net_fingerprint)
+    log(
+        f"{config.dataset}: autoencoder {len(parts.ae_train)}/{len(parts.ae_val)} train/val images, "
+        f"predictor {len(parts.pred_train)}/{len(parts.pred_val)}, test {len(data.test)}; perceptual network "
+        f"{config.perceptual_net} (weights: {describe_weights(config.perceptual_net, config.perceptual_weights)}); "
+        "training seeds "
+        f"{', '.join(map(str, config.training_seeds()))}"
+    )
+    atomic_write_json(
+        files.baseline,
+        {"task": data.task, "baseline": trivial_baseline(data.task, parts.y_train, parts.y_test)},
+    )
+    atomic_write_bytes(
+        files.originals, lambda f: np.save(f, data.test.subset(parts.sample).materialize())
+    )
+    executor.run(config, parts, files, units(config), progress, log, on_epoch)
+
+
+def record_provenance(files: StudyFiles, config: StudyConfig, net_fingerprint: str | None) -> None:
+    """provenance.json: one session per distinct (versions, device, network) that worked on
+    this study (a study resumed elsewhere lists both)."""
+    session = {
+        **provenance.record(resolve_device(config.device)),
+        "perceptual_net": config.perceptual_net,
+        "perceptual_weights": describe_weights(config.perceptual_net, config.perceptual_weights),
+        "perceptual_net_sha256": net_fingerprint,
+    }
+    sessions = (
+        read_json(files.provenance, "provenance file").get("sessions", [])
+        if files.provenance.exists()
+        else []
+    )
+    if not sessions or sessions[-1] != session:
+        atomic_write_json(
+            files.provenance,
+            {"schema": provenance.SCHEMA_VERSION, "sessions": [*sessions, session]},
+        )
