@@ -303,10 +303,10 @@ def test_every_option_of_a_command_is_the_setting_of_that_name(command, config_c
     assert len(options) >= 4
 
 
-def test_a_new_study_setting_reaches_the_training_and_predictor_configs_by_name():
-    """StudyConfig's sub-configs take each setting of the same name, or the one declared to feed
-    it, without a hand-written copy: every value below is distinct, so a setting copied into
-    the wrong place or left at its default shows."""
+def test_every_study_setting_reaches_the_training_and_predictor_configs():
+    """StudyConfig's sub-configs take each of its settings where `train_config`,
+    `retrain_config`, `predictor_config` and `lunarlander_config` put them: every value below
+    is distinct, so a setting copied into the wrong place or left at its default shows."""
     from percae.predictors import PredictorConfig
     from percae.study.config import StudyConfig
     from percae.training import TrainConfig
@@ -369,31 +369,37 @@ def test_a_new_study_setting_reaches_the_training_and_predictor_configs_by_name(
         ("data lunarlander", "percae.data.lunarlander:LunarLanderConfig"),
     ],
 )
-def test_a_command_option_that_is_a_config_setting_defaults_to_the_settings_default(
+def test_a_command_option_that_is_a_config_setting_leaves_its_default_to_the_config(
     command, config_class
 ):
+    """An option not given is None, so that the setting's one default is the dataclass's."""
     import dataclasses
     import importlib
 
     module, name = config_class.split(":")
-    defaults = {
-        f.name: f.default
-        for f in dataclasses.fields(getattr(importlib.import_module(module), name))
-    }
+    fields = {f.name for f in dataclasses.fields(getattr(importlib.import_module(module), name))}
     group = main
     for word in command.split():
         group = group.commands[word]
-    # --perceptual-net unset means: the paper's network where its weights are at hand, else the offline one.
-    shared = {
-        k: o
-        for k, o in _options(group).items()
-        if k in defaults and k not in ("perceptual_net", "perceptual_scale")
-    }
+    shared = {key: option for key, option in _options(group).items() if key in fields}
     assert len(shared) >= 5
-    for key, option in shared.items():
-        assert option.default == defaults[key], (
-            f"--{key.replace('_', '-')}: {option.default} vs {defaults[key]}"
-        )
+    assert {key: option.default for key, option in shared.items()} == dict.fromkeys(shared)
+
+
+def test_train_with_few_options_saves_the_training_defaults(collection_path, tmp_path):
+    from percae.training import TrainConfig
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        main,
+        ["train", "--data", str(collection_path), "--out", str(out), "--epochs", "1"],
+    )
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "train_config.json").read_text())
+    defaults = TrainConfig()
+    for key in ("loss", "kl_weight", "batch_size", "lr", "seed", "patience", "amp"):
+        assert saved[key] == getattr(defaults, key), key
+    assert json.loads((out / "model_config.json").read_text())["latent_dim"] == 64
 
 
 @pytest.mark.parametrize("args", [[], ["data"]])

@@ -103,3 +103,63 @@ def test_an_existing_output_folder_needs_no_writable_parent(tmp_path, monkeypatc
     assert check_output_folder(folder) == folder
     with pytest.raises(ConfigError, match="not writable"):
         check_output_folder(tmp_path / "new")
+
+
+def test_a_default_the_study_shares_with_a_part_is_written_once():
+    """Where a study setting fills a training, predictor or collection setting with the same
+    default, the study reads it from the part's class rather than writing the number again;
+    and a preset sets only what differs from the defaults."""
+    import ast
+    import dataclasses
+    import inspect
+
+    from percae.data.lunarlander import LunarLanderConfig
+    from percae.predictors import PredictorConfig
+    from percae.study import config as study_module
+    from percae.training import TrainConfig
+
+    # Which study setting fills which part setting: found by giving each a distinct value.
+    numeric = {
+        f.name: 1000 + i
+        for i, f in enumerate(dataclasses.fields(StudyConfig))
+        if f.type in ("int", "float", "int | None")
+    }
+    study = StudyConfig(**numeric)
+    parts = {
+        TrainConfig: study.train_config("P.VAE", 0),
+        PredictorConfig: study.predictor_config(0),
+        LunarLanderConfig: study.lunarlander_config(),
+    }
+    fills = {
+        name: (cls, f.name)
+        for cls, part in parts.items()
+        for f in dataclasses.fields(cls)
+        for name, value in numeric.items()
+        if getattr(part, f.name) == value
+    }
+    assert fills["ae_epochs"] == (TrainConfig, "epochs")  # the search finds the routes
+    assert fills["predictor_batch_size"] == (PredictorConfig, "batch_size")
+
+    tree = ast.parse(inspect.getsource(StudyConfig))
+    literal = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value:
+            default = node.value
+            if isinstance(default, ast.Call) and default.args:  # setting(DEFAULT, ...)
+                default = default.args[0]
+            literal[node.target.id] = isinstance(default, ast.Constant)
+    defaults = {f.name: f.default for f in dataclasses.fields(StudyConfig)}
+    twice = [
+        f"StudyConfig.{name} and {cls.__name__}.{field}"
+        for name, (cls, field) in fills.items()
+        if literal[name] and defaults[name] == getattr(cls, field)
+    ]
+    assert twice == []
+    restated = [
+        f"{dataset} {preset}: {key}"
+        for dataset, presets in study_module.PRESETS.items()
+        for preset, values in presets.items()
+        for key, value in values.items()
+        if key in defaults and defaults[key] == value
+    ]
+    assert restated == []

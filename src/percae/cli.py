@@ -120,19 +120,19 @@ def data() -> None:
 
 @data.command("lunarlander")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to create.")
-@click.option("--rollouts", default=1400, show_default=True, type=int)
-@click.option("--steps", default=150, show_default=True, type=int)
-@click.option("--image-size", default=64, show_default=True, type=int)
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option(
-    "--workers", default=0, show_default=True, type=int, help="0: one per core (at most 8)."
-)
+@click.option("--rollouts", default=None, type=int, help="[default: 1400, the paper's]")
+@click.option("--steps", default=None, type=int, help="Steps per rollout [150].")
+@click.option("--image-size", default=None, type=int, help="[64]")
+@click.option("--seed", default=None, type=int, help="[0]")
+@click.option("--workers", default=None, type=int, help="0: one per core (at most 8) [0].")
 def data_lunarlander(out, **settings):
     """Random-policy LunarLander-v3 rollouts with lander positions."""
-    # Every option but --out is the LunarLanderConfig field of its name (tests/test_cli.py checks it).
+    # Every option but --out is the LunarLanderConfig field of its name (tests/test_cli.py checks
+    # it); one not given is None and takes the field's default.
     from .data.lunarlander import LunarLanderConfig, generate_lunarlander, load_lunarlander
 
-    path = generate_lunarlander(out, LunarLanderConfig(**settings))
+    given = {name: value for name, value in settings.items() if value is not None}
+    path = generate_lunarlander(out, LunarLanderConfig(**given))
     meta = load_lunarlander(path).meta
     click.echo(
         f"wrote {meta['frames']} frames to {path}; the off-screen filter removed {meta['offscreen_removed']} "
@@ -208,23 +208,21 @@ def _perceptual_options(f):
 @click.option("--dataset", default="lunarlander", show_default=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
 @click.option("--model", type=click.Choice(["ae", "vae"]), default="ae", show_default=True)
-@click.option("--z", default=64, show_default=True, type=int, help="Latent size.")
-@click.option(
-    "--loss", type=click.Choice(["pixel", "perceptual"]), default="pixel", show_default=True
-)
+@click.option("--z", default=None, type=int, help="Latent size [64].")
+@click.option("--loss", type=click.Choice(["pixel", "perceptual"]), default=None, help="[pixel]")
 @_perceptual_options
-@click.option("--epochs", default=50, show_default=True, type=int)
-@click.option("--batch-size", default=512, show_default=True, type=int)
-@click.option("--lr", default=1e-3, show_default=True, type=float)
+@click.option("--epochs", default=None, type=int, help="[50]")
+@click.option("--batch-size", default=None, type=int, help="[512]")
+@click.option("--lr", default=None, type=float, help="Adam's learning rate [0.001].")
 @click.option(
     "--kl-weight",
-    default=1e-3,
-    show_default=True,
+    "kl_weight",
+    default=None,
     type=float,
-    help="Gamma, the KL term's weight (VAE).",
+    help="Gamma, the KL term's weight (VAE) [0.001, for the calibrated scale].",
 )
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--device", default="auto", show_default=True)
+@click.option("--seed", default=None, type=int, help="[0]")
+@click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [auto].")
 @click.option("--image-size", default=None, type=int, help="64 + 16n px; resizes folder datasets.")
 @click.option(
     "--tensorboard",
@@ -255,12 +253,10 @@ def train(data_root, dataset, out, model, z, image_size, tensorboard_dir, **sett
         board = TensorBoardLog(tensorboard_dir)
     if RunFiles(out).train_result.exists():
         raise ConfigError(f"{out} already holds a trained run; choose another --out")
-    if settings["perceptual_scale"] is None:
-        del settings["perceptual_scale"]  # TrainConfig's default
-    settings["perceptual_net"], note = choose_perceptual_net(
-        settings["perceptual_net"], preset=None
-    )
-    config = TrainConfig(**settings)
+    # Options not given are None: TrainConfig's defaults.
+    given = {name: value for name, value in settings.items() if value is not None}
+    given["perceptual_net"], note = choose_perceptual_net(settings["perceptual_net"], preset=None)
+    config = TrainConfig(**given)
     check_perceptual_net_name(config.perceptual_net)
     if config.loss == "perceptual":
         build_perceptual_network(
@@ -269,15 +265,15 @@ def train(data_root, dataset, out, model, z, image_size, tensorboard_dir, **sett
         if note:
             LOG.warning(f"note: {note}")
     config.validate()
-    if z < 1:
+    if z is not None and z < 1:
         raise ConfigError(f"--z must be at least 1, got {z}")
     study = load_study_data(dataset, data_root, seed=config.seed, image_size=image_size)
-    ae = build_autoencoder(
-        AutoencoderConfig(model, z, study.autoencoder.image_size), seed=config.seed
-    )
+    size = {} if z is None else {"latent_dim": z}
+    autoencoder = AutoencoderConfig(model, image_size=study.autoencoder.image_size, **size)
+    ae = build_autoencoder(autoencoder, seed=config.seed)
     tr, va = split(study.autoencoder, 0.2, config.seed)
     LOG.info(
-        f"training {model} z={z} with {config.loss} loss"
+        f"training {model} z={autoencoder.latent_dim} with {config.loss} loss"
         + (
             f" ({config.perceptual_net}, weights: {describe_weights(config.perceptual_net, config.perceptual_weights)})"
             if config.loss == "perceptual"
@@ -425,6 +421,7 @@ def encode(run_dir, data_root, dataset, part, out, device):
 @_perceptual_options
 @click.option(
     "--kl-weight",
+    "kl_weight",
     default=None,
     type=float,
     help="Gamma, the KL term's weight, of every VAE (default: the paper's).",

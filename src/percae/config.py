@@ -185,14 +185,11 @@ def setting(
     above: float | None = None,
     max: float | None = None,
     choices: tuple | None = None,
-    feeds: dict[str, str] | None = None,
 ) -> Any:
     """A config field with the rule its value keeps, checked by `JsonConfig.validate` (for a
     tuple, by each item; None always passes): `min` (at least), `above` (more than), `max` (at
-    most), `choices`;
-    a float must also be finite. `option` is the CLI option that sets it (default --field-name),
-    named in its messages. `feeds` maps a part ("train", "predictor", ...) to the field of that
-    part's config this setting fills when it is not the one of the same name (`sub_config`)."""
+    most), `choices`; a float must also be finite. `option` is the CLI option that sets it
+    (default --field-name), named in its messages."""
     return dataclasses.field(
         default=default,
         metadata={
@@ -201,7 +198,6 @@ def setting(
             "above": above,
             "max": max,
             "choices": choices,
-            "feeds": feeds or {},
         },
     )
 
@@ -212,7 +208,7 @@ def option_name(f: dataclasses.Field) -> str:
 
 class JsonConfig:
     """Mixin for dataclass configs: `to_dict`, `from_dict` (unknown keys are errors), `save`,
-    `load`, `validate` (types and each `setting`'s rule), `sub_config`."""
+    `load`, `validate` (types and each `setting`'s rule)."""
 
     error: typing.ClassVar[type[Exception]] = (
         ConfigError  # what `validate` raises (data configs: DataError)
@@ -246,26 +242,6 @@ class JsonConfig:
                     raise self.error(
                         f"{option}: unknown value {item!r}; choose from {', '.join(map(str, rule['choices']))}"
                     )
-
-    def sub_config(self, cls: type[T], parts: tuple[str, ...], **values: Any) -> T:
-        """A config of class `cls` for `parts` (e.g. ("train", "retrain")) filled from this one:
-        each field from this config's setting of the same name, or from the setting that `feeds`
-        it for one of `parts` (the later part wins), or from `values`; a None where `cls` takes
-        no None leaves `cls`'s default. Built by this one rule, no setting is copied by hand."""
-        hints = typing.get_type_hints(cls)
-        source = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
-        for part in parts:
-            for f in dataclasses.fields(self):  # type: ignore[arg-type]
-                if part in f.metadata.get("feeds", {}):
-                    source[f.metadata["feeds"][part]] = getattr(self, f.name)
-        source.update(values)
-        chosen = {
-            f.name: source[f.name]
-            for f in dataclasses.fields(cls)
-            if f.name in source  # type: ignore[arg-type]
-            and not (source[f.name] is None and not _matches(hints[f.name], None))
-        }
-        return cls(**chosen)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ from ..data import (
 )
 from ..data.lunarlander import LunarLanderConfig
 from ..device import resolve_device
-from ..loss import check_perceptual_scale
+from ..loss import AUTO_SCALE, check_perceptual_scale
 from ..model import MAX_LATENT, AutoencoderConfig
 from ..predictors import PredictorConfig
 from ..training import TrainConfig
@@ -39,6 +39,11 @@ PIXEL_OF: dict[str, str] = {
 }
 
 
+# The paper's loss: its gamma, and its perceptual term unscaled.
+PAPER_KL_WEIGHT = 0.01
+PAPER_PERCEPTUAL_SCALE = 1.0
+
+
 @dataclass
 class StudyConfig(JsonConfig):
     dataset: str = "lunarlander"
@@ -48,34 +53,34 @@ class StudyConfig(JsonConfig):
     models: tuple[str, ...] = setting(
         ("AE", "VAE", "P.AE", "P.VAE"), option="--models", choices=tuple(MODEL_VARIANTS)
     )
-    ae_epochs: int = setting(50, option="--epochs", min=1, feeds={"train": "epochs"})
-    predictor_epochs: int = setting(500, min=1, feeds={"predictor": "epochs"})
-    retrain_epochs: int = setting(
-        50, min=0, feeds={"retrain": "epochs"}
-    )  # 0: no decoder retraining
-    batch_size: int = setting(512, min=2)  # autoencoder training and decoder retraining
-    ae_lr: float = setting(
-        1e-3, option="--lr", above=0, feeds={"train": "lr"}
-    )  # and decoder retraining
+    # The settings each unit's trainings and predictors are built from (`train_config`,
+    # `retrain_config`, `predictor_config`, by name): where a default is the part's own, it is
+    # read from the part's class, so that it is written once.
+    ae_epochs: int = setting(TrainConfig.epochs, option="--epochs", min=1)
+    predictor_epochs: int = setting(PredictorConfig.epochs, min=1)
+    retrain_epochs: int = setting(50, min=0)  # the paper's; 0: no decoder retraining
+    batch_size: int = setting(TrainConfig.batch_size, min=2)  # training and decoder retraining
+    ae_lr: float = setting(TrainConfig.lr, option="--lr", above=0)  # and decoder retraining
     # Not an option of `reproduce` (a --config file may set it): named as the file names it.
     predictor_batch_size: int = setting(
-        512, option="predictor_batch_size", min=1, feeds={"predictor": "batch_size"}
+        PredictorConfig.batch_size, option="predictor_batch_size", min=1
     )
-    kl_weight: float = setting(0.01, min=0)  # gamma of every VAE; the paper's 0.01
-    perceptual_net: str | None = None  # None: the paper's AlexNet
+    # gamma of every VAE. The paper's, as the study's default; `percae train` and the quick
+    # preset use TrainConfig's, chosen for the calibrated scale.
+    kl_weight: float = setting(PAPER_KL_WEIGHT, min=0)
+    perceptual_net: str | None = None  # None: by `choose_perceptual_net` (the paper's AlexNet)
     perceptual_weights: str | None = None
-    perceptual_scale: float | str = 1.0  # the paper's loss; "auto" calibrates it (see TrainConfig)
-    rollouts: int = 1400  # LunarLander collection size, when it is generated
-    image_size: int | None = (
-        None  # None: the dataset's own (64 px; STL-10 96 px); folders are resized to it
-    )
-    steps: int = 150
+    # The paper's loss, as the study's default; "auto" calibrates it (see TrainConfig).
+    perceptual_scale: float | str = PAPER_PERCEPTUAL_SCALE
+    rollouts: int = LunarLanderConfig.rollouts  # LunarLander collection size, when it is generated
+    # None: the dataset's own (64 px; STL-10 96 px); folders are resized to it.
+    image_size: int | None = None
+    steps: int = LunarLanderConfig.steps
     max_autoencoder_images: int | None = setting(None, min=1)  # subsample big sets (quick presets)
     max_predictor_images: int | None = setting(None, min=1)
     max_test_images: int | None = setting(None, min=1)
-    seed: int = setting(
-        0, min=0, max=MAX_SEED
-    )  # the data's: collection, subsampling and splits; also the first training seed
+    # The data's: collection, subsampling and splits; also the first training seed.
+    seed: int = setting(LunarLanderConfig.seed, min=0, max=MAX_SEED)
     # Training seeds (model initialisation, batch order, predictor initialisation): each
     # (model, z) is trained once per seed, on the same data. None: (seed,).
     seeds: tuple[int, ...] | None = setting(None, min=0, max=MAX_SEED)
@@ -107,7 +112,8 @@ class StudyConfig(JsonConfig):
 
     def lunarlander_config(self) -> LunarLanderConfig:
         """The settings of the LunarLander collection this study generates when it is missing."""
-        return self.sub_config(LunarLanderConfig, ("lunarlander",))
+        size = {} if self.image_size is None else {"image_size": self.image_size}
+        return LunarLanderConfig(rollouts=self.rollouts, steps=self.steps, seed=self.seed, **size)
 
     def updated(self, **settings) -> "StudyConfig":
         """This study with the settings given (those not None) changed, validated: `reproduce
@@ -158,19 +164,36 @@ class StudyConfig(JsonConfig):
 
     def train_config(self, model: str, seed: int) -> TrainConfig:
         """The training of `model` (AE, VAE, P.AE, P.VAE) with one training seed."""
-        return self.sub_config(TrainConfig, ("train",), loss=MODEL_VARIANTS[model][1], seed=seed)
+        net = self.perceptual_net if self.perceptual_net is not None else TrainConfig.perceptual_net
+        return TrainConfig(
+            loss=MODEL_VARIANTS[model][1],
+            perceptual_net=net,  # (a study of pixel-wise models alone names none)
+            perceptual_weights=self.perceptual_weights,
+            perceptual_scale=self.perceptual_scale,
+            kl_weight=self.kl_weight,
+            epochs=self.ae_epochs,
+            batch_size=self.batch_size,
+            lr=self.ae_lr,
+            seed=seed,
+            device=self.device,
+        )
 
     def retrain_config(self, model: str, seed: int) -> TrainConfig:
         """The decoder retraining of `model`: its training, with pixel loss, for retrain_epochs."""
-        return self.sub_config(TrainConfig, ("train", "retrain"), loss="pixel", seed=seed)
+        return replace(self.train_config(model, seed), loss="pixel", epochs=self.retrain_epochs)
 
     def predictor_config(self, seed: int) -> PredictorConfig:
-        return self.sub_config(PredictorConfig, ("predictor",), seed=seed)
+        return PredictorConfig(
+            epochs=self.predictor_epochs,
+            batch_size=self.predictor_batch_size,
+            seed=seed,
+            device=self.device,
+        )
 
 
 PRESETS: dict[str, dict[str, dict]] = {
     "lunarlander": {
-        "paper": dict(z_sizes=(32, 64, 128, 256), rollouts=1400, steps=150),
+        "paper": {},  # the defaults
         # Sized by measurement to show the paper's effect on 2 CPU cores in 10 minutes
         # (docs/results/quick-preset): batch 16 gives the autoencoders enough steps in 2 epochs; no
         # decoder retraining (Table VIII reads the reconstructions as trained) to leave time for 3 seeds.
@@ -178,14 +201,13 @@ PRESETS: dict[str, dict[str, dict]] = {
             z_sizes=(32,),
             models=("AE", "P.AE"),
             rollouts=200,
-            steps=150,
             ae_epochs=2,
             batch_size=16,
             predictor_epochs=300,
             retrain_epochs=0,
             seed_count=3,
-            perceptual_scale="auto",
-            kl_weight=1e-3,
+            perceptual_scale=AUTO_SCALE,
+            kl_weight=TrainConfig.kl_weight,
         ),
     },
     "stl10": {
