@@ -9,8 +9,10 @@ code's layout changed no behaviour. Run a tiny study with each version and compa
     python scripts/compare_study_files.py before after
 
 Every file must exist in both. Arrays, model and predictor files, and figures are compared byte
-for byte; JSON files as values, without timings, throughputs and provenance; CSV files without
-their timing columns; tables.md without the lines that report speed. Exit 1 on any difference.
+for byte; JSON files as values, without timings, throughputs and provenance (a study's settings
+as StudyConfig reads them, so that a folder of an older results schema compares by meaning);
+CSV files without their timing columns; tables.md without the lines that report speed. Exit 1
+on any difference.
 """
 
 from __future__ import annotations
@@ -38,11 +40,22 @@ def without_timings(value):
     return value
 
 
+def settings(values: dict) -> dict:
+    from percae.study.config import StudyConfig
+
+    return StudyConfig.from_dict(values).to_dict()
+
+
 def comparable(path: Path):
     if path.name == "provenance.json":
         return None
     if path.suffix == ".json":
-        return without_timings(json.loads(path.read_text()))
+        values = json.loads(path.read_text())
+        if path.name == "study_config.json":
+            values = settings(values)
+        elif path.name == "summary.json":
+            values["config"] = settings(values["config"])
+        return without_timings(values)
     if path.suffix == ".csv":
         rows = list(csv.DictReader(io.StringIO(path.read_text())))
         return [{k: v for k, v in row.items() if not timed(k)} for row in rows]

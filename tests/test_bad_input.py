@@ -715,11 +715,11 @@ CASES = [
     # --- percae report
     (
         "reproduce --config of the wrong type",
-        "ae_epochs must be an integer",
+        "epochs must be an integer",
         lambda w: [
             "reproduce",
             "--config",
-            w.file("c.json", b'{"dataset": "lunarlander", "ae_epochs": "5"}'),
+            w.file("c.json", b'{"dataset": "lunarlander", "train": {"epochs": "5"}}'),
             "--out",
             w.tmp / "study",
         ],

@@ -289,18 +289,29 @@ def _options(command) -> dict:
 )
 def test_every_option_of_a_command_is_the_setting_of_that_name(command, config_class, not_settings):
     """A setting is named in its dataclass and in the option that sets it, nowhere else: each
-    command passes its options to the config by name, so each must be a field."""
+    command passes its options to the config by name, so each must be a field (PART__NAME: the
+    field NAME of the config's part PART)."""
     import dataclasses
     import importlib
 
     module, name = config_class.split(":")
-    fields = {f.name for f in dataclasses.fields(getattr(importlib.import_module(module), name))}
+    config = getattr(importlib.import_module(module), name)()
     group = main
     for word in command.split():
         group = group.commands[word]
     options = set(_options(group)) - not_settings
-    assert options <= fields, options - fields
+    unknown = []
+    for option in options:
+        *parts, field = option.split("__")
+        owner = config
+        for part in parts:
+            owner = getattr(owner, part, None)
+        if owner is None or field not in {f.name for f in dataclasses.fields(owner)}:
+            unknown.append(option)
+    assert unknown == []
     assert len(options) >= 4
+    if command == "reproduce":
+        assert {"train__kl_weight", "train__epochs", "predictor__epochs"} <= options
 
 
 def test_every_study_setting_reaches_the_training_and_predictor_configs():
@@ -312,21 +323,22 @@ def test_every_study_setting_reaches_the_training_and_predictor_configs():
     from percae.training import TrainConfig
     from percae.data.lunarlander import LunarLanderConfig
 
-    study = StudyConfig(
-        ae_epochs=11,
-        predictor_epochs=12,
+    # As `reproduce` passes its options: by their parameter names.
+    study = StudyConfig().updated(
+        train__epochs=11,
+        predictor__epochs=12,
         retrain_epochs=13,
-        batch_size=14,
-        predictor_batch_size=15,
-        kl_weight=0.25,
-        perceptual_net="alexnet-random",
-        perceptual_weights="w.pt",
+        train__batch_size=14,
+        predictor__batch_size=15,
+        train__kl_weight=0.25,
+        train__perceptual_net="alexnet-random",
+        train__perceptual_weights="w.pt",
         rollouts=16,
         steps=17,
         seed=18,
-        device="cpu",
-        perceptual_scale=7.5,
-        ae_lr=0.02,
+        train__device="cpu",
+        train__perceptual_scale=7.5,
+        train__lr=0.02,
     )
     assert study.train_config("P.VAE", 5) == TrainConfig(
         loss="perceptual",
@@ -355,6 +367,8 @@ def test_every_study_setting_reaches_the_training_and_predictor_configs():
     assert study.predictor_config(6) == PredictorConfig(
         epochs=12, batch_size=15, seed=6, device="cpu"
     )
+    with pytest.raises(__import__("percae.config").config.ConfigError, match="no setting epoch"):
+        StudyConfig().updated(train__epoch=3)
     # No image size set: the collection's own 64 px, not None.
     assert study.lunarlander_config() == LunarLanderConfig(
         rollouts=16, steps=17, image_size=64, seed=18
@@ -576,8 +590,15 @@ def test_reproduce_config_reruns_a_saved_study_with_exactly_its_settings(collect
     )
     assert result.exit_code == 0, result.output
     before, after = (json.loads(f.read_text()) for f in (saved, changed / "study_config.json"))
-    assert {k for k in before if before[k] != after[k]} == {"seeds", "predictor_epochs"}
-    assert after["seeds"] == [0] and after["predictor_epochs"] == 6 and after["kl_weight"] == 0.5
+    assert {k for k in before if before[k] != after[k]} == {"seeds", "predictor"}
+    assert {k for k in before["predictor"] if before["predictor"][k] != after["predictor"][k]} == {
+        "epochs"
+    }
+    assert (
+        after["seeds"] == [0]
+        and after["predictor"]["epochs"] == 6
+        and after["train"]["kl_weight"] == 0.5
+    )
 
 
 @pytest.mark.slow

@@ -45,11 +45,11 @@ def tiny_config(collection_path, **overrides):
         root=str(collection_path),
         models=("AE", "VAE", "P.AE"),
         seeds=(0, 1),
-        ae_epochs=1,
-        predictor_epochs=5,
+        train__epochs=1,
+        predictor__epochs=5,
         retrain_epochs=1,
-        device="cpu",
-        perceptual_net="alexnet-random",
+        train__device="cpu",
+        train__perceptual_net="alexnet-random",
     )
     return preset_config("lunarlander", "quick", **{**settings, **overrides})
 
@@ -118,7 +118,7 @@ def test_a_unit_runs_on_the_cpus_it_asked_for_alone(collection_path, tmp_path):
     watcher.start()
     try:
         run_study(
-            tiny_config(collection_path, models=("AE", "P.AE"), seeds=(0,), ae_epochs=3),
+            tiny_config(collection_path, models=("AE", "P.AE"), seeds=(0,), train__epochs=3),
             tmp_path,
             progress=False,
             log=lambda s: None,

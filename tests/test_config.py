@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -14,9 +15,62 @@ from percae.training import TrainConfig
 
 
 def test_a_config_round_trips_through_json(tmp_path):
-    config = StudyConfig(z_sizes=(32, 64), seeds=(0, 2), kl_weight=0.001, image_size=80)
+    config = StudyConfig(
+        z_sizes=(32, 64), seeds=(0, 2), image_size=80, train=TrainConfig(kl_weight=0.25, epochs=3)
+    )
     config.save(tmp_path / "c.json")
     assert StudyConfig.load(tmp_path / "c.json") == config
+    assert json.loads((tmp_path / "c.json").read_text())["train"]["kl_weight"] == 0.25
+
+
+def test_a_study_config_of_the_flat_schema_is_read_into_its_parts(tmp_path):
+    """study_config.json as results schema 1 wrote it (settings of the training and of the
+    predictors beside the study's) still loads, each setting where it now lives."""
+    flat = {
+        "dataset": "lunarlander",
+        "preset": "quick",
+        "z_sizes": [32],
+        "models": ["AE", "P.AE"],
+        "ae_epochs": 2,
+        "predictor_epochs": 300,
+        "retrain_epochs": 0,
+        "batch_size": 16,
+        "ae_lr": 0.002,
+        "predictor_batch_size": 256,
+        "kl_weight": 0.001,
+        "perceptual_net": "alexnet-random",
+        "perceptual_weights": None,
+        "perceptual_scale": "auto",
+        "rollouts": 200,
+        "seed": 1,
+        "seeds": [1, 2, 3],
+        "device": "cpu",
+    }
+    (tmp_path / "study_config.json").write_text(json.dumps(flat))
+    study = StudyConfig.load(tmp_path / "study_config.json")
+    assert study.train == TrainConfig(
+        perceptual_net="alexnet-random",
+        perceptual_scale="auto",
+        kl_weight=0.001,
+        epochs=2,
+        batch_size=16,
+        lr=0.002,
+        device="cpu",
+    )
+    assert (study.predictor.epochs, study.predictor.batch_size) == (300, 256)
+    assert (study.retrain_epochs, study.rollouts, study.seeds) == (0, 200, (1, 2, 3))
+    # Settings a schema-1 file leaves out take the study's defaults: the paper's loss.
+    old = StudyConfig.from_dict({"dataset": "lunarlander", "ae_epochs": 7})
+    assert (old.train.epochs, old.train.kl_weight, old.train.perceptual_scale) == (7, 0.01, 1.0)
+    with pytest.raises(ConfigError, match="kl_weight must be a number"):
+        StudyConfig.from_dict({"dataset": "lunarlander", "kl_weight": "high"})
+
+
+def test_a_part_given_in_part_changes_only_those_settings_of_the_studys_part():
+    study = StudyConfig.from_dict({"dataset": "lunarlander", "train": {"epochs": 3}})
+    assert study.train == replace(StudyConfig().train, epochs=3)
+    with pytest.raises(ConfigError, match="unknown setting"):
+        StudyConfig.from_dict({"dataset": "lunarlander", "train": {"epoch": 3}})
 
 
 @pytest.mark.parametrize(
@@ -105,10 +159,10 @@ def test_an_existing_output_folder_needs_no_writable_parent(tmp_path, monkeypatc
         check_output_folder(tmp_path / "new")
 
 
-def test_a_default_the_study_shares_with_a_part_is_written_once():
-    """Where a study setting fills a training, predictor or collection setting with the same
-    default, the study reads it from the part's class rather than writing the number again;
-    and a preset sets only what differs from the defaults."""
+def test_a_default_is_written_once():
+    """The study's training and predictors are TrainConfig and PredictorConfig with their own
+    defaults, but for the paper's loss (study.config.paper_training); a study setting that is
+    a collection's reads the collection's default; a preset sets only what differs."""
     import ast
     import dataclasses
     import inspect
@@ -116,50 +170,37 @@ def test_a_default_the_study_shares_with_a_part_is_written_once():
     from percae.data.lunarlander import LunarLanderConfig
     from percae.predictors import PredictorConfig
     from percae.study import config as study_module
-    from percae.training import TrainConfig
 
-    # Which study setting fills which part setting: found by giving each a distinct value.
-    numeric = {
-        f.name: 1000 + i
-        for i, f in enumerate(dataclasses.fields(StudyConfig))
-        if f.type in ("int", "float", "int | None")
+    study = StudyConfig()
+    changed = {
+        f.name
+        for f in dataclasses.fields(TrainConfig)
+        if getattr(study.train, f.name) != getattr(TrainConfig(), f.name)
     }
-    study = StudyConfig(**numeric)
-    parts = {
-        TrainConfig: study.train_config("P.VAE", 0),
-        PredictorConfig: study.predictor_config(0),
-        LunarLanderConfig: study.lunarlander_config(),
-    }
-    fills = {
-        name: (cls, f.name)
-        for cls, part in parts.items()
-        for f in dataclasses.fields(cls)
-        for name, value in numeric.items()
-        if getattr(part, f.name) == value
-    }
-    assert fills["ae_epochs"] == (TrainConfig, "epochs")  # the search finds the routes
-    assert fills["predictor_batch_size"] == (PredictorConfig, "batch_size")
-
+    assert changed == {"kl_weight", "perceptual_scale"}
+    assert study.predictor == PredictorConfig()
     tree = ast.parse(inspect.getsource(StudyConfig))
-    literal = {}
+    shared = {"rollouts", "steps", "seed"}  # the collection's settings of the same name
     for node in ast.walk(tree):
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value:
-            default = node.value
-            if isinstance(default, ast.Call) and default.args:  # setting(DEFAULT, ...)
-                default = default.args[0]
-            literal[node.target.id] = isinstance(default, ast.Constant)
-    defaults = {f.name: f.default for f in dataclasses.fields(StudyConfig)}
-    twice = [
-        f"StudyConfig.{name} and {cls.__name__}.{field}"
-        for name, (cls, field) in fills.items()
-        if literal[name] and defaults[name] == getattr(cls, field)
-    ]
-    assert twice == []
-    restated = [
-        f"{dataset} {preset}: {key}"
-        for dataset, presets in study_module.PRESETS.items()
-        for preset, values in presets.items()
-        for key, value in values.items()
-        if key in defaults and defaults[key] == value
-    ]
+        if isinstance(node, ast.AnnAssign) and node.target.id in shared:
+            default = node.value.args[0] if isinstance(node.value, ast.Call) else node.value
+            assert not isinstance(default, ast.Constant), node.target.id
+            assert getattr(study, node.target.id) == getattr(LunarLanderConfig(), node.target.id)
+
+    defaults = study.to_dict()
+    restated = []
+    for dataset, presets in study_module.PRESETS.items():
+        for preset, values in presets.items():
+            for key, value in values.items():
+                if isinstance(value, dict):
+                    restated += [
+                        f"{dataset} {preset}: {key}.{k}"
+                        for k, v in value.items()
+                        if defaults[key][k] == v
+                    ]
+                elif key in defaults and defaults[key] in (
+                    value,
+                    list(value) if isinstance(value, tuple) else value,
+                ):
+                    restated.append(f"{dataset} {preset}: {key}")
     assert restated == []

@@ -480,7 +480,11 @@ def test_a_perceptual_scale_other_than_a_positive_number_or_auto_is_refused(valu
 def test_the_network_is_chosen_by_one_rule_whatever_is_cached(
     alexnet_file, empty_torch_home, no_network
 ):
-    from percae.perceptual_networks import choose_perceptual_net
+    """Every quick preset's network is the offline one, whether AlexNet's weights are cached or
+    not; the paper preset and `percae train` take the paper's AlexNet; a network named wins."""
+    from percae.perceptual_networks import perceptual_net_note
+    from percae.study.config import PRESETS, preset_config
+    from percae.training import TrainConfig
 
     for cached in (False, True):
         if cached:
@@ -488,14 +492,19 @@ def test_the_network_is_chosen_by_one_rule_whatever_is_cached(
             shutil.copyfile(
                 alexnet_file[0], empty_torch_home / "hub" / "checkpoints" / ALEXNET_FILE
             )
-        net, note = choose_perceptual_net(None, "quick")
-        assert net == "alexnet-random" and "the quick preset uses alexnet-random" in note
-        assert choose_perceptual_net(None, "paper") == ("alexnet", None)
-        assert choose_perceptual_net(None, None) == ("alexnet", None)
-        assert choose_perceptual_net("efficientnet-lite0-s8", "quick") == (
-            "efficientnet-lite0-s8",
-            None,
+        for dataset in PRESETS:
+            quick = preset_config(dataset, "quick", root=str(empty_torch_home))
+            assert quick.train.perceptual_net == "alexnet-random"
+            paper = preset_config(dataset, "paper", root=str(empty_torch_home))
+            assert paper.train.perceptual_net == "alexnet"
+        assert TrainConfig().perceptual_net == "alexnet"
+        named = preset_config("lunarlander", "quick", train__perceptual_net="efficientnet-lite0-s8")
+        assert named.train.perceptual_net == "efficientnet-lite0-s8"
+        assert "the quick preset uses alexnet-random" in perceptual_net_note(
+            "alexnet-random", "quick"
         )
+        assert perceptual_net_note("alexnet", "paper") is None
+        assert perceptual_net_note("efficientnet-lite0-s8", "quick") is None
 
 
 class _Served:

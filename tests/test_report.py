@@ -9,7 +9,7 @@ from scipy import stats
 
 from percae.report import build_summary, build_tables
 from percae.statistics import mean_interval
-from percae.study.config import StudyConfig
+from percae.study.config import StudyConfig, with_settings
 
 
 @pytest.mark.parametrize(
@@ -47,11 +47,13 @@ def _info(errors: dict, seeds, z_sizes=(32,)):
     """errors: {(model, z, seed): (mlp, linear)} for a position study."""
     runs = {(m, z, s): _run(*errors[(m, z, s)]) for (m, z, s) in errors}
     models = sorted({m for m, _, _ in errors})
-    config = StudyConfig(
-        models=tuple(models), z_sizes=tuple(z_sizes), perceptual_net="alexnet-random"
-    ).to_dict()
+    study = with_settings(
+        StudyConfig(models=tuple(models), z_sizes=tuple(z_sizes)),
+        {"train__perceptual_net": "alexnet-random"},
+    )
     return {
-        "config": config,
+        "config": study.to_dict(),
+        "perceptual_net": study.perceptual_net,
         "seeds": list(seeds),
         "baseline": {"task": "position", "baseline": 22.0},
         "notes": {},
@@ -148,7 +150,7 @@ def test_errors_are_also_given_as_fractions_of_the_baseline_and_the_scale_used_i
     for (model, _, _), run in info["runs"].items():
         if model == "P.AE":
             run["train"]["perceptual_scale"] = 725.5
-    info["config"]["perceptual_scale"] = "auto"
+    info["config"]["train"]["perceptual_scale"] = "auto"
     summary = build_summary(info)
     assert summary["perceptual_scale"] == 725.5
     tables = build_tables(summary, {})

@@ -76,10 +76,10 @@ def test_study_outputs_and_baseline(collection, tmp_path):
         "quick",
         root=str(collection),
         z_sizes=(4,),
-        ae_epochs=2,
-        predictor_epochs=20,
+        train__epochs=2,
+        predictor__epochs=20,
         retrain_epochs=1,
-        perceptual_net="alexnet-random",
+        train__perceptual_net="alexnet-random",
         models=("AE", "VAE", "P.AE", "P.VAE"),
         seeds=(0,),
     )
@@ -153,7 +153,7 @@ def test_study_outputs_and_baseline(collection, tmp_path):
         "quick",
         root=str(collection),
         z_sizes=(8,),
-        perceptual_net="alexnet-random",
+        train__perceptual_net="alexnet-random",
         models=("AE", "VAE", "P.AE", "P.VAE"),
         seeds=(0,),
     )
@@ -292,10 +292,10 @@ def test_retrain_epochs_0_reads_reconstructions_as_trained(collection, tmp_path)
         z_sizes=(4,),
         models=("AE",),
         seeds=(0,),
-        ae_epochs=1,
-        predictor_epochs=5,
+        train__epochs=1,
+        predictor__epochs=5,
         retrain_epochs=0,
-        perceptual_net="alexnet-random",
+        train__perceptual_net="alexnet-random",
     )
     summary = run_study(config, tmp_path, progress=False, log=lambda s: None)
     retrain = tmp_path / "runs" / "AE_z4_seed0" / "retrain"
@@ -332,10 +332,10 @@ def test_a_finished_training_resumed_with_a_leftover_checkpoint_ends_without_it(
         z_sizes=(4,),
         models=("AE",),
         seeds=(0,),
-        ae_epochs=2,
-        predictor_epochs=5,
+        train__epochs=2,
+        predictor__epochs=5,
         retrain_epochs=1,
-        perceptual_net="alexnet-random",
+        train__perceptual_net="alexnet-random",
     )
     first = run_study(config, tmp_path, progress=False, log=lambda s: None)
     run = tmp_path / "runs" / "AE_z4_seed0"
@@ -368,7 +368,7 @@ def test_kl_weight_reaches_every_vae_of_a_study_and_its_active_units_are_reporte
     ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    assert json.loads((out / "study_config.json").read_text())["kl_weight"] == 0.25
+    assert json.loads((out / "study_config.json").read_text())["train"]["kl_weight"] == 0.25
     summary = json.loads((out / "summary.json").read_text())
     for model in ("VAE", "P.VAE"):
         run = out / "runs" / f"{model}_z4_seed0"
@@ -399,11 +399,11 @@ def test_provenance_is_recorded_in_the_study_its_summary_and_each_run(collection
         z_sizes=(4,),
         models=("P.AE",),
         seeds=(0,),
-        ae_epochs=1,
-        predictor_epochs=5,
+        train__epochs=1,
+        predictor__epochs=5,
         retrain_epochs=0,
-        perceptual_net="alexnet-random",
-        device="cpu",
+        train__perceptual_net="alexnet-random",
+        train__device="cpu",
     )
     summary = run_study(config, tmp_path, progress=False, log=lambda s: None)
     record = json.loads((tmp_path / "provenance.json").read_text())
@@ -461,7 +461,8 @@ def test_a_study_of_pixel_wise_models_needs_no_perceptual_network(
     config = StudyConfig(
         root=str(collection), models=("AE", "VAE"), z_sizes=(4,)
     )  # the paper's preset: AlexNet
-    assert resolve_perceptual_net(config, log=lambda s: None) == (None, None, None)
+    assert config.perceptual_net is None
+    assert resolve_perceptual_net(config, log=lambda s: None) == (None, None)
     with pytest.raises(Exception, match="--perceptual-weights"):
         resolve_perceptual_net(
             StudyConfig(root=str(collection), models=("AE", "P.AE")), log=lambda s: None
@@ -479,11 +480,13 @@ def test_the_quick_preset_uses_the_same_network_whether_alexnet_is_cached_or_not
     from percae.study.data import resolve_perceptual_net
 
     config = preset_config("lunarlander", "quick", root=str(collection))
+    assert config.perceptual_net == "alexnet-random"
     lines = []
-    assert resolve_perceptual_net(config, log=lines.append)[0] == "alexnet-random"
+    resolve_perceptual_net(config, log=lines.append)  # refuses nothing with no AlexNet at hand
     alexnet_cache_path().parent.mkdir(parents=True)
     torch.save(torchvision.models.alexnet(weights=None).state_dict(), alexnet_cache_path())
-    assert resolve_perceptual_net(config, log=lines.append)[0] == "alexnet-random"
+    resolve_perceptual_net(config, log=lines.append)
+    assert preset_config("lunarlander", "quick", root=str(collection)) == config
     assert all("the quick preset uses alexnet-random" in line for line in lines) and len(lines) == 2
     shutil.rmtree(alexnet_cache_path().parent)
 
@@ -498,10 +501,10 @@ def test_a_study_grows_by_training_only_its_new_units_and_refuses_changes_to_fin
     small = dict(
         root=str(collection),
         z_sizes=(4,),
-        ae_epochs=2,
-        predictor_epochs=15,
+        train__epochs=2,
+        predictor__epochs=15,
         retrain_epochs=0,
-        perceptual_net="alexnet-random",
+        train__perceptual_net="alexnet-random",
     )
     grown = tmp_path / "grown"
     run_study(
@@ -545,7 +548,7 @@ def test_a_study_grows_by_training_only_its_new_units_and_refuses_changes_to_fin
 
     # What the finished units were trained with cannot change, and a study does not shrink.
     for change, named in (
-        (dict(ae_epochs=3), "ae_epochs: 2 -> 3"),
+        (dict(train__epochs=3), "train.epochs: 2 -> 3"),
         (dict(seeds=(1,)), "seeds: 0 dropped"),
     ):
         settings = {**small, "models": ("AE", "P.AE"), "seeds": (0, 1), **change}
@@ -568,8 +571,8 @@ def test_a_study_on_a_collection_changed_in_place_and_a_run_of_another_z_are_ref
     small = dict(
         root=str(root),
         z_sizes=(4,),
-        ae_epochs=1,
-        predictor_epochs=5,
+        train__epochs=1,
+        predictor__epochs=5,
         retrain_epochs=0,
         models=("AE",),
         seeds=(0,),

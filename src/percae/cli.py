@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import sys
@@ -172,9 +173,12 @@ class _ScaleType(click.ParamType):
             self.fail(f"{value!r} is neither a number nor auto", param, ctx)
 
 
-def _perceptual_options(f):
+def _perceptual_options(f, part: str = ""):
+    """The perceptual network's options, as `train` names them (TrainConfig's fields) or, with
+    part "train__", as `reproduce` does (its study's training's)."""
     f = click.option(
         "--perceptual-scale",
+        f"{part}perceptual_scale",
         default=None,
         type=_ScaleType(),
         help="The perceptual term's factor: a number (1: the paper's loss), or auto: the pixels' "
@@ -183,12 +187,14 @@ def _perceptual_options(f):
     )(f)
     f = click.option(
         "--perceptual-weights",
+        f"{part}perceptual_weights",
         default=None,
         help="A torchvision-format state dict for the perceptual network (offline AlexNet), or "
         "'imagenet' for a torchvision:ARCH:LAYER trunk's ImageNet weights (downloaded).",
     )(f)
     f = click.option(
         "--perceptual-net",
+        f"{part}perceptual_net",
         default=None,
         help="alexnet (the paper's, ImageNet weights: cached, downloaded, or --perceptual-weights; "
         "the default but for the quick preset), alexnet-random (the quick preset's), efficientnet-lite0, efficientnet-lite0-s8, or torchvision:ARCH:LAYER "
@@ -238,7 +244,6 @@ def train(data_root, dataset, out, model, z, image_size, tensorboard_dir, **sett
     from .perceptual_networks import (
         build_perceptual_network,
         check_perceptual_net_name,
-        choose_perceptual_net,
         describe_weights,
     )
     from .model import AutoencoderConfig, build_autoencoder
@@ -254,16 +259,12 @@ def train(data_root, dataset, out, model, z, image_size, tensorboard_dir, **sett
     if RunFiles(out).train_result.exists():
         raise ConfigError(f"{out} already holds a trained run; choose another --out")
     # Options not given are None: TrainConfig's defaults.
-    given = {name: value for name, value in settings.items() if value is not None}
-    given["perceptual_net"], note = choose_perceptual_net(settings["perceptual_net"], preset=None)
-    config = TrainConfig(**given)
+    config = TrainConfig(**{name: value for name, value in settings.items() if value is not None})
     check_perceptual_net_name(config.perceptual_net)
     if config.loss == "perceptual":
         build_perceptual_network(
             config.perceptual_net, config.perceptual_weights
         )  # a bad layer or weights file: refused now
-        if note:
-            LOG.warning(f"note: {note}")
     config.validate()
     if z is not None and z < 1:
         raise ConfigError(f"--z must be at least 1, got {z}")
@@ -411,17 +412,26 @@ def encode(run_dir, data_root, dataset, part, out, device):
 )
 @click.option("--z", "z_sizes", default=None, help="Latent sizes, comma-separated (e.g. 32,64).")
 @click.option("--models", default=None, help="Comma-separated subset of AE,VAE,P.AE,P.VAE.")
-@click.option("--epochs", "ae_epochs", default=None, type=int, help="Autoencoder epochs (at most).")
-@click.option("--predictor-epochs", default=None, type=int)
+# A setting of the study's training or predictors is named PART__NAME (StudyConfig.updated).
+@click.option(
+    "--epochs", "train__epochs", default=None, type=int, help="Autoencoder epochs (at most)."
+)
+@click.option("--predictor-epochs", "predictor__epochs", default=None, type=int)
 @click.option("--retrain-epochs", default=None, type=int)
 @click.option(
-    "--batch-size", default=None, type=int, help="Autoencoder batch size (training and retraining)."
+    "--batch-size",
+    "train__batch_size",
+    default=None,
+    type=int,
+    help="Autoencoder batch size (training and retraining).",
 )
-@click.option("--lr", "ae_lr", default=None, type=float, help="Autoencoder learning rate (Adam).")
-@_perceptual_options
+@click.option(
+    "--lr", "train__lr", default=None, type=float, help="Autoencoder learning rate (Adam)."
+)
+@functools.partial(_perceptual_options, part="train__")
 @click.option(
     "--kl-weight",
-    "kl_weight",
+    "train__kl_weight",
     default=None,
     type=float,
     help="Gamma, the KL term's weight, of every VAE (default: the paper's).",
@@ -449,7 +459,7 @@ def encode(run_dir, data_root, dataset, part, out, device):
     help="Training seeds: a count N (seed, seed+1, ...) or a comma-separated list; "
     "tables show mean ± 95% CI.",
 )
-@click.option("--device", default=None)
+@click.option("--device", "train__device", default=None, help="auto, cpu, cuda or cuda:N.")
 @click.option("--progress/--no-progress", default=True)
 @click.option(
     "--executor",
@@ -497,8 +507,8 @@ def reproduce(
     **settings,
 ):
     """Run the whole study on DATASET and write its tables (resumable)."""
-    # Every option in `settings` is the StudyConfig field of its name (tests/test_cli.py checks
-    # it); those not given are None and take the preset's value.
+    # Every option in `settings` is the StudyConfig setting of its name, PART__NAME for a part's
+    # (tests/test_cli.py checks it); those not given are None and take the preset's value.
     from .study.config import StudyConfig, preset_config
     from .study.run import run_study
 
@@ -616,8 +626,8 @@ def reproduce(
 @click.option(
     "--split-seed", default=0, show_default=True, type=int, help="The seed of the splits."
 )
-@click.option("--predictor-epochs", default=500, show_default=True, type=int)
-@click.option("--device", default="auto", show_default=True)
+@click.option("--predictor-epochs", "epochs", default=None, type=int, help="[500]")
+@click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [auto].")
 @click.option(
     "--out",
     required=True,
@@ -633,9 +643,8 @@ def probe(
     test_targets,
     seeds,
     split_seed,
-    predictor_epochs,
-    device,
     out,
+    **settings,
 ):
     """Evaluate any embeddings as the paper does (predictor grid, baseline, intervals)."""
     from .probe import load_array, probe_embeddings
@@ -659,7 +668,8 @@ def probe(
         test_targets=load_array(test_targets, "--test-targets") if test_targets else None,
         seeds=parse_seeds(seeds),
         split_seed=split_seed,
-        config=PredictorConfig(epochs=predictor_epochs, device=device),
+        # The options not given are None: PredictorConfig's defaults.
+        config=PredictorConfig(**{k: v for k, v in settings.items() if v is not None}),
     )
     from .probe import probe_tables
 

@@ -70,7 +70,7 @@ class RayExecutor:
     def start(self, config: StudyConfig) -> None:
         """Join or start Ray and check that a unit fits it, before the study writes anything."""
         ray = _import_ray()
-        device = config.device
+        device = config.train.device
         if self.gpus_per_run > 0 and device not in ("auto", "cuda", "cuda:0"):
             raise ConfigError(
                 f"--device {device} with --gpus-per-run: each task sees its own GPU as cuda:0; use "

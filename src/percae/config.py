@@ -220,6 +220,9 @@ class JsonConfig:
         self.check_types()
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             value, rule, option = getattr(self, f.name), f.metadata, option_name(f)
+            if isinstance(value, JsonConfig):  # a part: its own rules
+                value.validate()
+                continue
             for item in value if isinstance(value, (tuple, list)) else (value,):
                 if item is None or isinstance(item, bool):
                     continue
@@ -292,6 +295,8 @@ def _show(value: Any) -> str:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, JsonConfig):
+        return value.to_dict()
     if isinstance(value, numbers.Number) and not isinstance(value, (bool, int, float)):
         return (
             value.item() if hasattr(value, "item") else value
@@ -312,6 +317,8 @@ def _matches(hint: Any, value: Any) -> bool:
         return any(_matches(a, value) for a in args)
     if hint is type(None):
         return value is None
+    if isinstance(hint, type) and issubclass(hint, JsonConfig):
+        return isinstance(value, hint)
     if origin is tuple:
         if not isinstance(value, (tuple, list)):
             return False
@@ -335,6 +342,8 @@ def _describe(hint: Any) -> str:
         return " or ".join(_describe(a) for a in args)
     if hint is type(None):
         return "null"
+    if isinstance(hint, type) and issubclass(hint, JsonConfig):
+        return "an object of settings"
     if origin is tuple:
         return f"a list, each item {_describe(args[0])}"
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
@@ -345,6 +354,8 @@ def _describe(hint: Any) -> str:
 def _coerce(hint: Any, value: Any) -> Any:
     # JSON has no tuples; turn lists back into the tuples the dataclass declares.
     origin = typing.get_origin(hint)
+    if isinstance(hint, type) and issubclass(hint, JsonConfig) and isinstance(value, dict):
+        return hint.from_dict(value)  # a part, as strictly as the whole
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)  # JSON writes 1.0 as 1 in some tools
     if origin is tuple and isinstance(value, list):

@@ -324,26 +324,21 @@ PERCEPTUAL_NETWORKS: dict[str, Callable[..., nn.Module]] = {
     "efficientnet-lite0-s8": efficientnet_lite0_stride8,
 }
 
-# The paper's network: ImageNet AlexNet, from torch's cache, downloaded, or refused in one line.
-PAPER_PERCEPTUAL_NETWORK = "alexnet"
 # The quick preset's, on every machine alike: offline, and the one that reproduced the paper's
 # direction best of those that install offline (docs/results/offline-networks).
 QUICK_PERCEPTUAL_NETWORK = "alexnet-random"
 
 
-def choose_perceptual_net(named: str | None, preset: str | None) -> tuple[str, str | None]:
-    """(network, note) a command uses, by one rule for `train` and `reproduce`: the network
-    named; else the quick preset's QUICK_PERCEPTUAL_NETWORK, whether or not AlexNet's weights
-    are at hand (the same command gives the same network everywhere), with a note that says
-    so; else the paper's ImageNet AlexNet."""
-    if named is not None:
-        return named, None
-    if preset == "quick":
-        return QUICK_PERCEPTUAL_NETWORK, (
+def perceptual_net_note(net: str, preset: str | None) -> str | None:
+    """What a study's log and notes say of its network: the quick presets use
+    QUICK_PERCEPTUAL_NETWORK whether or not AlexNet's weights are at hand (the same command
+    gives the same network everywhere); where one does, the note says so."""
+    if preset == "quick" and net == QUICK_PERCEPTUAL_NETWORK:
+        return (
             f"the quick preset uses {QUICK_PERCEPTUAL_NETWORK} (weights: {describe_weights(QUICK_PERCEPTUAL_NETWORK)}), "
             "offline and the same on every machine; --perceptual-net alexnet gives the paper's ImageNet AlexNet"
         )
-    return PAPER_PERCEPTUAL_NETWORK, None
+    return None
 
 
 def describe_weights(name: str | None, weights_path: str | os.PathLike | None = None) -> str:

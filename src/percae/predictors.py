@@ -84,7 +84,7 @@ def predictor_grid() -> list[PredictorSpec]:
 
 @dataclass
 class PredictorConfig(JsonConfig):
-    epochs: int = setting(500, option="predictor epochs", min=1)
+    epochs: int = setting(500, option="--predictor-epochs", min=1)
     batch_size: int = setting(512, option="predictor batch size", min=1)
     lr: float = setting(1e-3, option="predictor learning rate", min=0)
     patience: int | None = setting(

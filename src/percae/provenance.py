@@ -13,7 +13,9 @@ import torch
 from torch import nn
 
 # Version of the results folders' layout and files; `percae report` refuses newer ones.
-SCHEMA_VERSION = 1
+# 2: study_config.json holds the study's training and predictor settings as parts ("train",
+# "predictor"); version 1's flat file is still read (StudyConfig.from_dict).
+SCHEMA_VERSION = 2
 PACKAGES = ("percae", "torch", "torchvision", "numpy", "gymnasium", "scipy")
 
 

@@ -138,6 +138,7 @@ def collect(results: Path) -> dict:
                 runs[(model, z, seed)] = _run_files(files.run(model, z, seed))
     return {
         "config": config,
+        "perceptual_net": study.perceptual_net,
         "seeds": list(study.training_seeds()),
         "baseline": _read(files.baseline),
         "notes": _read(files.notes) or {},
@@ -178,9 +179,9 @@ def build_summary(info: dict) -> dict:
         "seconds_per_epoch": {},
         "images_per_second": {},
         "perceptual_overhead": None,
-        "perceptual_net": config["perceptual_net"],
+        "perceptual_net": info["perceptual_net"],
         "perceptual_net_weights": describe_weights(
-            config["perceptual_net"], config.get("perceptual_weights")
+            info["perceptual_net"], config["train"]["perceptual_weights"]
         ),
         "perceptual_net_note": info["notes"].get("perceptual_net"),
         "perceptual_scale": _scale_used(runs),
@@ -354,7 +355,7 @@ def build_tables(summary: dict, notes: dict) -> str:
         if summary["perceptual_net"]
         else "Perceptual network: none (pixel-wise models only)."
     )
-    scale, setting = summary.get("perceptual_scale"), summary["config"].get("perceptual_scale", 1.0)
+    scale, setting = summary.get("perceptual_scale"), summary["config"]["train"]["perceptual_scale"]
     if scale is not None:
         how = (
             "calibrated (`--perceptual-scale auto`): the pixels' variance over the features' on the training "
@@ -365,7 +366,7 @@ def build_tables(summary: dict, notes: dict) -> str:
         out += [
             "",
             f"Perceptual term scale: **{scale:.4g}** ({how}); the KL weight γ of every VAE: "
-            f"{summary['config'].get('kl_weight')}.",
+            f"{summary['config']['train']['kl_weight']}.",
         ]
     if notes.get("perceptual_net"):
         out += ["", f"Note: {notes['perceptual_net']}."]

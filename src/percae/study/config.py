@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
-
-from ..config import (
-    MAX_SEED,
-    ConfigError,
-    JsonConfig,
-    setting,
-)
-from ..data import (
-    check_image_size,
-)
+from ..config import MAX_SEED, ConfigError, JsonConfig, setting
+from ..data import check_image_size
 from ..data.lunarlander import LunarLanderConfig
-from ..device import resolve_device
-from ..loss import AUTO_SCALE, check_perceptual_scale
+from ..loss import AUTO_SCALE
 from ..model import MAX_LATENT, AutoencoderConfig
+from ..perceptual_networks import QUICK_PERCEPTUAL_NETWORK
 from ..predictors import PredictorConfig
 from ..training import TrainConfig
 
@@ -39,9 +32,30 @@ PIXEL_OF: dict[str, str] = {
 }
 
 
-# The paper's loss: its gamma, and its perceptual term unscaled.
+# The paper's loss: its gamma, and its perceptual term unscaled. The study's training is
+# TrainConfig's defaults with these; `percae train` and the quick preset keep TrainConfig's,
+# chosen for the calibrated scale (docs/results/perceptual-scale.md).
 PAPER_KL_WEIGHT = 0.01
 PAPER_PERCEPTUAL_SCALE = 1.0
+
+
+def paper_training() -> TrainConfig:
+    return TrainConfig(kl_weight=PAPER_KL_WEIGHT, perceptual_scale=PAPER_PERCEPTUAL_SCALE)
+
+
+# Where the settings of study_config.json files written before its parts were nested now are.
+FLAT_SETTINGS = {
+    "ae_epochs": ("train", "epochs"),
+    "batch_size": ("train", "batch_size"),
+    "ae_lr": ("train", "lr"),
+    "kl_weight": ("train", "kl_weight"),
+    "perceptual_net": ("train", "perceptual_net"),
+    "perceptual_weights": ("train", "perceptual_weights"),
+    "perceptual_scale": ("train", "perceptual_scale"),
+    "device": ("train", "device"),
+    "predictor_epochs": ("predictor", "epochs"),
+    "predictor_batch_size": ("predictor", "batch_size"),
+}
 
 
 @dataclass
@@ -53,25 +67,12 @@ class StudyConfig(JsonConfig):
     models: tuple[str, ...] = setting(
         ("AE", "VAE", "P.AE", "P.VAE"), option="--models", choices=tuple(MODEL_VARIANTS)
     )
-    # The settings each unit's trainings and predictors are built from (`train_config`,
-    # `retrain_config`, `predictor_config`, by name): where a default is the part's own, it is
-    # read from the part's class, so that it is written once.
-    ae_epochs: int = setting(TrainConfig.epochs, option="--epochs", min=1)
-    predictor_epochs: int = setting(PredictorConfig.epochs, min=1)
+    # Every unit's training is this one with the unit's loss and seed (`train_config`); its
+    # decoder retraining the same with pixel loss for `retrain_epochs`; its predictor grid
+    # `predictor` with the unit's seed, on the training's device.
+    train: TrainConfig = field(default_factory=paper_training)
     retrain_epochs: int = setting(50, min=0)  # the paper's; 0: no decoder retraining
-    batch_size: int = setting(TrainConfig.batch_size, min=2)  # training and decoder retraining
-    ae_lr: float = setting(TrainConfig.lr, option="--lr", above=0)  # and decoder retraining
-    # Not an option of `reproduce` (a --config file may set it): named as the file names it.
-    predictor_batch_size: int = setting(
-        PredictorConfig.batch_size, option="predictor_batch_size", min=1
-    )
-    # gamma of every VAE. The paper's, as the study's default; `percae train` and the quick
-    # preset use TrainConfig's, chosen for the calibrated scale.
-    kl_weight: float = setting(PAPER_KL_WEIGHT, min=0)
-    perceptual_net: str | None = None  # None: by `choose_perceptual_net` (the paper's AlexNet)
-    perceptual_weights: str | None = None
-    # The paper's loss, as the study's default; "auto" calibrates it (see TrainConfig).
-    perceptual_scale: float | str = PAPER_PERCEPTUAL_SCALE
+    predictor: PredictorConfig = field(default_factory=PredictorConfig)
     rollouts: int = LunarLanderConfig.rollouts  # LunarLander collection size, when it is generated
     # None: the dataset's own (64 px; STL-10 96 px); folders are resized to it.
     image_size: int | None = None
@@ -84,10 +85,30 @@ class StudyConfig(JsonConfig):
     # Training seeds (model initialisation, batch order, predictor initialisation): each
     # (model, z) is trained once per seed, on the same data. None: (seed,).
     seeds: tuple[int, ...] | None = setting(None, min=0, max=MAX_SEED)
-    device: str = "auto"
     # Set by the study: its data's fingerprint (StudyData.fingerprint), so that a rerun on a
     # dataset changed in place is refused rather than mixed with the finished units.
     data_fingerprint: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "StudyConfig":
+        """Strictly, as every config; a part given in part is the study's default part with
+        those settings changed, and a file of the flat schema (before the parts were nested)
+        is read into the parts."""
+        if not isinstance(data, dict):
+            return super().from_dict(data)
+        data = dict(data)
+        parts: dict[str, dict] = {"train": {}, "predictor": {}}
+        for old, (part, name) in FLAT_SETTINGS.items():
+            if old in data:
+                value = data.pop(old)
+                if value is not None or name == "perceptual_weights":
+                    parts[part][name] = value  # (a None network was the default one)
+        defaults = cls()
+        for part in parts:
+            given = data.get(part, {})
+            if isinstance(given, dict):
+                data[part] = {**getattr(defaults, part).to_dict(), **parts[part], **given}
+        return super().from_dict(data)
 
     def validate(self) -> None:
         super().validate()
@@ -95,7 +116,6 @@ class StudyConfig(JsonConfig):
             raise ConfigError("--z needs at least one latent size")
         if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
             raise ConfigError(f"--seeds needs distinct non-negative seeds, got {self.seeds}")
-        check_perceptual_scale(self.perceptual_scale)
         if self.image_size is not None:
             check_image_size(self.image_size, ConfigError)
         if self.dataset == "lunarlander":
@@ -108,7 +128,18 @@ class StudyConfig(JsonConfig):
             raise ConfigError(
                 f"--root {self.root} is not a folder; give the folder that holds the {self.dataset} files"
             )
-        resolve_device(self.device)
+
+    @property
+    def perceptual_net(self) -> str | None:
+        """The network of the study's perceptual models; None in a study without one."""
+        return self.train.perceptual_net if self.uses("perceptual") else None
+
+    def uses(self, loss: str = "perceptual", kind: str | None = None) -> bool:
+        """Whether one of the study's models trains with `loss` (or is of `kind`, ae or vae)."""
+        return any(
+            MODEL_VARIANTS[m][0] == kind if kind else MODEL_VARIANTS[m][1] == loss
+            for m in self.models
+        )
 
     def lunarlander_config(self) -> LunarLanderConfig:
         """The settings of the LunarLander collection this study generates when it is missing."""
@@ -117,8 +148,9 @@ class StudyConfig(JsonConfig):
 
     def updated(self, **settings) -> "StudyConfig":
         """This study with the settings given (those not None) changed, validated: `reproduce
-        --config FILE` reruns a study from its own study_config.json, options on top."""
-        config = replace(self, **{k: v for k, v in settings.items() if v is not None})
+        --config FILE` reruns a study from its own study_config.json, options on top. A part's
+        setting is named PART__NAME (`train__kl_weight=0.5`)."""
+        config = with_settings(self, settings)
         config.validate()
         return config
 
@@ -127,18 +159,13 @@ class StudyConfig(JsonConfig):
         grow (more seeds, latent sizes, models; the tables are rebuilt from all of them) and
         move to another device, and a setting that none of its units used may change (the KL
         weight of a study without VAEs); anything else would mix two studies in one folder."""
-        free = {
-            "device",
-            "seeds",
-            "z_sizes",
-            "models",
-            "data_fingerprint",
-        }  # (the data is checked once read)
-        if not any(MODEL_VARIANTS[m][1] == "perceptual" for m in previous.models):
-            free |= {"perceptual_net", "perceptual_weights", "perceptual_scale"}
-        if not any(MODEL_VARIANTS[m][0] == "vae" for m in previous.models):
-            free.add("kl_weight")
-        before, now = previous.to_dict(), self.to_dict()
+        # (The data is checked once read.)
+        free = {"train.device", "seeds", "z_sizes", "models", "data_fingerprint"}
+        if not previous.uses("perceptual"):
+            free |= {"train.perceptual_net", "train.perceptual_weights", "train.perceptual_scale"}
+        if not previous.uses(kind="vae"):
+            free.add("train.kl_weight")
+        before, now = _dotted(previous.to_dict()), _dotted(self.to_dict())
         out = [
             f"{k}: {before.get(k)!r} -> {now[k]!r}"
             for k in now
@@ -164,31 +191,51 @@ class StudyConfig(JsonConfig):
 
     def train_config(self, model: str, seed: int) -> TrainConfig:
         """The training of `model` (AE, VAE, P.AE, P.VAE) with one training seed."""
-        net = self.perceptual_net if self.perceptual_net is not None else TrainConfig.perceptual_net
-        return TrainConfig(
-            loss=MODEL_VARIANTS[model][1],
-            perceptual_net=net,  # (a study of pixel-wise models alone names none)
-            perceptual_weights=self.perceptual_weights,
-            perceptual_scale=self.perceptual_scale,
-            kl_weight=self.kl_weight,
-            epochs=self.ae_epochs,
-            batch_size=self.batch_size,
-            lr=self.ae_lr,
-            seed=seed,
-            device=self.device,
-        )
+        return replace(self.train, loss=MODEL_VARIANTS[model][1], seed=seed)
 
     def retrain_config(self, model: str, seed: int) -> TrainConfig:
         """The decoder retraining of `model`: its training, with pixel loss, for retrain_epochs."""
         return replace(self.train_config(model, seed), loss="pixel", epochs=self.retrain_epochs)
 
     def predictor_config(self, seed: int) -> PredictorConfig:
-        return PredictorConfig(
-            epochs=self.predictor_epochs,
-            batch_size=self.predictor_batch_size,
-            seed=seed,
-            device=self.device,
-        )
+        return replace(self.predictor, seed=seed, device=self.train.device)
+
+
+def _dotted(settings: dict, prefix: str = "") -> dict:
+    """{"train": {"epochs": 2}} -> {"train.epochs": 2}."""
+    out = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            out.update(_dotted(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def with_settings(config: StudyConfig, settings: dict[str, Any]) -> StudyConfig:
+    """`config` with the settings given (those not None) changed; a part's setting is named
+    PART__NAME (`train__epochs`), as the `reproduce` options name them."""
+    top: dict[str, Any] = {}
+    parts: dict[str, dict[str, Any]] = {}
+    for key, value in settings.items():
+        if value is None:
+            continue
+        part, _, name = key.rpartition("__")
+        if part:
+            parts.setdefault(part, {})[name] = value
+        elif isinstance(value, dict):  # a preset's part: {"train": {"epochs": 2}}
+            parts.setdefault(key, {}).update(value)
+        else:
+            top[key] = value
+    for part, values in parts.items():
+        current = getattr(config, part, None)
+        if not isinstance(current, JsonConfig):
+            raise ConfigError(f"{part} is not a part of a study's settings")
+        unknown = sorted(set(values) - {f.name for f in fields(current)})
+        if unknown:
+            raise ConfigError(f"{part} has no setting {', '.join(unknown)}")
+        top[part] = replace(current, **values)
+    return replace(config, **top)
 
 
 PRESETS: dict[str, dict[str, dict]] = {
@@ -197,25 +244,29 @@ PRESETS: dict[str, dict[str, dict]] = {
         # Sized by measurement to show the paper's effect on 2 CPU cores in 10 minutes
         # (docs/results/quick-preset): batch 16 gives the autoencoders enough steps in 2 epochs; no
         # decoder retraining (Table VIII reads the reconstructions as trained) to leave time for 3 seeds.
+        # Every quick preset's network is the offline one, the same on every machine.
         "quick": dict(
             z_sizes=(32,),
             models=("AE", "P.AE"),
             rollouts=200,
-            ae_epochs=2,
-            batch_size=16,
-            predictor_epochs=300,
+            train=dict(
+                epochs=2,
+                batch_size=16,
+                perceptual_net=QUICK_PERCEPTUAL_NETWORK,
+                perceptual_scale=AUTO_SCALE,
+                kl_weight=TrainConfig.kl_weight,
+            ),
+            predictor=dict(epochs=300),
             retrain_epochs=0,
             seed_count=3,
-            perceptual_scale=AUTO_SCALE,
-            kl_weight=TrainConfig.kl_weight,
         ),
     },
     "stl10": {
         "paper": dict(z_sizes=(64, 128, 256, 512)),
         "quick": dict(
             z_sizes=(64,),
-            ae_epochs=2,
-            predictor_epochs=200,
+            train=dict(epochs=2, perceptual_net=QUICK_PERCEPTUAL_NETWORK),
+            predictor=dict(epochs=200),
             retrain_epochs=1,
             max_autoencoder_images=2000,
             max_predictor_images=2000,
@@ -226,8 +277,8 @@ PRESETS: dict[str, dict[str, dict]] = {
         "paper": dict(z_sizes=(32, 64, 128)),
         "quick": dict(
             z_sizes=(32,),
-            ae_epochs=3,
-            predictor_epochs=200,
+            train=dict(epochs=3, perceptual_net=QUICK_PERCEPTUAL_NETWORK),
+            predictor=dict(epochs=200),
             retrain_epochs=1,
             max_autoencoder_images=4000,
             max_predictor_images=4000,
@@ -236,13 +287,19 @@ PRESETS: dict[str, dict[str, dict]] = {
     },
     "folder": {
         "paper": dict(z_sizes=(32, 64, 128)),
-        "quick": dict(z_sizes=(32,), ae_epochs=5, predictor_epochs=200, retrain_epochs=2),
+        "quick": dict(
+            z_sizes=(32,),
+            train=dict(epochs=5, perceptual_net=QUICK_PERCEPTUAL_NETWORK),
+            predictor=dict(epochs=200),
+            retrain_epochs=2,
+        ),
     },
 }
 
 
 def preset_config(dataset: str, preset: str = "paper", **overrides) -> StudyConfig:
-    """A StudyConfig from a preset, with explicit settings (not None) on top."""
+    """A StudyConfig from a preset, with explicit settings (not None) on top; a part's setting
+    is named PART__NAME (`preset_config("lunarlander", "quick", train__epochs=1)`)."""
     if dataset not in PRESETS:
         raise ConfigError(f"unknown dataset {dataset!r}; choose one of {', '.join(PRESETS)}")
     if preset not in PRESETS[dataset]:
@@ -250,9 +307,9 @@ def preset_config(dataset: str, preset: str = "paper", **overrides) -> StudyConf
     values = dict(PRESETS[dataset][preset])
     # A preset names how many training seeds, not which: they start at the chosen --seed.
     seed_count = values.pop("seed_count", 1)
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    if values.get("seeds") is None and seed_count > 1:
-        values["seeds"] = tuple(range(values.get("seed", 0), values.get("seed", 0) + seed_count))
-    config = StudyConfig(dataset=dataset, preset=preset, **values)
+    config = with_settings(StudyConfig(dataset=dataset, preset=preset), values)
+    config = with_settings(config, overrides)
+    if config.seeds is None and seed_count > 1:
+        config = replace(config, seeds=tuple(range(config.seed, config.seed + seed_count)))
     config.validate()
     return config

@@ -22,10 +22,10 @@ from ..data.lunarlander import generate_lunarlander
 from ..perceptual_networks import (
     build_perceptual_network,
     check_perceptual_net_name,
-    choose_perceptual_net,
+    perceptual_net_note,
 )
 from ..layout import StudyFiles
-from .config import MODEL_VARIANTS, StudyConfig
+from .config import StudyConfig
 
 # Progress messages go to the "percae" logger unless a `log` callable is given (the CLI sets the level).
 LOG = logging.getLogger(__name__)
@@ -33,23 +33,18 @@ LOG = logging.getLogger(__name__)
 
 def resolve_perceptual_net(
     config: StudyConfig, log: Callable[[str], None] = LOG.info
-) -> tuple[str | None, str | None, str | None]:
-    """(network name, note, fingerprint of its weights) for this study, by
-    `perceptual_networks.choose_perceptual_net`; built now, so that a bad layer or weights file, or AlexNet's
-    weights neither cached nor downloadable, are refused before any file. A study of
-    pixel-wise models alone needs no network: (the one named or None, None, None)."""
-    if not any(MODEL_VARIANTS[m][1] == "perceptual" for m in config.models):
-        if config.perceptual_net is not None:
-            check_perceptual_net_name(config.perceptual_net)
-        return config.perceptual_net, None, None
-    net, note = choose_perceptual_net(config.perceptual_net, config.preset)
-    check_perceptual_net_name(net)
-    fingerprint = provenance.network_fingerprint(
-        build_perceptual_network(net, config.perceptual_weights)
-    )
+) -> tuple[str | None, str | None]:
+    """(note, fingerprint of its weights) of the study's perceptual network, built now, so
+    that a bad layer or weights file, or AlexNet's weights neither cached nor downloadable,
+    are refused before any file. A study of pixel-wise models alone needs none: (None, None)."""
+    check_perceptual_net_name(config.train.perceptual_net)
+    if config.perceptual_net is None:
+        return None, None
+    network = build_perceptual_network(config.perceptual_net, config.train.perceptual_weights)
+    note = perceptual_net_note(config.perceptual_net, config.preset)
     if note:
         log(f"note: {note}")
-    return net, note, fingerprint
+    return note, provenance.network_fingerprint(network)
 
 
 def _limit(images: ImageSet, limit: int | None, seed: int) -> ImageSet:

@@ -69,8 +69,7 @@ def run_study(
                 f"--out {out} is inside --root {config.root}: the study would read its own results as "
                 "data; choose an --out outside the dataset folder"
             )
-    net, net_note, net_fingerprint = resolve_perceptual_net(config, log)
-    config = replace(config, perceptual_net=net)
+    net_note, net_fingerprint = resolve_perceptual_net(config, log)
     if files.config.exists():
         # Through StudyConfig, so that settings added since that study began take their defaults.
         conflicts = config.conflicts_with(StudyConfig.load(files.config))
@@ -141,7 +140,7 @@ def _run_study(
     log(
         f"{config.dataset}: autoencoder {len(parts.ae_train)}/{len(parts.ae_val)} train/val images, "
         f"predictor {len(parts.pred_train)}/{len(parts.pred_val)}, test {len(data.test)}; perceptual network "
-        f"{config.perceptual_net} (weights: {describe_weights(config.perceptual_net, config.perceptual_weights)}); "
+        f"{config.perceptual_net} (weights: {describe_weights(config.perceptual_net, config.train.perceptual_weights)}); "
         "training seeds "
         f"{', '.join(map(str, config.training_seeds()))}"
     )
@@ -159,9 +158,11 @@ def record_provenance(files: StudyFiles, config: StudyConfig, net_fingerprint: s
     """provenance.json: one session per distinct (versions, device, network) that worked on
     this study (a study resumed elsewhere lists both)."""
     session = {
-        **provenance.record(resolve_device(config.device)),
+        **provenance.record(resolve_device(config.train.device)),
         "perceptual_net": config.perceptual_net,
-        "perceptual_weights": describe_weights(config.perceptual_net, config.perceptual_weights),
+        "perceptual_weights": describe_weights(
+            config.perceptual_net, config.train.perceptual_weights
+        ),
         "perceptual_net_sha256": net_fingerprint,
     }
     sessions = (

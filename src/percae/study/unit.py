@@ -107,8 +107,10 @@ def run_one(
 
     if not files.predictors.exists():
         log(f"{name}: embedding and fitting the predictor grid")
-        zp = cached_embeddings(files.embeddings("predictor"), model, data.predictor, config.device)
-        zt = cached_embeddings(files.embeddings("test"), model, data.test, config.device)
+        zp = cached_embeddings(
+            files.embeddings("predictor"), model, data.predictor, config.train.device
+        )
+        zt = cached_embeddings(files.embeddings("test"), model, data.test, config.train.device)
         fit_predictors(
             data.task,
             zp[parts.pred_train],
@@ -121,8 +123,8 @@ def run_one(
             files,
         )
 
-    before = reconstruction_l1(model, data.test, device=config.device)
-    recon_before = reconstruct(model, data.test, parts.sample, config.device)
+    before = reconstruction_l1(model, data.test, device=config.train.device)
+    recon_before = reconstruct(model, data.test, parts.sample, config.train.device)
     if config.retrain_epochs == 0:
         # No decoder retraining (the quick preset's choice): Table VIII reads the reconstructions as trained.
         after, recon_after, epochs_run, best_epoch = before, recon_before, 0, 0
@@ -139,8 +141,8 @@ def run_one(
             freeze_encoder=True,
             on_epoch=hook("retrain"),
         )
-        after = reconstruction_l1(model, data.test, device=config.device)
-        recon_after = reconstruct(model, data.test, parts.sample, config.device)
+        after = reconstruction_l1(model, data.test, device=config.train.device)
+        recon_after = reconstruct(model, data.test, parts.sample, config.train.device)
         epochs_run, best_epoch = result.epochs_run, result.best_epoch
     atomic_write_bytes(
         files.reconstructions, lambda f: np.save(f, np.stack([recon_before, recon_after]))
