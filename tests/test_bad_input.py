@@ -320,6 +320,63 @@ def _report_with(w, name, content):
     return ["report", study]
 
 
+# Result files as percae writes them, for a study of one AE unit (z 4, seed 0).
+GOOD_RESULTS = {
+    "runs/AE_z4_seed0/train_result.json": {
+        "best_epoch": 1,
+        "best_val_loss": 0.01,
+        "epochs_run": 1,
+        "seconds": 1.0,
+        "images_per_s": 100.0,
+        "seconds_per_epoch": 1.0,
+        "device": "cpu",
+        "bf16_autocast": False,
+    },
+    "runs/AE_z4_seed0/predictors.json": {
+        "task": "position",
+        "grid_seconds": 0.1,
+        "count": 38,
+        "selected": {
+            "mlp": {"predictor": "mlp-32-relu-none", "val_loss": 1.0, "test_metric": 8.0},
+            "linear": {"predictor": "linear-none", "val_loss": 1.1, "test_metric": 9.0},
+        },
+        "predictors": [],
+        "config": {
+            "epochs": 5,
+            "batch_size": 512,
+            "lr": 0.001,
+            "patience": None,
+            "seed": 0,
+            "device": "cpu",
+        },
+    },
+    "runs/AE_z4_seed0/retrain/retrain.json": {
+        "l1_before": 0.2,
+        "l1_after": 0.1,
+        "epochs_run": 1,
+        "best_epoch": 1,
+    },
+    "notes.json": {"data": []},
+}
+
+
+def _report_with_edit(w, name, path, text):
+    """A study whose result files are as percae writes them but `name`'s field at `path` (keys
+    joined by dots), set to the JSON `text` (NaN and 1e999 included, as an editor could)."""
+    *parents, key = path.split(".")
+    content = json.loads(json.dumps(GOOD_RESULTS.get(name, {"task": "position", "baseline": 20.0})))
+    owner = content
+    for parent in parents:
+        owner = owner[parent]
+    owner[key] = "@@"
+    args = _report_with(w, name, json.dumps(content).replace('"@@"', text).encode())
+    for other, record in GOOD_RESULTS.items():
+        if other != name:
+            (w.tmp / "study" / other).parent.mkdir(parents=True, exist_ok=True)
+            (w.tmp / "study" / other).write_text(json.dumps(record))
+    return args
+
+
 # One option given bad values, each on its own: the line must name the option.
 # (The 80 px image size: the collections here are 64 px.)
 OPTION_CASES = {
@@ -848,6 +905,30 @@ CASES = [
         "baseline.json",
         lambda w: _report_with(w, "baseline.json", b"nope"),
     ),
+    *[
+        (
+            f"report {name.rsplit('/', 1)[-1]} with {path} = {text}",
+            path.rsplit(".", 1)[-1],
+            lambda w, n=name, p=path, t=text: _report_with_edit(w, n, p, t),
+        )
+        for name, path, text in (
+            ("runs/AE_z4_seed0/predictors.json", "selected.mlp.test_metric", '"7.5"'),
+            ("runs/AE_z4_seed0/predictors.json", "selected.mlp.test_metric", "NaN"),
+            ("runs/AE_z4_seed0/predictors.json", "selected.linear.test_metric", "1e999"),
+            ("runs/AE_z4_seed0/predictors.json", "selected.mlp.val_loss", "null"),
+            ("runs/AE_z4_seed0/retrain/retrain.json", "l1_after", "0"),
+            ("runs/AE_z4_seed0/retrain/retrain.json", "l1_after", '"0.1"'),
+            ("runs/AE_z4_seed0/train_result.json", "images_per_s", "0"),
+            ("runs/AE_z4_seed0/train_result.json", "images_per_s", "NaN"),
+            ("runs/AE_z4_seed0/train_result.json", "seconds_per_epoch", '"fast"'),
+            ("baseline.json", "baseline", '"x"'),
+        )
+    ],
+    (
+        "report notes.json that is a list",
+        "notes.json",
+        lambda w: _report_with(w, "notes.json", b"[1]"),
+    ),
     (
         "report of a newer schema",
         "newer percae",
@@ -1068,7 +1149,7 @@ def test_report_into_a_read_only_folder_is_one_line(tmp_path, monkeypatch):
     import tempfile
 
     world = World(tmp_path, Path(), Path())
-    args = _report_with(world, "notes.json", b"{}")
+    args = _report_with(world, "notes.json", b"{\"data\": []}")
 
     def refuse(*a, dir=None, **k):
         raise PermissionError(13, "Permission denied", str(dir))

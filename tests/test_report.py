@@ -3,13 +3,25 @@ a winner only beyond seed noise. Built on synthetic run records (no training).""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy import stats
 
 from percae.report import build_summary, build_tables
 from percae.statistics import mean_interval
+from percae.predictors import (
+    Baseline,
+    PredictorConfig,
+    PredictorRecord,
+    SelectedPredictor,
+    Selection,
+)
 from percae.study.config import StudyConfig, with_settings
+from percae.study.data import StudyNotes
+from percae.study.unit import RetrainRecord
+from percae.training import TrainingRecord
 
 
 @pytest.mark.parametrize(
@@ -29,16 +41,22 @@ def test_one_value_has_no_interval():
 
 
 def _run(mlp, linear, mlp_val=1.0, linear_val=1.0):
-    predictors = {
-        "selected": {
-            "mlp": {"predictor": "m", "val_loss": mlp_val, "test_metric": mlp},
-            "linear": {"predictor": "l", "val_loss": linear_val, "test_metric": linear},
-        }
-    }
+    selected = Selection(
+        SelectedPredictor("m", mlp_val, mlp), SelectedPredictor("l", linear_val, linear)
+    )
     return {
-        "train": {"seconds_per_epoch": 1.0, "images_per_s": 100.0},
-        "predictors": predictors,
-        "retrain": {"l1_after": 0.1},
+        "train": TrainingRecord(
+            best_epoch=1,
+            best_val_loss=0.1,
+            epochs_run=1,
+            seconds=1.0,
+            images_per_s=100.0,
+            seconds_per_epoch=1.0,
+            device="cpu",
+            bf16_autocast=False,
+        ),
+        "predictors": PredictorRecord("position", 0.1, 38, selected, (), PredictorConfig()),
+        "retrain": RetrainRecord(0.2, 0.1, 1, 1),
         "recon": None,
     }
 
@@ -55,8 +73,8 @@ def _info(errors: dict, seeds, z_sizes=(32,)):
         "config": study.to_dict(),
         "perceptual_net": study.perceptual_net,
         "seeds": list(seeds),
-        "baseline": {"task": "position", "baseline": 22.0},
-        "notes": {},
+        "baseline": Baseline("position", 22.0),
+        "notes": StudyNotes(data=()),
         "runs": runs,
     }
 
@@ -80,7 +98,7 @@ def test_per_seed_values_means_and_intervals():
         np.mean(ratios)
     )
     assert mlp["ratio_ci95"][1] < 1 and mlp["verdict"] == "P.AE beats AE beyond seed noise"
-    tables = build_tables(summary, {})
+    tables = build_tables(summary)
     assert "21.00 ± 2.48" in tables  # mean ± t(0.975, 2) * sem over the three seeds
     assert "P.AE beats AE beyond seed noise" in tables
 
@@ -94,7 +112,7 @@ def test_overlapping_seeds_are_called_seed_noise():
     (mlp,) = [c for c in summary["comparisons"] if c["kind"] == "mlp"]
     assert mlp["ratio_ci95"][0] < 1 < mlp["ratio_ci95"][1]
     assert mlp["verdict"] == "the difference is within seed noise"
-    assert "beats" not in build_tables(summary, {}).split("## Perceptual vs pixel-wise")[1]
+    assert "beats" not in build_tables(summary).split("## Perceptual vs pixel-wise")[1]
 
 
 def test_pixel_better_beyond_noise_and_one_seed_unknown():
@@ -149,11 +167,11 @@ def test_errors_are_also_given_as_fractions_of_the_baseline_and_the_scale_used_i
     info = _info(errors, (0, 1, 2))
     for (model, _, _), run in info["runs"].items():
         if model == "P.AE":
-            run["train"]["perceptual_scale"] = 725.5
+            run["train"] = replace(run["train"], perceptual_scale=725.5)
     info["config"]["train"]["perceptual_scale"] = "auto"
     summary = build_summary(info)
     assert summary["perceptual_scale"] == 725.5
-    tables = build_tables(summary, {})
+    tables = build_tables(summary)
     assert "| 32 | 22.00 ± 2.73 (1.00) | 11.00 ± 2.73 (0.50) |" in tables  # baseline 22.0
     assert "Perceptual term scale: **725.5** (calibrated (`--perceptual-scale auto`)" in tables
     assert "y > 1.5" in tables  # the off-screen rule that differs from the study's code is stated

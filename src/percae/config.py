@@ -173,6 +173,9 @@ def early_stopping_patience(epochs: int, patience: int | None) -> int:
     return patience if patience is not None else max(10, epochs // 20)
 
 
+# The default of a record's field that every file of it must hold.
+REQUIRED: Any = dataclasses.MISSING
+
 # Seeds beyond this cannot seed torch's and numpy's generators.
 MAX_SEED = 2**63 - 1
 
@@ -214,14 +217,23 @@ class JsonConfig:
         ConfigError  # what `validate` raises (data configs: DataError)
     )
 
+    # Messages name a setting by the option that sets it; a result file's, by its key.
+    named_by_option: typing.ClassVar[bool] = True
+
     def validate(self) -> None:
         """Refuse a value of the wrong type or one that breaks its setting's rule; configs with
         rules across settings add them after this."""
         self.check_types()
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            value, rule, option = getattr(self, f.name), f.metadata, option_name(f)
+            value, rule = getattr(self, f.name), f.metadata
+            option = option_name(f) if self.named_by_option else f.name
             if isinstance(value, JsonConfig):  # a part: its own rules
-                value.validate()
+                try:
+                    value.validate()
+                except ConfigError as e:
+                    if self.named_by_option:
+                        raise
+                    raise type(e)(f"{f.name}.{e}") from None
                 continue
             for item in value if isinstance(value, (tuple, list)) else (value,):
                 if item is None or isinstance(item, bool):
@@ -262,6 +274,15 @@ class JsonConfig:
                 f"{cls.__name__}: unknown setting(s) {', '.join(unknown)}; "
                 f"known settings are {', '.join(fields)}"
             )
+        missing = [
+            name
+            for name, f in fields.items()
+            if name not in data
+            and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+        ]
+        if missing:
+            raise ConfigError(f"{cls.__name__}: lacks {', '.join(missing)}")
         hints = typing.get_type_hints(cls)
         config = cls(**{k: _coerce(hints[k], v) for k, v in data.items()})
         config.check_types()
@@ -280,6 +301,22 @@ class JsonConfig:
 
     def save(self, path: str | os.PathLike) -> None:
         atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def read_result(cls: type[T], path: str | os.PathLike) -> T:
+        """A result file percae wrote, as this record: every key, type and rule checked as a
+        settings file's are, so that a damaged or edited file is one line naming it and what
+        is wrong, never a wrong table."""
+        data = read_json(path, "result file")
+        try:
+            record = cls.from_dict(data)
+            record.validate()
+        except ConfigError as e:
+            raise ConfigError(
+                f"result file {path}: {e}; it is damaged or was edited: delete it (and the files "
+                "of that run after it) and rerun `percae reproduce` with the same settings"
+            ) from None
+        return record
 
     @classmethod
     def load(cls: type[T], path: str | os.PathLike) -> T:
@@ -325,6 +362,8 @@ def _matches(hint: Any, value: Any) -> bool:
         if len(args) == 2 and args[1] is Ellipsis:
             return all(_matches(args[0], v) for v in value)
         return len(args) == len(value) and all(_matches(a, v) for a, v in zip(args, value))
+    if hint is dict or origin is dict:
+        return isinstance(value, dict)
     if hint is bool:
         return isinstance(value, bool)
     if hint is int:
@@ -344,11 +383,17 @@ def _describe(hint: Any) -> str:
         return "null"
     if isinstance(hint, type) and issubclass(hint, JsonConfig):
         return "an object of settings"
+    if origin is dict:
+        return "an object"
     if origin is tuple:
         return f"a list, each item {_describe(args[0])}"
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
-        hint, str(hint)
-    )
+    return {
+        bool: "true or false",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        dict: "an object",
+    }.get(hint, str(hint))
 
 
 def _coerce(hint: Any, value: Any) -> Any:

@@ -132,7 +132,7 @@ def positions(info: dict, summary: dict, files: StudyFiles) -> list[Path]:
     seed, shown = summary["seeds"][0], []
     for model in summary["config"]["models"]:
         candidates = [
-            (r["predictors"]["selected"]["mlp"]["val_loss"], z)
+            (r["predictors"].selected.mlp.val_loss, z)
             for (m, z, s), r in info["runs"].items()
             if m == model and s == seed and r["predictors"] and r["test_predictions"].exists()
         ]

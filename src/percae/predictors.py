@@ -21,6 +21,7 @@ import torch
 
 from .config import (
     MAX_SEED,
+    REQUIRED,
     ConfigError,
     JsonConfig,
     atomic_write_bytes,
@@ -391,9 +392,48 @@ def trivial_baseline(task: str, train_y: np.ndarray, test_y: np.ndarray) -> floa
     return test_metric(task, np.broadcast_to(train_y.mean(0), test_y.shape), test_y)
 
 
+@dataclass
+class SelectedPredictor(JsonConfig):
+    """The predictor of one kind (MLP or linear) selected by validation loss, tested once."""
+
+    named_by_option = False
+    predictor: str
+    val_loss: float = setting(REQUIRED, min=0)
+    test_metric: float = setting(REQUIRED, min=0)
+
+
+@dataclass
+class Selection(JsonConfig):
+    named_by_option = False
+    mlp: SelectedPredictor
+    linear: SelectedPredictor
+
+
+@dataclass
+class PredictorRecord(JsonConfig):
+    """predictors.json: the grid fitted on one embedding, and what it selected."""
+
+    named_by_option = False
+    task: str = setting(REQUIRED, choices=("position", "classification"))
+    grid_seconds: float = setting(REQUIRED, min=0)
+    count: int = setting(REQUIRED, min=1)
+    selected: Selection = setting(REQUIRED)
+    predictors: tuple[dict, ...] = setting(REQUIRED)  # each member: spec, validation loss, epochs
+    config: PredictorConfig = setting(REQUIRED)
+
+
+@dataclass
+class Baseline(JsonConfig):
+    """baseline.json: a trivial predictor's test metric (`trivial_baseline`)."""
+
+    named_by_option = False
+    task: str = setting(REQUIRED, choices=("position", "classification"))
+    baseline: float = setting(REQUIRED, min=0)
+
+
 def fit_predictors(
     task, x_train, y_train, x_val, y_val, x_test, y_test, config: PredictorConfig, files: RunFiles
-) -> dict:
+) -> PredictorRecord:
     """Fit the grid on standardised targets, test the best MLP and the best linear regressor
     once (selected by validation loss), and save it all in the run's folder."""
     if task == "position":
@@ -413,21 +453,19 @@ def fit_predictors(
     for kind in ("mlp", "linear"):
         best = select_best(fitted, kind)
         prediction = best.predict(x_test) * std + mean
-        selected[kind] = {
-            "predictor": best.spec.name,
-            "val_loss": best.val_loss,
-            "test_metric": test_metric(task, prediction, y_test),
-        }
+        selected[kind] = SelectedPredictor(
+            best.spec.name, best.val_loss, test_metric(task, prediction, y_test)
+        )
         state = best.state_dict()
         save_tensors(files.predictor(kind), state)
         pairs = np.stack([prediction, np.asarray(y_test, prediction.dtype)]).astype(np.float32)
         atomic_write_bytes(files.test_predictions(kind), lambda f, a=pairs: np.save(f, a))
-    record = {
-        "task": task,
-        "grid_seconds": seconds,
-        "count": len(fitted),
-        "selected": selected,
-        "predictors": [
+    record = PredictorRecord(
+        task=task,
+        grid_seconds=seconds,
+        count=len(fitted),
+        selected=Selection(**selected),
+        predictors=tuple(
             # A member whose validation loss never became finite is null: it was never selectable.
             {
                 "predictor": f.spec.name,
@@ -438,8 +476,8 @@ def fit_predictors(
                 "epochs_run": f.epochs_run,
             }
             for f in fitted
-        ],
-        "config": config.to_dict(),
-    }
-    atomic_write_json(files.predictors, record)
+        ),
+        config=config,
+    )
+    atomic_write_json(files.predictors, record.to_dict())
     return record

@@ -149,7 +149,7 @@ def probe_embeddings(
                 RunFiles(Path(out) / "runs" / f"{name}_seed{seed}"),
             )
             for kind in ("mlp", "linear"):
-                per_seed[name][kind].append(record["selected"][kind]["test_metric"])
+                per_seed[name][kind].append(getattr(record.selected, kind).test_metric)
     result = _summary(
         per_seed,
         task,

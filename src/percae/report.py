@@ -11,12 +11,23 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ConfigError, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from .config import (
+    ConfigError,
+    JsonConfig,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    read_json,
+)
 from .layout import RunFiles, StudyFiles
+from .perceptual_networks import describe_weights
+from .predictors import Baseline, PredictorRecord
 from .provenance import SCHEMA_VERSION
 from .statistics import mean_interval, paired_ratio
-from .perceptual_networks import describe_weights
 from .study.config import MODEL_VARIANTS, PIXEL_OF, StudyConfig
+from .study.data import StudyNotes
+from .study.unit import RetrainRecord
+from .training import TrainingRecord
 
 MODELS = tuple(MODEL_VARIANTS)  # the paper's column order
 
@@ -77,42 +88,10 @@ PAPER = {
 }
 
 
-# What each result file must hold for a report (a file missing it was not written by percae
-# or was edited): top-level keys, and for predictors.json those of each selected predictor.
-_RUN, _STUDY = RunFiles(""), StudyFiles("")
-REQUIRED = {
-    _RUN.train_result.name: ("best_epoch", "best_val_loss", "seconds_per_epoch", "images_per_s"),
-    _RUN.predictors.name: ("task", "selected"),
-    _RUN.retrain_result.name: ("l1_before", "l1_after"),
-    _STUDY.baseline.name: ("task", "baseline"),
-}
-SELECTED = ("predictor", "val_loss", "test_metric")
-
-
-def _read(path: Path):
-    """A result file's content, None where it is not written yet; refused when malformed."""
-    if not path.exists():
-        return None
-    content = read_json(path, "result file")
-    missing = [
-        k for k in REQUIRED.get(path.name, ()) if not isinstance(content, dict) or k not in content
-    ]
-    if path.name == _RUN.predictors.name and not missing:
-        selected = content["selected"]
-        missing = [
-            f"selected.{kind}.{k}"
-            for kind in ("mlp", "linear")
-            for k in SELECTED
-            if not isinstance(selected, dict)
-            or not isinstance(selected.get(kind), dict)
-            or k not in selected[kind]
-        ]
-    if missing:
-        raise ConfigError(
-            f"result file {path} lacks {', '.join(missing)}: it is incomplete or was edited; delete "
-            "it (and the files of that run after it) and rerun `percae reproduce` with the same settings"
-        )
-    return content
+def _read(record: type[JsonConfig], path: Path):
+    """A result file as its record (`JsonConfig.read_result`: every key, type and rule
+    checked), None where it is not written yet."""
+    return record.read_result(path) if path.exists() else None
 
 
 def collect(results: Path) -> dict:
@@ -122,7 +101,7 @@ def collect(results: Path) -> dict:
         raise ConfigError(
             f"{results} holds no study (no study_config.json); run `percae reproduce` first"
         )
-    record = _read(files.provenance)
+    record = read_json(files.provenance, "result file") if files.provenance.exists() else None
     schema = record.get("schema") if isinstance(record, dict) else None
     if schema is not None and (not isinstance(schema, int) or schema > SCHEMA_VERSION):
         raise ConfigError(
@@ -140,8 +119,8 @@ def collect(results: Path) -> dict:
         "config": config,
         "perceptual_net": study.perceptual_net,
         "seeds": list(study.training_seeds()),
-        "baseline": _read(files.baseline),
-        "notes": _read(files.notes) or {},
+        "baseline": _read(Baseline, files.baseline),
+        "notes": _read(StudyNotes, files.notes) or StudyNotes(data=()),
         "runs": runs,
         "provenance": record,
     }
@@ -149,9 +128,9 @@ def collect(results: Path) -> dict:
 
 def _run_files(run: RunFiles) -> dict:
     return {
-        "train": _read(run.train_result),
-        "predictors": _read(run.predictors),
-        "retrain": _read(run.retrain_result),
+        "train": _read(TrainingRecord, run.train_result),
+        "predictors": _read(PredictorRecord, run.predictors),
+        "retrain": _read(RetrainRecord, run.retrain_result),
         "recon": run.reconstructions,
         "test_predictions": run.test_predictions("mlp"),
         "history": run.history,
@@ -164,11 +143,12 @@ def _present(values: list) -> list:
 
 def build_summary(info: dict) -> dict:
     config, runs, seeds = info["config"], info["runs"], info["seeds"]
-    task = (info["baseline"] or {}).get("task", "position")
+    baseline = info["baseline"]
+    task = baseline.task if baseline else "position"
     summary = {
         "dataset": config["dataset"],
         "metric": "accuracy" if task == "classification" else "pixel_distance",
-        "baseline": (info["baseline"] or {}).get("baseline"),
+        "baseline": baseline.baseline if baseline else None,
         "seeds": seeds,
         "mlp": {},
         "linear": {},
@@ -183,56 +163,73 @@ def build_summary(info: dict) -> dict:
         "perceptual_net_weights": describe_weights(
             info["perceptual_net"], config["train"]["perceptual_weights"]
         ),
-        "perceptual_net_note": info["notes"].get("perceptual_net"),
+        "perceptual_net_note": info["notes"].perceptual_net,
         "perceptual_scale": _scale_used(runs),
         "complete": all(r["retrain"] is not None for r in runs.values()),
         "config": config,
         "provenance": info.get("provenance"),  # None: a study written before percae recorded it
     }
     for kind in ("mlp", "linear"):
-        for model in config["models"]:
-            # Per seed (None where not run yet): each z's selected predictor, and Any: the z
-            # whose selected predictor has the lowest validation loss for that seed.
-            per_seed: dict[str, list] = {str(z): [] for z in config["z_sizes"]}
-            per_seed["any"] = []
-            for seed in seeds:
-                best_val, best_any = math.inf, None
-                for z in config["z_sizes"]:
-                    p = runs[(model, z, seed)]["predictors"]
-                    sel = p["selected"][kind] if p else None
-                    per_seed[str(z)].append(sel["test_metric"] if sel else None)
-                    if sel and sel["val_loss"] < best_val:
-                        best_val, best_any = sel["val_loss"], sel["test_metric"]
-                per_seed["any"].append(best_any)
-            per_seed = {k: v for k, v in per_seed.items() if _present(v)}
-            if per_seed:
-                intervals = {k: mean_interval(_present(v)) for k, v in per_seed.items()}
-                summary[kind][model] = {k: m for k, (m, _) in intervals.items()}
-                summary["ci95"][kind][model] = {k: h for k, (_, h) in intervals.items()}
-                summary["per_seed"][kind][model] = per_seed
+        _add_metric_section(summary, kind, runs, config, seeds)
     summary["comparisons"] = _comparisons(summary)
-    # VAE diagnostics at each run's best epoch (training.latent_diagnostics), one value per seed.
-    summary["active_units"] = {}
+    summary["active_units"] = _active_units(runs, config, seeds)
+    _add_reconstruction_section(summary, runs, config, seeds)
+    _add_speed_section(summary, runs, config)
+    return summary
+
+
+def _add_metric_section(summary: dict, kind: str, runs: dict, config: dict, seeds: list) -> None:
+    """Tables II-VII: per model, per z and for Any, each seed's test metric of the selected
+    predictor of `kind`, their mean and 95% interval. Any takes, per seed, the z whose selected
+    predictor has the lowest validation loss."""
+    for model in config["models"]:
+        per_seed: dict[str, list] = {str(z): [] for z in config["z_sizes"]}
+        per_seed["any"] = []
+        for seed in seeds:
+            best_val, best_any = math.inf, None
+            for z in config["z_sizes"]:
+                record = runs[(model, z, seed)]["predictors"]
+                chosen = getattr(record.selected, kind) if record else None
+                per_seed[str(z)].append(chosen.test_metric if chosen else None)
+                if chosen and chosen.val_loss < best_val:
+                    best_val, best_any = chosen.val_loss, chosen.test_metric
+            per_seed["any"].append(best_any)
+        per_seed = {k: v for k, v in per_seed.items() if _present(v)}
+        if per_seed:
+            intervals = {k: mean_interval(_present(v)) for k, v in per_seed.items()}
+            summary[kind][model] = {k: m for k, (m, _) in intervals.items()}
+            summary["ci95"][kind][model] = {k: h for k, (_, h) in intervals.items()}
+            summary["per_seed"][kind][model] = per_seed
+
+
+def _active_units(runs: dict, config: dict, seeds: list) -> dict:
+    """A VAE's active units at each run's best epoch (training.latent_diagnostics), per seed."""
+    out = {}
     for model in config["models"]:
         if MODEL_VARIANTS[model][0] != "vae":
             continue
         row = {
-            str(z): [(runs[(model, z, s)]["train"] or {}).get("active_units") for s in seeds]
+            str(z): [
+                runs[(model, z, s)]["train"].active_units if runs[(model, z, s)]["train"] else None
+                for s in seeds
+            ]
             for z in config["z_sizes"]
         }
         row = {z: v for z, v in row.items() if _present(v)}
         if row:
-            summary["active_units"][model] = row
-    # Table VIII: per model, its lowest L1 over z (mean over seeds), relative to the lowest of all models.
+            out[model] = row
+    return out
+
+
+def _add_reconstruction_section(summary: dict, runs: dict, config: dict, seeds: list) -> None:
+    """Table VIII: per model, its lowest L1 over z (mean over seeds), relative to the lowest of
+    all models."""
     best_l1 = {}
     for model in config["models"]:
         l1s = []
         for z in config["z_sizes"]:
-            done = [
-                runs[(model, z, s)]["retrain"]["l1_after"]
-                for s in seeds
-                if runs[(model, z, s)]["retrain"]
-            ]
+            done = [runs[(model, z, s)]["retrain"] for s in seeds]
+            done = [r.l1_after for r in done if r]
             if done:
                 l1s.append(float(np.mean(done)))
         if l1s:
@@ -241,25 +238,27 @@ def build_summary(info: dict) -> dict:
         lowest = min(best_l1.values())
         summary["reconstruction_relative"] = {m: lowest / v for m, v in best_l1.items()}
         summary["reconstruction_l1"] = best_l1
+
+
+def _add_speed_section(summary: dict, runs: dict, config: dict) -> None:
+    """Training speed per model, and the perceptual loss's overhead over its pixel-wise twin
+    (the same kind, z and seed)."""
     for model in config["models"]:
         trains = [r["train"] for (m, _, _), r in runs.items() if m == model and r["train"]]
         if trains:
             summary["seconds_per_epoch"][model] = float(
-                np.mean([t["seconds_per_epoch"] for t in trains])
+                np.mean([t.seconds_per_epoch for t in trains])
             )
-            summary["images_per_second"][model] = float(
-                np.mean([t["images_per_s"] for t in trains])
-            )
+            summary["images_per_second"][model] = float(np.mean([t.images_per_s for t in trains]))
     ratios = []
     for (model, z, seed), r in runs.items():
         pixel = runs.get((PIXEL_OF.get(model), z, seed), {}).get("train")
         if r["train"] and pixel:
-            ratios.append(pixel["images_per_s"] / r["train"]["images_per_s"] - 1)
+            ratios.append(pixel.images_per_s / r["train"].images_per_s - 1)
     if ratios:
         summary["perceptual_overhead"] = float(np.mean(ratios))
         summary["perceptual_overhead_std"] = float(np.std(ratios))
         summary["perceptual_overhead_pairs"] = len(ratios)
-    return summary
 
 
 def _scale_used(runs: dict) -> float | None:
@@ -267,9 +266,9 @@ def _scale_used(runs: dict) -> float | None:
     number it used, the calibrated one for "auto"; a study's runs share their training images,
     so they share it), None where no perceptual run has finished."""
     used = [
-        r["train"]["perceptual_scale"]
+        r["train"].perceptual_scale
         for r in runs.values()
-        if r["train"] and "perceptual_scale" in r["train"]
+        if r["train"] and r["train"].perceptual_scale is not None
     ]
     return float(np.mean(used)) if used else None
 
@@ -336,7 +335,7 @@ def _table(summary: dict, kind: str, paper: dict | None) -> list[str]:
     return lines
 
 
-def build_tables(summary: dict, notes: dict) -> str:
+def build_tables(summary: dict, notes: StudyNotes | None = None) -> str:
     ds, metric = summary["dataset"], summary["metric"]
     paper = PAPER.get(ds)
     what = (
@@ -368,8 +367,9 @@ def build_tables(summary: dict, notes: dict) -> str:
             f"Perceptual term scale: **{scale:.4g}** ({how}); the KL weight γ of every VAE: "
             f"{summary['config']['train']['kl_weight']}.",
         ]
-    if notes.get("perceptual_net"):
-        out += ["", f"Note: {notes['perceptual_net']}."]
+    notes = notes or StudyNotes(data=())
+    if notes.perceptual_net:
+        out += ["", f"Note: {notes.perceptual_net}."]
     models, seeds = summary["config"]["models"], summary["seeds"]
     if len(models) < len(MODELS):
         out += [
@@ -385,7 +385,7 @@ def build_tables(summary: dict, notes: dict) -> str:
             else "; one seed, so no interval (`--seeds 3` gives mean ± 95% CI)."
         ),
     ]
-    for n in notes.get("data", []):
+    for n in notes.data:
         out += ["", f"Data: {n}."]
     if ds == "lunarlander":
         out += [
@@ -523,9 +523,14 @@ def build_results_table(info: dict) -> str:
         p = r["predictors"]
         if p is None:
             continue
-        for pr in p["predictors"]:
+        for pr in p.predictors:
             sel = next(
-                (k for k, s in p["selected"].items() if s["predictor"] == pr["predictor"]), None
+                (
+                    k
+                    for k in ("mlp", "linear")
+                    if getattr(p.selected, k).predictor == pr["predictor"]
+                ),
+                None,
             )
             rows.append(
                 {
@@ -541,9 +546,9 @@ def build_results_table(info: dict) -> str:
                     "best_epoch": pr["best_epoch"],
                     "epochs_run": pr["epochs_run"],
                     "selected": sel is not None,
-                    "test_metric": p["selected"][sel]["test_metric"] if sel else None,
-                    "grid_seconds": p["grid_seconds"],
-                    "autoencoder_seconds": (r["train"] or {}).get("seconds"),
+                    "test_metric": getattr(p.selected, sel).test_metric if sel else None,
+                    "grid_seconds": p.grid_seconds,
+                    "autoencoder_seconds": r["train"].seconds if r["train"] else None,
                 }
             )
     buffer = io.StringIO()

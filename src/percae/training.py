@@ -25,6 +25,7 @@ from torch import nn
 
 from .config import (
     MAX_SEED,
+    REQUIRED,
     ConfigError,
     JsonConfig,
     atomic_write_bytes,
@@ -193,6 +194,28 @@ class TrainResult:
     def seconds_per_epoch(self) -> float:
         rows = self.history[1:] or self.history
         return float(np.mean([r["seconds"] for r in rows])) if rows else 0.0
+
+
+@dataclass
+class TrainingRecord(JsonConfig):
+    """train_result.json: how a finished training went (a VAE's latent diagnostics at its best
+    epoch; the perceptual scale it used)."""
+
+    named_by_option = False
+    best_epoch: int = setting(REQUIRED, min=1)
+    best_val_loss: float = setting(REQUIRED, min=0)
+    epochs_run: int = setting(REQUIRED, min=1)
+    seconds: float = setting(REQUIRED, min=0)
+    images_per_s: float = setting(REQUIRED, above=0)
+    seconds_per_epoch: float = setting(REQUIRED, above=0)
+    device: str = setting(REQUIRED)
+    bf16_autocast: bool = setting(REQUIRED)
+    perceptual_scale: float | None = setting(None, above=0)
+    provenance: dict | None = None
+    val_reconstruction: float | None = setting(None, min=0)
+    val_kl_term: float | None = setting(None, min=0)
+    val_kl_per_dim: float | None = setting(None, min=0)
+    active_units: int | None = setting(None, min=0)
 
 
 @dataclass
@@ -543,25 +566,22 @@ def _finish(
         best_row = next((r for r in history if r["epoch"] == state.best_epoch), {})
         save_autoencoder(model, files.root)
         config.save(files.train_config)
+        record = TrainingRecord(
+            best_epoch=state.best_epoch,
+            best_val_loss=state.best_val,
+            epochs_run=len(history),
+            seconds=result.train_seconds,
+            images_per_s=result.images_per_second,
+            seconds_per_epoch=result.seconds_per_epoch,
+            device=str(device),
+            bf16_autocast=amp_enabled(device, config.amp),
+            perceptual_scale=config.perceptual_scale if config.loss == "perceptual" else None,
+            provenance=provenance.record(device),
+            **{k: best_row[k] for k in LATENT_DIAGNOSTICS if k in best_row},
+        )
+        # Keys a training does not have (a scale without a perceptual loss) are left out.
         atomic_write_json(
-            files.train_result,
-            {
-                "best_epoch": state.best_epoch,
-                "best_val_loss": state.best_val,
-                "epochs_run": len(history),
-                "seconds": result.train_seconds,
-                "images_per_s": result.images_per_second,
-                "seconds_per_epoch": result.seconds_per_epoch,
-                "device": str(device),
-                "bf16_autocast": amp_enabled(device, config.amp),
-                **(
-                    {"perceptual_scale": config.perceptual_scale}
-                    if config.loss == "perceptual"
-                    else {}
-                ),
-                "provenance": provenance.record(device),
-                **{k: best_row[k] for k in LATENT_DIAGNOSTICS if k in best_row},
-            },
+            files.train_result, {k: v for k, v in record.to_dict().items() if v is not None}
         )
         files.checkpoint.unlink(missing_ok=True)
     return result

@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 
 from .. import provenance
+from ..config import REQUIRED, JsonConfig, setting
 from ..data import (
     ImageSet,
     StudyData,
@@ -29,6 +30,16 @@ from .config import StudyConfig
 
 # Progress messages go to the "percae" logger unless a `log` callable is given (the CLI sets the level).
 LOG = logging.getLogger(__name__)
+
+
+@dataclass
+class StudyNotes(JsonConfig):
+    """notes.json: what the tables must say of the data (e.g. the frames the off-screen filter
+    removed) and of the perceptual network chosen for the study."""
+
+    named_by_option = False
+    data: tuple[str, ...] = setting(REQUIRED)
+    perceptual_net: str | None = None
 
 
 def resolve_perceptual_net(

@@ -36,10 +36,17 @@ from ..perceptual_networks import (
     describe_weights,
 )
 from ..layout import StudyFiles
-from ..predictors import trivial_baseline
+from ..predictors import Baseline, trivial_baseline
 from ..report import write_report
 from .config import StudyConfig
-from .data import StudyParts, data_root, needs_generation, prepare_data, resolve_perceptual_net
+from .data import (
+    StudyNotes,
+    StudyParts,
+    data_root,
+    needs_generation,
+    prepare_data,
+    resolve_perceptual_net,
+)
 from .executors import LocalExecutor
 from .unit import EpochHook, units
 
@@ -132,10 +139,8 @@ def _run_study(
     # grown study's settings replace those it grew from.
     if previous != config:
         config.save(files.config)
-    atomic_write_json(
-        files.notes,
-        {"perceptual_net": net_note, "data": data.notes} if net_note else {"data": data.notes},
-    )
+    notes = StudyNotes(data.notes, net_note).to_dict()
+    atomic_write_json(files.notes, {k: v for k, v in notes.items() if v is not None})
     record_provenance(files, config, net_fingerprint)
     log(
         f"{config.dataset}: autoencoder {len(parts.ae_train)}/{len(parts.ae_val)} train/val images, "
@@ -146,7 +151,7 @@ def _run_study(
     )
     atomic_write_json(
         files.baseline,
-        {"task": data.task, "baseline": trivial_baseline(data.task, parts.y_train, parts.y_test)},
+        Baseline(data.task, trivial_baseline(data.task, parts.y_train, parts.y_test)).to_dict(),
     )
     atomic_write_bytes(
         files.originals, lambda f: np.save(f, data.test.subset(parts.sample).materialize())

@@ -10,7 +10,10 @@ from typing import Callable
 import numpy as np
 
 from ..config import (
+    REQUIRED,
     ConfigError,
+    JsonConfig,
+    setting,
     atomic_write_bytes,
     atomic_write_json,
     remove_stale_temporary_files,
@@ -26,6 +29,18 @@ from .data import StudyParts
 
 # A study's per-epoch hook: (unit, phase "train" or "retrain", the epoch's history row).
 EpochHook = Callable[["Unit", str, dict], None]
+
+
+@dataclass
+class RetrainRecord(JsonConfig):
+    """retrain.json: the test images' mean L1 reconstruction error as trained and after the
+    decoder's retraining with pixel loss (the same, with 0 epochs, where there is none)."""
+
+    named_by_option = False
+    l1_before: float = setting(REQUIRED, above=0)
+    l1_after: float = setting(REQUIRED, above=0)
+    epochs_run: int = setting(REQUIRED, min=0)
+    best_epoch: int = setting(REQUIRED, min=0)
 
 
 @dataclass(frozen=True)
@@ -147,12 +162,5 @@ def run_one(
     atomic_write_bytes(
         files.reconstructions, lambda f: np.save(f, np.stack([recon_before, recon_after]))
     )
-    atomic_write_json(
-        files.retrain_result,
-        {
-            "l1_before": before,
-            "l1_after": after,
-            "epochs_run": epochs_run,
-            "best_epoch": best_epoch,
-        },
-    )
+    record = RetrainRecord(before, after, epochs_run, best_epoch)
+    atomic_write_json(files.retrain_result, record.to_dict())
