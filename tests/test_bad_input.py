@@ -1149,7 +1149,7 @@ def test_report_into_a_read_only_folder_is_one_line(tmp_path, monkeypatch):
     import tempfile
 
     world = World(tmp_path, Path(), Path())
-    args = _report_with(world, "notes.json", b"{\"data\": []}")
+    args = _report_with(world, "notes.json", b'{"data": []}')
 
     def refuse(*a, dir=None, **k):
         raise PermissionError(13, "Permission denied", str(dir))
