@@ -59,7 +59,8 @@ def main() -> None:
     args = p.parse_args()
     device = torch.device(args.device)
     print(
-        "| network | batch | images/s, network in bf16 | images/s, network in float32 | cost |\n|---|---|---|---|---|"
+        "| network | batch | images/s, network in bf16 | images/s, network in float32 | cost |"
+        "\n|---|---|---|---|---|"
     )
     for net in args.nets.split(","):
         for batch in map(int, args.batches.split(",")):

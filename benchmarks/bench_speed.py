@@ -298,24 +298,27 @@ def main() -> None:
     print()
     print(
         f"autoencoder, pixel loss:      percae {ips('ae-percae-pixel')}, "
-        f"baseline {ips('ae-baseline-pixel')}, ratio {shown(summary['pixel_speedup'], '.2f', unit='x')}"
+        f"baseline {ips('ae-baseline-pixel')}, ratio "
+        f"{shown(summary['pixel_speedup'], '.2f', unit='x')}"
     )
     print(
         f"autoencoder, perceptual loss: percae {ips('ae-percae-perceptual')}, "
-        f"baseline {ips('ae-baseline-perceptual')}, ratio {shown(summary['perceptual_speedup'], '.2f', unit='x')}"
+        f"baseline {ips('ae-baseline-perceptual')}, ratio "
+        f"{shown(summary['perceptual_speedup'], '.2f', unit='x')}"
     )
     print(
         f"perceptual loss overhead ({args.perceptual_net}): "
         f"percae {shown(summary['perceptual_overhead_percae'], '+.0f', 100, '%')}, "
-        f"baseline {shown(summary['perceptual_overhead_baseline'], '+.0f', 100, '%')} (paper: +12 +- 3%, AlexNet)"
+        f"baseline {shown(summary['perceptual_overhead_baseline'], '+.0f', 100, '%')} "
+        "(paper: +12 +- 3%, AlexNet)"
     )
     secs = {
         k: (f"{r[k]['seconds']:.1f}s" if k in r else "failed" if k in failed else "not run")
         for k in ("grid-vectorised", "grid-one-at-a-time")
     }
     print(
-        f"predictor grid ({len(predictor_grid())} predictors, {args.grid_epochs} epochs): vectorised "
-        f"{secs['grid-vectorised']}, one at a time {secs['grid-one-at-a-time']}, "
+        f"predictor grid ({len(predictor_grid())} predictors, {args.grid_epochs} epochs): "
+        f"vectorised {secs['grid-vectorised']}, one at a time {secs['grid-one-at-a-time']}, "
         f"ratio {shown(summary['grid_speedup'], '.1f', unit='x')}"
     )
     for item in r:
@@ -335,7 +338,8 @@ def main() -> None:
 
 
 def run_item(item: str, forwarded: list[str]) -> dict | None:
-    """One measurement in a fresh process (so that its peak memory is its own); None if it failed."""
+    """One measurement in a fresh process (so that its peak memory is its own); None if it
+    failed."""
     out = subprocess.run(
         [sys.executable, __file__, *forwarded, "--item", item], capture_output=True, text=True
     )
@@ -354,7 +358,8 @@ def compare_compiled(args) -> None:
         b = run_item(compiled, forwarded) if a else None
         if a and b:
             print(
-                f"torch.compile speed-up ({plain[10:]}): {b['images_per_s'] / a['images_per_s']:.2f}x"
+                f"torch.compile speed-up ({plain[10:]}): "
+                f"{b['images_per_s'] / a['images_per_s']:.2f}x"
             )
 
 

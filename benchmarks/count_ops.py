@@ -80,8 +80,8 @@ def main() -> None:
         for bf16 in (False, True):
             ops, flops = autoencoder_step(loss_name, bf16)
             print(
-                f"autoencoder step, {loss_name} loss (AlexNet's architecture), bf16 autocast {bf16}: "
-                f"{ops} operations, {flops / 1e9:.3f} GFLOP per image"
+                f"autoencoder step, {loss_name} loss (AlexNet's architecture), bf16 autocast "
+                f"{bf16}: {ops} operations, {flops / 1e9:.3f} GFLOP per image"
             )
     print(f"predictor grid step: {grid_operations_per_step():.0f} operations")
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 def main() -> None:
     print(
-        "| study | network | scale | γ | model | MLP per seed (px) | MLP mean ± 95% | linear per seed (px) "
-        "| active units per seed | baseline |"
+        "| study | network | scale | γ | model | MLP per seed (px) | MLP mean ± 95% | linear per "
+        "seed (px) | active units per seed | baseline |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for folder in map(Path, sys.argv[1:]):
@@ -32,8 +32,9 @@ def main() -> None:
                 else "–"
             )
             print(
-                f"| {folder.name} | {config['perceptual_net'] if model.startswith('P.') else '–'} | {scale} | "
-                f"{config['kl_weight'] if 'VAE' in model else '–'} | {model} | {', '.join(f'{v:.2f}' for v in mlp)} | "
+                f"| {folder.name} | {config['perceptual_net'] if model.startswith('P.') else '–'} "
+                f"| {scale} | {config['kl_weight'] if 'VAE' in model else '–'} | {model} | "
+                f"{', '.join(f'{v:.2f}' for v in mlp)} | "
                 f"{mean:.2f}" + (f" ± {half:.2f}" if half is not None else "") + f" | "
                 f"{', '.join(f'{v:.2f}' for v in linear)} | {units} | {s['baseline']:.2f} |"
             )

@@ -58,8 +58,8 @@ def main() -> None:
     cases["lander removed"] = without
     print(f"{len(pick)} frames of {args.root}\n")
     print(
-        "| network | reconstruction | loss, float32 | network in bf16: loss ratio, gradient cosine | "
-        "network in float32: loss ratio, gradient cosine |\n|---|---|---|---|---|"
+        "| network | reconstruction | loss, float32 | network in bf16: loss ratio, gradient "
+        "cosine | network in float32: loss ratio, gradient cosine |\n|---|---|---|---|---|"
     )
     for net in args.nets.split(","):
         network = build_perceptual_network(net)
@@ -73,7 +73,8 @@ def main() -> None:
             for cls in (Bf16Network, PerceptualLoss):
                 value, grad = loss_and_grad(cls(network, cpu_chunk=None), reconstruction, x, True)
                 cells.append(
-                    f"{value / exact:.3f}, {F.cosine_similarity(grad, exact_grad, dim=0).item():.3f}"
+                    f"{value / exact:.3f}, "
+                    f"{F.cosine_similarity(grad, exact_grad, dim=0).item():.3f}"
                 )
             print(f"| {net} | {name} | {exact:.3g} | {cells[0]} | {cells[1]} |")
         print(f"| {net} | distinct values of the sigmoid features in bf16: {distinct} | | | |")

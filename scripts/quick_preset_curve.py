@@ -96,5 +96,8 @@ for ep in range(1, a.epochs + 1):
                 PredictorConfig(epochs=a.pepochs, batch_size=512, seed=a.seed),
                 RunFiles(d),
             )
-        msg += f"  mlp {rec['selected']['mlp']['test_metric']:.2f} lin {rec['selected']['linear']['test_metric']:.2f}"
+        msg += (
+            f"  mlp {rec['selected']['mlp']['test_metric']:.2f} "
+            f"lin {rec['selected']['linear']['test_metric']:.2f}"
+        )
     print(msg, flush=True)

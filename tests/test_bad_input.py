@@ -277,7 +277,8 @@ def _study_with_other_settings(w):
 
 
 def _interrupted_train(w, *settings):
-    """A `percae train` run killed after its first epoch's checkpoint (epochs 2, pixel loss, z 4, lr 0.001)."""
+    """A `percae train` run killed after its first epoch's checkpoint (epochs 2, pixel loss, z 4,
+    lr 0.001)."""
     from percae.training import TrainState
 
     original = TrainState.save

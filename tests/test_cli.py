@@ -278,7 +278,8 @@ def _options(command) -> dict:
                 "tensorboard_dir",
             },
         ),
-        # What is trained on, and the model: the data and AutoencoderConfig, not the training's settings.
+        # What is trained on, and the model: the data and AutoencoderConfig, not the training's
+        # settings.
         (
             "train",
             "percae.training:TrainConfig",
@@ -442,7 +443,8 @@ def test_help_and_usage_errors_do_not_load_torch(args):
     import sys
 
     code = (
-        "import sys\nfrom percae.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
+        "import sys\nfrom percae.cli import main\ntry:\n    main(%r)\n"
+        "except SystemExit:\n    pass\n"
         "print('torch' in sys.modules)" % args
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -559,7 +561,8 @@ def test_reproduce_config_reruns_a_saved_study_with_exactly_its_settings(collect
     )
     assert result.exit_code == 0, result.output
     assert (again / "study_config.json").read_bytes() == saved.read_bytes()
-    # The first run chose the offline network and noted why; the rerun names it, with nothing to note.
+    # The first run chose the offline network and noted why; the rerun names it, with nothing to
+    # note.
     timing = {
         "seconds_per_epoch",
         "images_per_second",

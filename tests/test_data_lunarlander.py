@@ -38,7 +38,8 @@ def my_pixel_position(wx, wy, height, width):
 
 
 class RecordingEnv:
-    """Wraps a real LunarLander env and records, at every render, the frame and the lander position."""
+    """Wraps a real LunarLander env and records, at every render, the frame and the lander
+    position."""
 
     def __init__(self, env):
         self.env = env
@@ -109,7 +110,8 @@ def test_generation_without_gymnasium_is_one_line_naming_the_extra_before_any_fi
 
 
 def test_pixel_formula_hand_values():
-    # Centre of the viewport (10 m, 6.667 m) is the centre of a 64 px frame; the origin is the bottom-left corner.
+    # Centre of the viewport (10 m, 6.667 m) is the centre of a 64 px frame; the origin is the
+    # bottom-left corner.
     assert lander_pixel_position(10.0, 20.0 / 3.0, 64, 64) == pytest.approx((32.0, 32.0))
     assert lander_pixel_position(0.0, 0.0, 64, 64) == pytest.approx((0.0, 64.0))
     assert lander_pixel_position(20.0, 40.0 / 3.0, 64, 64) == pytest.approx((64.0, 0.0))
@@ -128,7 +130,8 @@ def test_pixel_formula_agrees_with_the_full_resolution_renderer(gym_env):
             x, y = lander_pixel_position(p.x, p.y, 400, 600)
             c = lander_centroid(frame, min_pixels=50)
             if c is not None and 20 < y < 380 and 20 < x < 580:
-                # The legs hang below the body, so the coloured centroid sits a few pixels off the centre.
+                # The legs hang below the body, so the coloured centroid sits a few pixels off the
+                # centre.
                 assert np.hypot(c[0] - x, c[1] - y) < 6.0, (seed, t, c, (x, y))
                 checked += 1
             gym_env.step(int(rng.integers(4)))
@@ -325,7 +328,8 @@ def test_load_rejects_a_folder_that_is_not_a_collection(tmp_path):
     ],
 )
 def test_load_rejects_a_meta_json_without_the_split(collection_path, tmp_path, meta):
-    """A broken or hand-made meta.json gets one clear error at load, not a KeyError inside the study."""
+    """A broken or hand-made meta.json gets one clear error at load, not a KeyError inside the
+    study."""
     import shutil
 
     copy = tmp_path / "c"

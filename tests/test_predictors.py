@@ -26,7 +26,8 @@ LINEAR_CONFIG = PredictorConfig(
 
 def paper_grid():
     """The paper's rule written out: 1 or 2 hidden layers of 32/64/128 units, the second no
-    larger than the first, ReLU or sigmoid, no or softmax output; and linear with no or softmax output."""
+    larger than the first, ReLU or sigmoid, no or softmax output; and linear with no or softmax
+    output."""
     out = set()
     sizes = [32, 64, 128]
     layouts = [(a,) for a in sizes]
@@ -102,8 +103,8 @@ def test_predict_reproduces_the_validation_loss(linear_problem, fitted_grid):
 
 
 def test_fitting_one_alone_equals_fitting_it_in_the_grid(linear_problem, fitted_grid):
-    """Members neither share weights, gradients nor stopping: alone, each one ends exactly as in the grid.
-    Checked on members that stopped early inside the grid and on ones that ran all epochs."""
+    """Members neither share weights, gradients nor stopping: alone, each one ends exactly as in the
+    grid. Checked on members that stopped early inside the grid and on ones that ran all epochs."""
     stopped = [f for f in fitted_grid if f.epochs_run < LINEAR_CONFIG.epochs]
     full = [f for f in fitted_grid if f.epochs_run == LINEAR_CONFIG.epochs and f.spec.kind == "mlp"]
     assert len(stopped) >= 2 and full, (

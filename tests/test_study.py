@@ -97,7 +97,8 @@ def test_study_outputs_and_baseline(collection, tmp_path):
     assert summary["baseline"] == pytest.approx(expected, rel=1e-5)
     assert summary["metric"] == "pixel_distance" and summary["perceptual_net"] == "alexnet-random"
 
-    # Table I splits: autoencoder on the unaltered half, predictor/test on the altered half, no rollout shared.
+    # Table I splits: autoencoder on the unaltered half, predictor/test on the altered half, no
+    # rollout shared.
     c = load_lunarlander(collection)
     half = c.meta["unaltered_rollouts"]
     ae_r = set(c.rollouts[data.autoencoder.indices])

@@ -508,7 +508,8 @@ def test_active_units_count_the_latent_dimensions_whose_mean_varies(tiny_split):
     model = build_autoencoder(AutoencoderConfig("vae", 6, 64), seed=0)
     with torch.no_grad():
         model.mu.weight[:2] = 0  # dimensions 0 and 1: mu is the bias, the same for every image
-        # 2 and 3 as initialised: they vary over these similar frames, but far below the 0.01 threshold.
+        # 2 and 3 as initialised: they vary over these similar frames, but far below the 0.01
+        # threshold.
         model.mu.weight[4:] *= 1000  # 4 and 5: clearly active
     d = latent_diagnostics(
         model, PixelLoss(), DeviceImages(val, torch.device("cpu")), batch_size=5, amp=False
@@ -523,7 +524,8 @@ def test_active_units_count_the_latent_dimensions_whose_mean_varies(tiny_split):
             variance[4:] > 0.01
         ).all()  # the setup is what it says
         assert d["active_units"] == 2
-        # KL(N(mu, sigma) || N(0, 1)) per dimension in nats, and the objective's term (twice its mean).
+        # KL(N(mu, sigma) || N(0, 1)) per dimension in nats, and the objective's term (twice its
+        # mean).
         per_dim = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)
         assert d["val_kl_per_dim"] == pytest.approx(per_dim.mean().item(), rel=1e-5)
         assert d["val_kl_term"] == pytest.approx(kl_divergence(mu, logvar).item(), rel=1e-5)
@@ -551,7 +553,8 @@ def test_vae_runs_record_their_diagnostics_every_epoch_and_at_the_best(tiny_spli
     saved = json.loads((tmp_path / "train_result.json").read_text())
     assert saved["active_units"] == int(best["active_units"])
     assert saved["val_kl_term"] == pytest.approx(float(best["val_kl_term"]))
-    # The epoch's objective is reconstruction + gamma * KL term (gamma 0.01), both in eval mode on mu.
+    # The epoch's objective is reconstruction + gamma * KL term (gamma 0.01), both in eval mode on
+    # mu.
     assert float(best["val_loss"]) == pytest.approx(
         float(best["val_reconstruction"]) + 0.01 * float(best["val_kl_term"]), rel=1e-4
     )
@@ -623,7 +626,8 @@ def test_inf_in_a_buffer_with_a_finite_loss_is_not_saved_as_finished(tiny_split,
     model = build_autoencoder(AutoencoderConfig("ae", 4, 64), seed=0)
 
     class PoisonBatchNorm(PixelLoss):
-        # An inf running variance makes that BatchNorm output 0 in eval mode: validation stays finite.
+        # An inf running variance makes that BatchNorm output 0 in eval mode: validation stays
+        # finite.
         def forward(self, reconstruction, target):
             if model.training:
                 model.encoder[1].running_var.data.fill_(
@@ -703,7 +707,8 @@ def test_on_epoch_gets_each_epochs_row_once_its_checkpoint_is_saved(tiny_split, 
 
 
 def test_a_share_of_a_gpu_caches_features_in_a_quarter_of_that_share(monkeypatch):
-    """Four Ray units at --gpus-per-run 0.25 on one GPU: each cache a sixteenth of it, not four quarters."""
+    """Four Ray units at --gpus-per-run 0.25 on one GPU: each cache a sixteenth of it, not four
+    quarters."""
     from types import SimpleNamespace
 
     from percae import feature_cache

@@ -34,7 +34,8 @@ class _Group(click.Group):
 
         def on_sigterm(signum, frame):
             terminated.append(signum)
-            raise KeyboardInterrupt  # unwound as Ctrl-C is: atomic writes leave nothing half-written
+            # unwound as Ctrl-C is: atomic writes leave nothing half-written
+            raise KeyboardInterrupt
 
         previous = signal.signal(signal.SIGTERM, on_sigterm)
         try:
@@ -63,7 +64,8 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
-            raise  # --help, Ctrl-C and click's own errors: click's way (and no torch import for --help)
+            # --help, Ctrl-C and click's own errors: click's way (and no torch import for --help)
+            raise
         except OSError as e:
             where = f": {e.filename}" if e.filename else ""
             raise click.ClickException(f"{e.strerror or e}{where}") from None
@@ -136,8 +138,9 @@ def data_lunarlander(out, **settings):
     path = generate_lunarlander(out, LunarLanderConfig(**given))
     meta = load_lunarlander(path).meta
     click.echo(
-        f"wrote {meta['frames']} frames to {path}; the off-screen filter removed {meta['offscreen_removed']} "
-        f"({meta['offscreen_removed_fraction_of_altered']:.1%}) of the altered rollouts' frames"
+        f"wrote {meta['frames']} frames to {path}; the off-screen filter removed "
+        f"{meta['offscreen_removed']} ({meta['offscreen_removed_fraction_of_altered']:.1%}) of the "
+        "altered rollouts' frames"
     )
 
 
@@ -197,8 +200,9 @@ def _perceptual_options(f, part: str = ""):
         f"{part}perceptual_net",
         default=None,
         help="alexnet (the paper's, ImageNet weights: cached, downloaded, or --perceptual-weights; "
-        "the default but for the quick preset), alexnet-random (the quick preset's), efficientnet-lite0, efficientnet-lite0-s8, or torchvision:ARCH:LAYER "
-        "(e.g. torchvision:vgg16:relu2_2; random weights unless --perceptual-weights).",
+        "the default but for the quick preset), alexnet-random (the quick preset's), "
+        "efficientnet-lite0, efficientnet-lite0-s8, or torchvision:ARCH:LAYER (e.g. "
+        "torchvision:vgg16:relu2_2; random weights unless --perceptual-weights).",
     )(f)
     return f
 
@@ -276,7 +280,8 @@ def train(data_root, dataset, out, model, z, image_size, tensorboard_dir, **sett
     LOG.info(
         f"training {model} z={autoencoder.latent_dim} with {config.loss} loss"
         + (
-            f" ({config.perceptual_net}, weights: {describe_weights(config.perceptual_net, config.perceptual_weights)})"
+            f" ({config.perceptual_net}, weights: "
+            f"{describe_weights(config.perceptual_net, config.perceptual_weights)})"
             if config.loss == "perceptual"
             else ""
         )
@@ -316,7 +321,8 @@ def train(data_root, dataset, out, model, z, image_size, tensorboard_dir, **sett
     "data_root",
     required=True,
     type=click.Path(exists=True),
-    help="A dataset folder (--dataset), or a .npy file of images: uint8 (N, S, S, 3) or float (N, 3, S, S).",
+    help="A dataset folder (--dataset), or a .npy file of images: uint8 (N, S, S, 3) or float "
+    "(N, 3, S, S).",
 )
 @click.option("--dataset", default="lunarlander", show_default=True)
 @click.option(
@@ -324,7 +330,8 @@ def train(data_root, dataset, out, model, z, image_size, tensorboard_dir, **sett
     type=click.Choice(["all", "autoencoder", "predictor", "test"]),
     default="all",
     show_default=True,
-    help="all: every image in file order, for datasets whose parts share one file (lunarlander, folder).",
+    help="all: every image in file order, for datasets whose parts share one file "
+    "(lunarlander, folder).",
 )
 @click.option(
     "--out", required=True, type=click.Path(dir_okay=False), help="A .npy file of float32 (N, z)."
@@ -392,8 +399,8 @@ def encode(run_dir, data_root, dataset, part, out, device):
     "config_file",
     default=None,
     type=click.Path(dir_okay=False),
-    help="A study's settings as JSON (the study_config.json a study saves): rerun it; options given "
-    "as well change those settings.",
+    help="A study's settings as JSON (the study_config.json a study saves): rerun it; options "
+    "given as well change those settings.",
 )
 @click.option(
     "--out",
@@ -444,7 +451,8 @@ def encode(run_dir, data_root, dataset, part, out, device):
     "--image-size",
     default=None,
     type=int,
-    help="64 + 16n px: resizes folder datasets; sets a LunarLander collection's size when generated.",
+    help="64 + 16n px: resizes folder datasets; sets a LunarLander collection's size when "
+    "generated.",
 )
 @click.option("--max-autoencoder-images", default=None, type=int)
 @click.option(
@@ -527,7 +535,8 @@ def reproduce(
         base = StudyConfig.load(config_file)
         if dataset is not None and dataset != base.dataset:
             raise ConfigError(
-                f"{config_file} is a study of {base.dataset}, not {dataset}; drop DATASET or the file"
+                f"{config_file} is a study of {base.dataset}, not {dataset}; drop DATASET or the "
+                "file"
             )
     elif dataset is None:
         raise ConfigError(
@@ -588,14 +597,15 @@ def reproduce(
     multiple=True,
     required=True,
     type=click.Path(dir_okay=False),
-    help="A .npy (N, z) array; repeat to compare several embeddings of the same images (each against "
-    "the first).",
+    help="A .npy (N, z) array; repeat to compare several embeddings of the same images (each "
+    "against the first).",
 )
 @click.option(
     "--targets",
     required=True,
     type=click.Path(dir_okay=False),
-    help="A .npy array: (N,) or (N, D) numbers, or (N,) integer classes with --task classification.",
+    help="A .npy array: (N,) or (N, D) numbers, or (N,) integer classes with --task "
+    "classification.",
 )
 @click.option(
     "--groups",
@@ -688,7 +698,8 @@ def export(run, out):
 
     export_run(run, out)
     click.echo(
-        f"wrote {out}: model.safetensors, model_config.json, the run's configs and results, README.md"
+        f"wrote {out}: model.safetensors, model_config.json, the run's configs and results, "
+        "README.md"
     )
 
 

@@ -7,8 +7,8 @@ store, a task works in a temporary folder of its own, starting from the files th
 folder already holds for its unit, and returns its run folder's files; the driver writes
 them into the results folder atomically, the files that mark a step finished last, as the
 local executor would. After each epoch a task also sends what changed in its folder (the
-checkpoint, the history) to a mailbox actor, without waiting, and the driver writes it too: a driver killed
-and restarted skips the finished units and resumes the others from their last checkpoint,
+checkpoint, the history) to a mailbox actor, without waiting, and the driver writes it too: a driver
+killed and restarted skips the finished units and resumes the others from their last checkpoint,
 as the local executor does. A task whose worker dies is resubmitted by the driver (up to
 `max_retries` times) from what its run folder holds then: its last checkpoint.
 """
@@ -59,8 +59,8 @@ class RayExecutor:
             or (gpus_per_run > 1 and gpus_per_run != int(gpus_per_run))
         ):
             raise ConfigError(
-                f"--cpus-per-run must be positive and --gpus-per-run 0 or more (a fraction only below "
-                f"1), got {cpus_per_run} and {gpus_per_run}"
+                "--cpus-per-run must be positive and --gpus-per-run 0 or more (a fraction only "
+                f"below 1), got {cpus_per_run} and {gpus_per_run}"
             )
         self.address, self.cpus_per_run, self.gpus_per_run = address, cpus_per_run, gpus_per_run
         self.max_retries, self.num_cpus = max_retries, num_cpus
@@ -78,12 +78,13 @@ class RayExecutor:
             )
         if self.gpus_per_run == 0 and device.startswith("cuda"):
             raise ConfigError(
-                f"--device {device} needs --gpus-per-run above 0 (Ray gives GPUs only to tasks that "
-                "ask for them)"
+                f"--device {device} needs --gpus-per-run above 0 (Ray gives GPUs only to tasks "
+                "that ask for them)"
             )
         if not ray.is_initialized():
             try:
-                # address None: a Ray of our own (not one that RAY_ADDRESS or `ray start` left around).
+                # address None: a Ray of our own (not one that RAY_ADDRESS or `ray start` left
+                # around).
                 ray.init(
                     address=self.address or "local",
                     num_cpus=self.num_cpus if self.address is None else None,
@@ -128,7 +129,8 @@ class RayExecutor:
             self._run(ray, config, parts, files, todo, log, on_epoch)
 
     def _run(self, ray, config, parts, files, todo, log, on_epoch) -> None:
-        # A task that asks for no GPU must not see one (newer Rays leave CUDA_VISIBLE_DEVICES alone).
+        # A task that asks for no GPU must not see one (newer Rays leave CUDA_VISIBLE_DEVICES
+        # alone).
         hide_gpus = {"env_vars": {"CUDA_VISIBLE_DEVICES": ""}} if self.gpus_per_run == 0 else None
         # Retries are the driver's, not Ray's: Ray would rerun a task from the files it was first
         # given, the driver resubmits it with what its folder holds now (its last checkpoint).
@@ -153,14 +155,16 @@ class RayExecutor:
         updates = ray.remote(num_cpus=0)(_Mailbox).remote()
 
         def submit(unit: Unit):
-            # What the results folder holds for this unit (a checkpoint, a finished training) is where it resumes.
+            # What the results folder holds for this unit (a checkpoint, a finished training) is
+            # where it resumes.
             run = files.run(unit.model, unit.z, unit.seed)
             return task.remote(config_dict, unit, parts_ref, _read_folder(run.root), updates)
 
         pending = {submit(unit): unit for unit in todo}
         done, failures, ended, retries = 0, [], set(), dict.fromkeys(todo, 0)
         log(
-            f"ray: {len(todo)} unit(s) submitted ({self.cpus_per_run:g} CPU, {self.gpus_per_run:g} GPU each)"
+            f"ray: {len(todo)} unit(s) submitted ({self.cpus_per_run:g} CPU, {self.gpus_per_run:g} "
+            "GPU each)"
         )
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
@@ -185,8 +189,8 @@ class RayExecutor:
                         ended.discard(unit)
                         pending[submit(unit)] = unit
                         log(
-                            f"ray: {run.root.name}: its worker was lost ({type(e).__name__}); resubmitted from its "
-                            f"folder's last checkpoint (retry {retries[unit]})"
+                            f"ray: {run.root.name}: its worker was lost ({type(e).__name__}); "
+                            f"resubmitted from its folder's last checkpoint (retry {retries[unit]})"
                         )
                         continue
                     failures.append(e)
@@ -203,7 +207,8 @@ class RayExecutor:
                     _write_folder(run, produced, complete=True)
                     done += 1
                 log(
-                    f"ray: units {done} done, {len(pending)} running or queued, {len(failures)} failed"
+                    f"ray: units {done} done, {len(pending)} running or queued, {len(failures)} "
+                    "failed"
                 )
         if failures:
             raise failures[0]
@@ -229,7 +234,8 @@ def _in_memory(parts: StudyParts) -> StudyParts:
 
 
 class _Mailbox:
-    """The per-epoch updates of all tasks, in the order each task sent them, until the driver takes them."""
+    """The per-epoch updates of all tasks, in the order each task sent them, until the driver takes
+    them."""
 
     def __init__(self):
         self.items: list = []

@@ -107,7 +107,8 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Standard JSON only: a NaN or an infinity is an error here, never a file other tools misread."""
+    """Standard JSON only: a NaN or an infinity is an error here, never a file other tools
+    misread."""
     try:
         text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False)
     except ValueError:
@@ -255,7 +256,8 @@ class JsonConfig:
                     )
                 if rule.get("choices") is not None and item not in rule["choices"]:
                     raise self.error(
-                        f"{option}: unknown value {item!r}; choose from {', '.join(map(str, rule['choices']))}"
+                        f"{option}: unknown value {item!r}; choose from "
+                        f"{', '.join(map(str, rule['choices']))}"
                     )
 
     def to_dict(self) -> dict[str, Any]:

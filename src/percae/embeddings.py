@@ -70,7 +70,8 @@ def _array_batches(model: Autoencoder, images, batch_size: int, device: torch.de
     else:
         images = np.asarray(images) if not isinstance(images, np.ndarray) else images
         shape, uint8, floating = images.shape, images.dtype == np.uint8, images.dtype.kind == "f"
-        # In this machine's byte order (a .npy written elsewhere may be big-endian; torch takes native only).
+        # In this machine's byte order (a .npy written elsewhere may be big-endian; torch takes
+        # native only).
         dtype, take = (
             images.dtype,
             (
@@ -81,7 +82,8 @@ def _array_batches(model: Autoencoder, images, batch_size: int, device: torch.de
         )
     if len(shape) != 4:
         raise ConfigError(
-            f"images must be 4-dimensional (N, S, S, 3) uint8 or (N, 3, S, S) float, got shape {shape}"
+            "images must be 4-dimensional (N, S, S, 3) uint8 or (N, 3, S, S) float, got shape "
+            f"{shape}"
         )
     if uint8:
         if shape[3] != 3:

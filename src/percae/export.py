@@ -18,7 +18,8 @@ CARD = "README.md"
 
 
 def _study_of(run: Path) -> dict | None:
-    """The settings of the study a run belongs to (RESULTS/runs/NAME), None for a `percae train` run."""
+    """The settings of the study a run belongs to (RESULTS/runs/NAME), None for a `percae train`
+    run."""
     study = StudyFiles(run.parent.parent)
     return (
         read_json(study.config, "study config")
@@ -54,8 +55,10 @@ def model_card(run: Path, model_config: dict) -> str:
         "from percae.model import load_autoencoder",
         "from percae.embeddings import encode_images",
         "",
-        'model = load_autoencoder("THIS_FOLDER")  # safetensors weights + model_config.json, loaded strictly',
-        f"z = encode_images(model, images)  # images: uint8 (N, {size}, {size}, 3) or float (N, 3, {size}, {size})",
+        'model = load_autoencoder("THIS_FOLDER")  '
+        "# safetensors weights + model_config.json, loaded strictly",
+        "z = encode_images(model, images)  "
+        f"# images: uint8 (N, {size}, {size}, 3) or float (N, 3, {size}, {size})",
         "```",
         "",
         "## Data",
@@ -64,13 +67,13 @@ def model_card(run: Path, model_config: dict) -> str:
     if study:
         out.append(
             f"A `percae reproduce {study['dataset']}` study (its settings below; `root`: "
-            f"{study.get('root') or 'a collection generated into the study folder'}); the autoencoder part of "
-            "its data, 80% for training and 20% for validation."
+            f"{study.get('root') or 'a collection generated into the study folder'}); the "
+            "autoencoder part of its data, 80% for training and 20% for validation."
         )
     else:
         out.append(
-            "A `percae train` run: the autoencoder part of the dataset given with `--data` (not recorded in "
-            "the run), 80% for training and 20% for validation."
+            "A `percae train` run: the autoencoder part of the dataset given with `--data` (not "
+            "recorded in the run), 80% for training and 20% for validation."
         )
     if loss == "perceptual":
         out += [
@@ -91,8 +94,9 @@ def model_card(run: Path, model_config: dict) -> str:
         predictors = read_json(files.predictors, "predictor results")
         for kind_name, selected in predictors.get("selected", {}).items():
             out.append(
-                f"- {kind_name}: {selected.get('predictor')}, test metric {selected.get('test_metric')} "
-                f"({'accuracy' if predictors.get('task') == 'classification' else 'mean distance in pixels'})"
+                f"- {kind_name}: {selected.get('predictor')}, test metric "
+                f"{selected.get('test_metric')} "
+                f"({'accuracy' if predictors.get('task') == 'classification' else 'mean distance in pixels'})"  # noqa: E501
             )
     provenance = result.get("provenance") or {}
     out += [

@@ -149,5 +149,6 @@ class StudyFiles:
         return self.root / "reconstructions.png"
 
     def plot(self, name: str, suffix: str) -> Path:
-        """figures/NAME.png and .pdf: the metric against z, the ratios, positions, training curves."""
+        """figures/NAME.png and .pdf: the metric against z, the ratios, positions, training
+        curves."""
         return self.root / "figures" / f"{name}.{suffix}"

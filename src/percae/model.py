@@ -179,7 +179,8 @@ def load_autoencoder(
     for path in (files.model_config, weights):
         if not path.exists():
             raise ConfigError(
-                f"{directory} is not a trained run (missing {path.name}); train one with `percae train`"
+                f"{directory} is not a trained run (missing {path.name}); train one with "
+                "`percae train`"
             )
     model = build_autoencoder(AutoencoderConfig.load(files.model_config))
     state = load_tensors(weights, map_location)

@@ -59,7 +59,8 @@ def _load_trunk_weights(trunk: nn.Module, state: dict, prefix: str, source: str)
             if (full := wanted[k]) and getattr(state[full], "shape", None) != v.shape
         ]
         raise PerceptualNetworkUnavailable(
-            f"{source} does not fit a torchvision AlexNet: {'; '.join(shapes[:2]) or 'its tensors do not load'}"
+            f"{source} does not fit a torchvision AlexNet: "
+            f"{'; '.join(shapes[:2]) or 'its tensors do not load'}"
         ) from None
 
 
@@ -98,10 +99,11 @@ def alexnet_imagenet(weights_path: str | os.PathLike | None = None) -> nn.Module
         cached.unlink(missing_ok=True)
         raise PerceptualNetworkUnavailable(
             f"AlexNet's ImageNet weights are missing: {cached} does not exist and downloading "
-            f"{AlexNet_Weights.IMAGENET1K_V1.url} failed ({e.__class__.__name__}: {str(e)[:120]}). Run once "
-            f"with internet (torchvision caches the file), or pass --perceptual-weights PATH (that file, copied "
-            f"from a machine with internet); offline, --perceptual-net {QUICK_PERCEPTUAL_NETWORK} learns the "
-            "lander's position (docs/results/offline-networks)"
+            f"{AlexNet_Weights.IMAGENET1K_V1.url} failed ({e.__class__.__name__}: {str(e)[:120]}). "
+            "Run once with internet (torchvision caches the file), or pass --perceptual-weights "
+            "PATH (that file, copied from a machine with internet); offline, --perceptual-net "
+            f"{QUICK_PERCEPTUAL_NETWORK} learns the lander's position "
+            "(docs/results/offline-networks)"
         ) from None
     _load_trunk_weights(trunk, state, "features.", AlexNet_Weights.IMAGENET1K_V1.url)
     return trunk
@@ -234,8 +236,8 @@ def parse_torchvision_spec(spec: str) -> tuple[str, str]:
     arch = parts[1]
     if arch not in models.list_models(module=models):
         raise PerceptualNetworkUnavailable(
-            f"perceptual network {spec!r}: torchvision has no classification architecture {arch!r}; "
-            f"choose one of {', '.join(models.list_models(module=models))}"
+            f"perceptual network {spec!r}: torchvision has no classification architecture "
+            f"{arch!r}; choose one of {', '.join(models.list_models(module=models))}"
         )
     return arch, parts[2]
 
@@ -279,8 +281,8 @@ def torchvision_trunk(spec: str, weights_path: str | os.PathLike | None = None) 
             state = weights.get_state_dict(progress=True, check_hash=True)
         except Exception as e:  # noqa: BLE001 - offline: URLError, OSError, hash mismatch...
             raise PerceptualNetworkUnavailable(
-                f"{spec}: torchvision's ImageNet weights could not be had ({e.__class__.__name__}; {weights.url}); "
-                "run once with internet, or pass --perceptual-weights PATH"
+                f"{spec}: torchvision's ImageNet weights could not be had ({e.__class__.__name__}; "
+                f"{weights.url}); run once with internet, or pass --perceptual-weights PATH"
             ) from None
         _load_full_weights(net, state, weights.url)
     elif weights_path is not None:
@@ -335,8 +337,9 @@ def perceptual_net_note(net: str, preset: str | None) -> str | None:
     gives the same network everywhere); where one does, the note says so."""
     if preset == "quick" and net == QUICK_PERCEPTUAL_NETWORK:
         return (
-            f"the quick preset uses {QUICK_PERCEPTUAL_NETWORK} (weights: {describe_weights(QUICK_PERCEPTUAL_NETWORK)}), "
-            "offline and the same on every machine; --perceptual-net alexnet gives the paper's ImageNet AlexNet"
+            f"the quick preset uses {QUICK_PERCEPTUAL_NETWORK} (weights: "
+            f"{describe_weights(QUICK_PERCEPTUAL_NETWORK)}), offline and the same on every "
+            "machine; --perceptual-net alexnet gives the paper's ImageNet AlexNet"
         )
     return None
 

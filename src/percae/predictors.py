@@ -179,7 +179,8 @@ class _Group:
         return _Group([self.specs[j] for j in keep], [self.ids[j] for j in keep], n_in, n_out)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Every layer's output after its activation, for members x batch; the last is the prediction."""
+        """Every layer's output after its activation, for members x batch; the last is the
+        prediction."""
         h = x.expand(len(self.specs), *x.shape)
         outputs = []
         layers = len(self.params) // 2
@@ -193,7 +194,8 @@ class _Group:
         return outputs
 
     def backward(self, x: torch.Tensor, outputs: list[torch.Tensor], d_pred: torch.Tensor) -> None:
-        """Write the gradients of the sum of the members' losses into `self.grads`, given d loss / d prediction."""
+        """Write the gradients of the sum of the members' losses into `self.grads`, given d loss / d
+        prediction."""
         d = d_pred
         sm = self.softmax
         if sm.stop > sm.start:  # softmax s: ds -> s * (ds - sum(ds * s))

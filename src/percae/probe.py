@@ -98,7 +98,8 @@ def probe_embeddings(
     out = check_output_folder(out)
     if out.is_dir() and any(out.iterdir()) and not (out / RESULT).exists():
         raise ConfigError(
-            f"--out {out} is a folder of other files; choose a new folder (or a probe's, to redo it)"
+            f"--out {out} is a folder of other files; choose a new folder (or a probe's, to redo "
+            "it)"
         )
     targets = np.asarray(targets)
     classes = (
@@ -216,9 +217,10 @@ def probe_tables(result: dict) -> str:
         "# percae probe",
         "",
         f"Task: {result['task']}; metric: {result['metric'].replace('_', ' ')} "
-        f"({'lower' if lower else 'higher'} is better); predictor seeds {', '.join(map(str, result['seeds']))}; "
-        f"{result['sizes']['train']} / {result['sizes']['validation']} / {result['sizes']['test']} "
-        "train / validation / test images, split by group.",
+        f"({'lower' if lower else 'higher'} is better); predictor seeds "
+        f"{', '.join(map(str, result['seeds']))}; {result['sizes']['train']} / "
+        f"{result['sizes']['validation']} / {result['sizes']['test']} train / validation / test "
+        "images, split by group.",
         "",
         "| embeddings | best MLP | best linear |",
         "|---|---|---|",
@@ -232,8 +234,8 @@ def probe_tables(result: dict) -> str:
     out.append(f"| trivial baseline | {show(result['baseline'])} | {show(result['baseline'])} |")
     out += [
         "",
-        "Mean ± half-width of the 95% interval (Student t) over the predictor seeds; each predictor is "
-        "selected on validation loss and tested once.",
+        "Mean ± half-width of the 95% interval (Student t) over the predictor seeds; each "
+        "predictor is selected on validation loss and tested once.",
     ]
     if result["comparisons"]:
         out += ["", "## Ratios", ""]
@@ -244,7 +246,7 @@ def probe_tables(result: dict) -> str:
                 else ""
             )
             out.append(
-                f"- {'MLP' if c['kind'] == 'mlp' else 'Linear'}: {c['embeddings']} / {c['reference']} = "
-                f"{c['ratio']:.2f}{interval}: {c['verdict']}"
+                f"- {'MLP' if c['kind'] == 'mlp' else 'Linear'}: {c['embeddings']} / "
+                f"{c['reference']} = {c['ratio']:.2f}{interval}: {c['verdict']}"
             )
     return "\n".join(out) + "\n"

@@ -350,15 +350,16 @@ def build_tables(summary: dict, notes: StudyNotes | None = None) -> str:
     numbers = paper["tables"] if paper else ("–", "–")
     out = [f"# {ds}: perceptual vs pixel-wise autoencoder embeddings", ""]
     out.append(
-        f"Perceptual network: **{summary['perceptual_net']}** (weights: {summary['perceptual_net_weights']})."
+        f"Perceptual network: **{summary['perceptual_net']}** (weights: "
+        f"{summary['perceptual_net_weights']})."
         if summary["perceptual_net"]
         else "Perceptual network: none (pixel-wise models only)."
     )
     scale, setting = summary.get("perceptual_scale"), summary["config"]["train"]["perceptual_scale"]
     if scale is not None:
         how = (
-            "calibrated (`--perceptual-scale auto`): the pixels' variance over the features' on the training "
-            "images"
+            "calibrated (`--perceptual-scale auto`): the pixels' variance over the features' on "
+            "the training images"
             if setting == "auto"
             else "`--perceptual-scale`" + (": the paper's loss" if scale == 1 else "")
         )
@@ -374,13 +375,15 @@ def build_tables(summary: dict, notes: StudyNotes | None = None) -> str:
     if len(models) < len(MODELS):
         out += [
             "",
-            f"Models: {', '.join(models)} (of the paper's {', '.join(MODELS)}; `--models` runs any of them).",
+            f"Models: {', '.join(models)} (of the paper's {', '.join(MODELS)}; `--models` runs any "
+            "of them).",
         ]
     out += [
         "",
         f"Training seeds: {', '.join(map(str, seeds))}"
         + (
-            "; each cell is the mean ± the half-width of its 95% confidence interval (Student t) over the seeds."
+            "; each cell is the mean ± the half-width of its 95% confidence interval (Student t) "
+            "over the seeds."
             if len(seeds) > 1
             else "; one seed, so no interval (`--seeds 3` gives mean ± 95% CI)."
         ),
@@ -390,10 +393,11 @@ def build_tables(summary: dict, notes: StudyNotes | None = None) -> str:
     if ds == "lunarlander":
         out += [
             "",
-            "Differences from the study's code, by choice: frames whose lander centre is outside the frame are "
-            "dropped (the study's code dropped observations with y > 1.5, 13.0% of frames against 20.3%); the "
-            "predictors are trained on positions standardised by one scale for both axes, so that their "
-            "validation loss weighs x and y as the reported Euclidean error does.",
+            "Differences from the study's code, by choice: frames whose lander centre is outside "
+            "the frame are dropped (the study's code dropped observations with y > 1.5, 13.0% of "
+            "frames against 20.3%); the predictors are trained on positions standardised by one "
+            "scale for both axes, so that their validation loss weighs x and y as the reported "
+            "Euclidean error does.",
         ]
     if not summary["complete"]:
         out += ["", "**This study is not complete**: missing cells are shown as –."]
@@ -403,18 +407,20 @@ def build_tables(summary: dict, notes: StudyNotes | None = None) -> str:
     ):
         out += [
             "",
-            f"## Table {num} analogue: {what} for the {title} with the lowest validation loss ({better} is better)",
+            f"## Table {num} analogue: {what} for the {title} with the lowest validation loss "
+            f"({better} is better)",
             "",
         ]
         out += _table(summary, kind, paper)
         out += [
             "",
-            "The Any row takes, per model, the z whose selected predictor has the lowest validation loss "
-            "(the paper's Any column equals its best test value in every column checked: a selection on the test "
-            f"set, which percae does not make). Baseline: a trivial predictor that {baseline_text}."
+            "The Any row takes, per model, the z whose selected predictor has the lowest "
+            "validation loss (the paper's Any column equals its best test value in every column "
+            "checked: a selection on the test set, which percae does not make). Baseline: a "
+            f"trivial predictor that {baseline_text}."
             + (
-                " In parentheses: the error as a fraction of the baseline's (the paper's baseline is not "
-                "reported; its AE rows, about 13.3 px at every z, look like one)."
+                " In parentheses: the error as a fraction of the baseline's (the paper's baseline "
+                "is not reported; its AE rows, about 13.3 px at every z, look like one)."
                 if metric == "pixel_distance"
                 else ""
             ),
@@ -429,7 +435,8 @@ def build_tables(summary: dict, notes: StudyNotes | None = None) -> str:
         )
         out += [
             "",
-            f"## Table VIII analogue: reconstruction {when}, relative to the autoencoder with the lowest L1 error",
+            f"## Table VIII analogue: reconstruction {when}, relative to the autoencoder with the "
+            "lowest L1 error",
             "",
         ]
         out.append("| | " + " | ".join(models) + " |")
@@ -457,8 +464,8 @@ def build_tables(summary: dict, notes: StudyNotes | None = None) -> str:
     if summary.get("active_units"):
         out += [
             "",
-            "## Active units of the VAEs (latent dimensions whose mean varies over the validation set, "
-            "variance > 0.01; at the best epoch; one value per seed)",
+            "## Active units of the VAEs (latent dimensions whose mean varies over the validation "
+            "set, variance > 0.01; at the best epoch; one value per seed)",
             "",
         ]
         for model, row in summary["active_units"].items():
@@ -475,21 +482,25 @@ def build_tables(summary: dict, notes: StudyNotes | None = None) -> str:
             else ""
         )
         out.append(
-            f"- {'MLP' if c['kind'] == 'mlp' else 'Linear'} (Any): {c['perceptual']} / {c['pixel']} = {ratio}: "
-            f"{c['verdict']}"
+            f"- {'MLP' if c['kind'] == 'mlp' else 'Linear'} (Any): {c['perceptual']} / "
+            f"{c['pixel']} = {ratio}: {c['verdict']}"
         )
     if summary.get("perceptual_overhead") is not None:
         out += [
             "",
-            f"Training-time overhead of the perceptual loss (images/s of the pixel-wise model over the perceptual one, minus 1, "
-            f"averaged over {summary.get('perceptual_overhead_pairs', 0)} pixel/perceptual pair(s)): "
+            "Training-time overhead of the perceptual loss (images/s of the pixel-wise model over "
+            "the perceptual one, minus 1, averaged over "
+            f"{summary.get('perceptual_overhead_pairs', 0)} pixel/perceptual pair(s)): "
             f"**{100 * summary['perceptual_overhead']:+.0f}%**"
             + (
                 f" (± {100 * summary['perceptual_overhead_std']:.0f}%)"
                 if summary.get("perceptual_overhead_pairs", 0) > 1
                 else ""
             )
-            + f" with {summary.get('perceptual_net')}; the paper reports +12 ± 3% with AlexNet on a GPU.",
+            + (
+                f" with {summary.get('perceptual_net')}; the paper reports +12 ± 3% with AlexNet "
+                "on a GPU."
+            ),
         ]
         ips = summary["images_per_second"]
         out.append("")
@@ -517,7 +528,8 @@ RESULT_COLUMNS = (
 
 
 def build_results_table(info: dict) -> str:
-    """results.csv: one row per fitted predictor of every run (empty cells where a value is missing)."""
+    """results.csv: one row per fitted predictor of every run (empty cells where a value is
+    missing)."""
     rows = []
     for (model, z, seed), r in info["runs"].items():
         p = r["predictors"]

@@ -28,7 +28,10 @@ def paired_ratio(a: list, b: list, a_name: str, b_name: str, lower_is_better: bo
         return None
     mean, half = mean_interval(ratios)
     if half is None:
-        verdict = "one seed: whether this difference exceeds seed noise is unknown (run with --seeds 3 or more)"
+        verdict = (
+            "one seed: whether this difference exceeds seed noise is unknown (run with --seeds 3 "
+            "or more)"
+        )
     else:
         low, high = mean - half, mean + half
         a_better = high < 1 if lower_is_better else low > 1

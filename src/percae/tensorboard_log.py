@@ -63,7 +63,8 @@ class TensorBoardLog:
         tag: str = "reconstructions",
         step: int = 0,
     ) -> None:
-        """Originals above their reconstructions: uint8 (N, S, S, 3) arrays, as the study saves them."""
+        """Originals above their reconstructions: uint8 (N, S, S, 3) arrays, as the study saves
+        them."""
         grid = np.concatenate(
             [np.concatenate(list(originals), axis=1), np.concatenate(list(reconstructions), axis=1)]
         )

@@ -59,7 +59,8 @@ from .loss import (
 from .model import Autoencoder, non_finite_entries, save_autoencoder
 
 
-# Per-epoch lines go to the "percae" logger unless a `log` callable is given; for metrics, `on_epoch`.
+# Per-epoch lines go to the "percae" logger unless a `log` callable is given; for metrics,
+# `on_epoch`.
 LOG = logging.getLogger(__name__)
 
 
@@ -239,7 +240,8 @@ class TrainState:
         cls, model: Autoencoder, config: TrainConfig, device: torch.device, freeze_encoder: bool
     ) -> "TrainState":
         params = model.decoder_parameters() if freeze_encoder else list(model.parameters())
-        # Fused: one kernel for all parameters (on a CPU 7.7 instead of 13 ms a step for this model).
+        # Fused: one kernel for all parameters (on a CPU 7.7 instead of 13 ms a step for this
+        # model).
         optimizer = torch.optim.Adam(params, lr=config.lr, fused=device.type in ("cuda", "cpu"))
         return cls(
             model,
@@ -305,8 +307,8 @@ class TrainState:
                 raise TypeError("not a percae checkpoint")
         except Exception as e:  # noqa: BLE001 - any unreadable checkpoint gets the same clear message
             raise ConfigError(
-                f"{files.checkpoint} cannot be read ({type(e).__name__}); delete it to start the run "
-                "over"
+                f"{files.checkpoint} cannot be read ({type(e).__name__}); delete it to start the "
+                "run over"
             ) from None
         _check_resumable(ck, files.root, config, self.model, freeze_encoder)
         self.saved_config = ck.get("train_config", {})
@@ -394,9 +396,10 @@ def train_autoencoder(
         if not (math.isfinite(row["train_loss"]) and math.isfinite(row["val_loss"])):
             _discard_unfinished(files)
             raise TrainingDiverged(
-                f"{_run_label(model, files)}: training diverged at {row.pop('where')} (training loss "
-                f"{row['train_loss']}, validation loss {row['val_loss']}); the last good epoch is {state.epochs_done}; "
-                "nothing was kept: lower the learning rate (--lr) or check the data"
+                f"{_run_label(model, files)}: training diverged at {row.pop('where')} (training "
+                f"loss {row['train_loss']}, validation loss {row['val_loss']}); the last good "
+                f"epoch is {state.epochs_done}; nothing was kept: lower the learning rate (--lr) "
+                "or check the data"
             )
         row.pop("where")
         if model.variational and not freeze_encoder:
@@ -406,8 +409,8 @@ def train_autoencoder(
             state.save(files, config, freeze_encoder, device)
         if log:
             log(
-                f"epoch {epoch:3d}/{config.epochs}  train {row['train_loss']:.4g}  val {row['val_loss']:.4g}  "
-                f"{row['seconds']:6.1f}s  {row['images_per_s']:7.0f} img/s"
+                f"epoch {epoch:3d}/{config.epochs}  train {row['train_loss']:.4g}  val "
+                f"{row['val_loss']:.4g}  {row['seconds']:6.1f}s  {row['images_per_s']:7.0f} img/s"
                 + ("  *" if state.best_epoch == epoch else "")
             )
         if on_epoch is not None:
@@ -423,7 +426,8 @@ def _check_sets(model: Autoencoder, train_set: ImageSet, val_set: ImageSet) -> N
         )
     if len(train_set) < 2 or len(val_set) < 1:
         raise ConfigError(
-            f"need at least 2 training and 1 validation image, got {len(train_set)} and {len(val_set)}"
+            f"need at least 2 training and 1 validation image, got {len(train_set)} and "
+            f"{len(val_set)}"
         )
 
 
@@ -543,14 +547,16 @@ class _EpochRunner:
 def _finish(
     state: TrainState, files: RunFiles | None, config: TrainConfig, device: torch.device
 ) -> TrainResult:
-    """Put the best epoch's weights in the model and, with a run folder, save the run as finished."""
+    """Put the best epoch's weights in the model and, with a run folder, save the run as
+    finished."""
     model = state.model
     bad = non_finite_entries(state.best_state)
     if bad:
         _discard_unfinished(files)
         raise TrainingDiverged(
             f"{_run_label(model, files)}: training diverged: the best epoch's {', '.join(bad[:3])} "
-            "hold NaN or inf values; nothing was kept: lower the learning rate (--lr) or check the data"
+            "hold NaN or inf values; nothing was kept: lower the learning rate (--lr) or check "
+            "the data"
         )
     model.load_state_dict(state.best_state)
     model.eval()
@@ -666,12 +672,14 @@ def _run_label(model: Autoencoder, files: RunFiles | None) -> str:
 def _check_resumable(
     ck: dict, run_dir: Path, config: TrainConfig, model: Autoencoder, freeze_encoder: bool
 ) -> None:
-    """A checkpoint resumes only the run that wrote it: other settings would silently mix two runs."""
+    """A checkpoint resumes only the run that wrote it: other settings would silently mix two
+    runs."""
     saved_data = ck.get("train_config", {}).get("data_fingerprint")
     if saved_data is not None and saved_data != config.data_fingerprint:
         raise ConfigError(
-            f"{run_dir} holds an interrupted run on other images (data fingerprint {saved_data} there, "
-            f"{config.data_fingerprint} now): rerun it with its data (--data), or use another --out"
+            f"{run_dir} holds an interrupted run on other images (data fingerprint {saved_data} "
+            f"there, {config.data_fingerprint} now): rerun it with its data (--data), or use "
+            "another --out"
         )
     changed = config.resume_differences(ck.get("train_config", {}))
     saved_model = ck.get("model_config", {})

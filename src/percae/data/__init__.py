@@ -24,7 +24,8 @@ def check_image_size(image_size: int, error: type[Exception] = DataError) -> Non
     """The autoencoders take square images of 64 + 16n pixels (the one place of that rule)."""
     if image_size < 64 or (image_size - 64) % 16:
         raise error(
-            f"--image-size {image_size} is not supported: the autoencoders take 64 + 16n pixels (64, 80, 96, ...)"
+            f"--image-size {image_size} is not supported: the autoencoders take 64 + 16n pixels "
+            "(64, 80, 96, ...)"
         )
 
 
@@ -69,7 +70,8 @@ class ImageSet:
     def __getitem__(self, position: int):
         """(image, target) for a `torch.utils.data.DataLoader`: the image a float tensor (3, S, S)
         in [0, 1], as the autoencoders see it (tiled where the set is); the target the position
-        (float32 (2,)) or the class (int), -1 where the set has no labels (as torchvision's STL10)."""
+        (float32 (2,)) or the class (int), -1 where the set has no labels (as torchvision's
+        STL10)."""
         import torch  # here, not at the top: reading data needs no torch
 
         if not -len(self) <= position < len(self):
@@ -214,30 +216,33 @@ class StudyData:
             if self.task == "position":
                 if y.dtype.kind not in "fiu" or y.ndim != 2:
                     raise DataError(
-                        f"{self.dataset}{where}: the {part_name} positions are {y.dtype} {y.shape}, "
-                        "expected numbers of shape (N, 2)"
+                        f"{self.dataset}{where}: the {part_name} positions are {y.dtype} "
+                        f"{y.shape}, expected numbers of shape (N, 2)"
                     )
                 bad = ~np.isfinite(y).all(axis=1)
                 if bad.any():
                     raise DataError(
-                        f"{self.dataset}{where}: {int(bad.sum())} {part_name} position(s) are NaN or infinite "
-                        f"(first: image {int(part.indices[np.flatnonzero(bad)[0]])}); fix or regenerate the data"
+                        f"{self.dataset}{where}: {int(bad.sum())} {part_name} position(s) are NaN "
+                        f"or infinite (first: image {int(part.indices[np.flatnonzero(bad)[0]])}); "
+                        "fix or regenerate the data"
                     )
             elif len(y) and (y.min() < 0 or y.max() >= (self.num_classes or 0)):
                 raise DataError(
-                    f"{self.dataset}{where}: {part_name} labels must lie in 0..{(self.num_classes or 0) - 1}, "
-                    f"found {int(y.min())}..{int(y.max())}"
+                    f"{self.dataset}{where}: {part_name} labels must lie in "
+                    f"0..{(self.num_classes or 0) - 1}, found {int(y.min())}..{int(y.max())}"
                 )
         if self.task == "classification" and len(np.unique(self.predictor.selected_targets())) < 2:
             raise DataError(
-                f"{self.dataset}{where}: the predictor images hold a single class; a classification "
-                "study needs at least 2 (every model and the baseline would score 100%)"
+                f"{self.dataset}{where}: the predictor images hold a single class; a "
+                "classification study needs at least 2 (every model and the baseline would score "
+                "100%)"
             )
         for part_name, part in (("autoencoder", self.autoencoder), ("predictor", self.predictor)):
             if len(np.unique(part.selected_groups())) < 2:
                 raise DataError(
-                    f"{self.dataset}{where}: the {part_name} part has {len(part)} image(s) in fewer than 2 "
-                    "groups (rollouts), too few to split into training and validation; use more data"
+                    f"{self.dataset}{where}: the {part_name} part has {len(part)} image(s) in "
+                    "fewer than 2 groups (rollouts), too few to split into training and "
+                    "validation; use more data"
                 )
         if len(self.test) < 1:
             raise DataError(f"{self.dataset}{where}: the test part is empty; use more data")
@@ -247,8 +252,9 @@ class StudyData:
         datasets are resized; a LunarLander collection's size is chosen when generated)."""
         if image_size is not None and self.autoencoder.image_size != image_size:
             raise DataError(
-                f"{self.dataset} images in {root} are {self.autoencoder.image_size} px, not {image_size}: --image-size "
-                "resizes only folder datasets (and sets the size of a LunarLander collection when it is generated)"
+                f"{self.dataset} images in {root} are {self.autoencoder.image_size} px, not "
+                f"{image_size}: --image-size resizes only folder datasets (and sets the size of a "
+                "LunarLander collection when it is generated)"
             )
         return self
 

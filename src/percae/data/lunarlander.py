@@ -44,14 +44,16 @@ class LunarLanderConfig(JsonConfig):
         super().validate()
         if self.rollouts < MIN_ROLLOUTS:
             raise DataError(
-                f"--rollouts must be at least {MIN_ROLLOUTS} (2 unaltered rollouts to split for the autoencoders, "
-                f"3 altered ones for the predictors' training, validation and test), got {self.rollouts}"
+                f"--rollouts must be at least {MIN_ROLLOUTS} (2 unaltered rollouts to split for "
+                "the autoencoders, 3 altered ones for the predictors' training, validation and "
+                f"test), got {self.rollouts}"
             )
         check_image_size(self.image_size)
 
 
 def lunar_lander_module():
-    """gymnasium's LunarLander (its environment and its geometry), or a one-line hint to install it."""
+    """gymnasium's LunarLander (its environment and its geometry), or a one-line hint to install
+    it."""
     try:
         from gymnasium.envs.box2d import lunar_lander
     except (
@@ -68,7 +70,8 @@ def lander_pixel_position(
     world_x: float, world_y: float, height: int, width: int
 ) -> tuple[float, float]:
     """Lander centre in pixels of an H x W frame (x right, y down) from Box2D metres: the
-    viewport gymnasium draws (VIEWPORT_W x VIEWPORT_H pixels at SCALE pixels per metre) scaled to the frame."""
+    viewport gymnasium draws (VIEWPORT_W x VIEWPORT_H pixels at SCALE pixels per metre) scaled to
+    the frame."""
     geometry = lunar_lander_module()
     x = world_x * geometry.SCALE / geometry.VIEWPORT_W * width
     y = height - world_y * geometry.SCALE / geometry.VIEWPORT_H * height
@@ -193,7 +196,10 @@ def generate_lunarlander(
             "offscreen_removed_fraction_of_altered": removed / altered_frames
             if altered_frames
             else 0.0,
-            "label": "lander centre (x right, y down) in pixels of the stored image, read from the rendered state",
+            "label": (
+                "lander centre (x right, y down) in pixels of the stored image, read from the "
+                "rendered state"
+            ),
             "versions": _versions(),
         }
         atomic_write_json(tmp / "meta.json", meta)
@@ -304,16 +310,19 @@ def load_lunarlander(path: str | os.PathLike) -> LunarLanderCollection:
     n = len(images)
     if n == 0:
         raise DataError(
-            f"{path} holds no frames (images.npy is empty); regenerate the collection with more rollouts"
+            f"{path} holds no frames (images.npy is empty); regenerate the collection with more "
+            "rollouts"
         )
     unaltered = meta.get("unaltered_rollouts") if isinstance(meta, dict) else None
-    # The split needs it; a hand-made or truncated meta.json would otherwise fail deep inside the study.
+    # The split needs it; a hand-made or truncated meta.json would otherwise fail deep inside the
+    # study.
     if not isinstance(unaltered, int) or not 0 < unaltered <= (
         int(rollouts.max()) if len(rollouts) else 0
     ):
         raise DataError(
-            f"{path}/meta.json lacks a valid 'unaltered_rollouts' (the number of unaltered rollouts that "
-            f"come first; got {unaltered!r}); regenerate the collection with `percae data lunarlander`"
+            f"{path}/meta.json lacks a valid 'unaltered_rollouts' (the number of unaltered "
+            f"rollouts that come first; got {unaltered!r}); regenerate the collection with "
+            "`percae data lunarlander`"
         )
     if positions.shape != (n, 2) or rollouts.shape != (n,):
         raise DataError(
@@ -323,8 +332,8 @@ def load_lunarlander(path: str | os.PathLike) -> LunarLanderCollection:
     bad = ~np.isfinite(positions).all(axis=1)
     if bad.any():
         raise DataError(
-            f"{path}/positions.npy holds {int(bad.sum())} NaN or infinite position(s) (first: frame "
-            f"{int(np.flatnonzero(bad)[0])}); regenerate the collection"
+            f"{path}/positions.npy holds {int(bad.sum())} NaN or infinite position(s) (first: "
+            f"frame {int(np.flatnonzero(bad)[0])}); regenerate the collection"
         )
     return LunarLanderCollection(
         images, positions.astype(np.float32), rollouts.astype(np.int64), meta

@@ -53,8 +53,8 @@ def _check_present(folder: Path, names: list[str]) -> None:
         "STL-10",
         folder,
         {n: f"{sizes[n]:,} bytes" for n in names},
-        f"Download {URL} (about 2.6 GB) and extract it into {folder.parent} (tar xzf stl10_binary.tar.gz), "
-        f"or run `percae data stl10 --root {folder.parent}` with internet",
+        f"Download {URL} (about 2.6 GB) and extract it into {folder.parent} (tar xzf "
+        f"stl10_binary.tar.gz), or run `percae data stl10 --root {folder.parent}` with internet",
     )
 
 
@@ -77,8 +77,8 @@ def _labels(path: Path, count: int, images_name: str) -> np.ndarray:
     raw = np.fromfile(path, dtype=np.uint8)
     if len(raw) != count:
         raise DataError(
-            f"{path.name}: {len(raw)} labels for the {count} images of {images_name} in {path.parent}; "
-            f"the two files come from different downloads or one is truncated"
+            f"{path.name}: {len(raw)} labels for the {count} images of {images_name} in "
+            f"{path.parent}; the two files come from different downloads or one is truncated"
         )
     bad = (raw < 1) | (raw > NUM_CLASSES)
     if bad.any():
@@ -115,7 +115,8 @@ def stl10_study_data(
     _check_present(folder, list(_expected_sizes()))
     parts = {split: load_stl10(root, split) for split in SPLIT_FILES}
     notes = [
-        f"STL-10 {split} has {len(parts[split])} images, the official release {OFFICIAL_COUNTS[split]}"
+        f"STL-10 {split} has {len(parts[split])} images, the official release "
+        f"{OFFICIAL_COUNTS[split]}"
         for split in SPLIT_FILES
         if len(parts[split]) != OFFICIAL_COUNTS[split]
     ]
@@ -156,9 +157,9 @@ def download_stl10(root: str | os.PathLike) -> Path:
             )
         except Exception as e:  # network, disk and archive errors all mean the same to the user
             raise DataError(
-                f"could not download STL-10 from {STL10.url} into {root} ({type(e).__name__}: {e}); "
-                f"check the internet connection and free disk space (about 5.3 GB), or download "
-                f"{URL} by hand and extract it into {root}"
+                f"could not download STL-10 from {STL10.url} into {root} ({type(e).__name__}: "
+                f"{e}); check the internet connection and free disk space (about 5.3 GB), or "
+                f"download {URL} by hand and extract it into {root}"
             ) from e
         bad = corrupt()
         if bad:

@@ -55,7 +55,8 @@ def _read_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_svhn(root: str | os.PathLike, split: str) -> ImageSet:
-    """One SVHN file ('train', 'test' or 'extra') as uint8 (N, 32, 32, 3), shown as 64 x 64 tiles."""
+    """One SVHN file ('train', 'test' or 'extra') as uint8 (N, 32, 32, 3), shown as 64 x 64
+    tiles."""
     if split not in FILES:
         raise DataError(f"unknown SVHN split {split!r}; choose one of {', '.join(FILES)}")
     root = Path(root)
@@ -64,12 +65,14 @@ def load_svhn(root: str | os.PathLike, split: str) -> ImageSet:
     X, y = _read_mat(path)
     if X.ndim != 4 or X.shape[:3] != (SIDE, SIDE, 3) or X.dtype != np.uint8 or X.shape[3] == 0:
         raise DataError(
-            f"{path.name}: X is {X.dtype} {tuple(X.shape)}, expected uint8 {SIDE}x{SIDE}x3xN with N > 0, in {path}"
+            f"{path.name}: X is {X.dtype} {tuple(X.shape)}, expected uint8 {SIDE}x{SIDE}x3xN with "
+            f"N > 0, in {path}"
         )
     n = X.shape[3]
     if y.size != n or (y.ndim == 2 and 1 not in y.shape) or y.ndim > 2:
         raise DataError(
-            f"{path.name}: y has shape {tuple(y.shape)} for {n} images (X), expected ({n}, 1), in {path}"
+            f"{path.name}: y has shape {tuple(y.shape)} for {n} images (X), expected ({n}, 1), in "
+            f"{path}"
         )
     y = y.reshape(-1)
     if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
@@ -107,7 +110,8 @@ def svhn_study_data(
         test=load_svhn(root, "test"),
         num_classes=NUM_CLASSES,
         notes=[
-            f"SVHN's {SIDE}x{SIDE} digits are shown as {TILE}x{TILE} tiles of {SIDE * TILE}x{SIDE * TILE} pixels"
+            f"SVHN's {SIDE}x{SIDE} digits are shown as {TILE}x{TILE} tiles of "
+            f"{SIDE * TILE}x{SIDE * TILE} pixels"
         ],
     ).check_native_size(image_size, root)
 
@@ -130,9 +134,9 @@ def download_svhn(root: str | os.PathLike) -> Path:
             tv_utils.download_url(url, str(root), filename, md5)
         except Exception as e:  # network and disk errors all mean the same to the user
             raise DataError(
-                f"could not download SVHN {filename} (about {APPROX_SIZES[split]}) from {url} into {root} "
-                f"({type(e).__name__}: {e}); check the internet connection and free disk space, "
-                f"or download it by hand into {root}"
+                f"could not download SVHN {filename} (about {APPROX_SIZES[split]}) from {url} into "
+                f"{root} ({type(e).__name__}: {e}); check the internet connection and free disk "
+                f"space, or download it by hand into {root}"
             ) from e
         if not tv_utils.check_integrity(str(root / filename), md5):
             raise DataError(

@@ -126,7 +126,8 @@ class StudyConfig(JsonConfig):
             )
         elif not Path(self.root).is_dir():
             raise ConfigError(
-                f"--root {self.root} is not a folder; give the folder that holds the {self.dataset} files"
+                f"--root {self.root} is not a folder; give the folder that holds the "
+                f"{self.dataset} files"
             )
 
     @property
@@ -178,8 +179,8 @@ class StudyConfig(JsonConfig):
         ):
             if not set(was) <= set(new):
                 out.append(
-                    f"{name}: {', '.join(map(str, sorted(set(was) - set(new))))} dropped (a study grows, it "
-                    "does not shrink)"
+                    f"{name}: {', '.join(map(str, sorted(set(was) - set(new))))} dropped (a study "
+                    "grows, it does not shrink)"
                 )
         return out
 
@@ -243,7 +244,8 @@ PRESETS: dict[str, dict[str, dict]] = {
         "paper": {},  # the defaults
         # Sized by measurement to show the paper's effect on 2 CPU cores in 10 minutes
         # (docs/results/quick-preset): batch 16 gives the autoencoders enough steps in 2 epochs; no
-        # decoder retraining (Table VIII reads the reconstructions as trained) to leave time for 3 seeds.
+        # decoder retraining (Table VIII reads the reconstructions as trained) to leave time for 3
+        # seeds.
         # Every quick preset's network is the offline one, the same on every machine.
         "quick": dict(
             z_sizes=(32,),

@@ -28,7 +28,8 @@ from ..perceptual_networks import (
 from ..layout import StudyFiles
 from .config import StudyConfig
 
-# Progress messages go to the "percae" logger unless a `log` callable is given (the CLI sets the level).
+# Progress messages go to the "percae" logger unless a `log` callable is given (the CLI sets the
+# level).
 LOG = logging.getLogger(__name__)
 
 
@@ -97,7 +98,8 @@ def prepare_data(
     root = data_root(config, files)
     if needs_generation(config, files):
         log(
-            f"generating the LunarLander collection ({config.rollouts} rollouts x {config.steps} steps) in {root}"
+            f"generating the LunarLander collection ({config.rollouts} rollouts x {config.steps} "
+            f"steps) in {root}"
         )
         generate_lunarlander(root, config.lunarlander_config(), progress=progress)
     data = load_study_data(config.dataset, root, seed=config.seed, image_size=config.image_size)

@@ -50,7 +50,8 @@ from .data import (
 from .executors import LocalExecutor
 from .unit import EpochHook, units
 
-# Progress messages go to the "percae" logger unless a `log` callable is given (the CLI sets the level).
+# Progress messages go to the "percae" logger unless a `log` callable is given (the CLI sets the
+# level).
 LOG = logging.getLogger(__name__)
 
 
@@ -73,8 +74,8 @@ def run_study(
         root, results = Path(config.root).resolve(), files.root.resolve()
         if results == root or root in results.parents:
             raise ConfigError(
-                f"--out {out} is inside --root {config.root}: the study would read its own results as "
-                "data; choose an --out outside the dataset folder"
+                f"--out {out} is inside --root {config.root}: the study would read its own results "
+                "as data; choose an --out outside the dataset folder"
             )
     net_note, net_fingerprint = resolve_perceptual_net(config, log)
     if files.config.exists():
@@ -82,15 +83,16 @@ def run_study(
         conflicts = config.conflicts_with(StudyConfig.load(files.config))
         if conflicts:
             raise ConfigError(
-                f"{files.root} holds a study whose finished units other settings would change ({'; '.join(conflicts)}); "
-                "use another --out, or its settings (more seeds, latent sizes or models may be added)"
+                f"{files.root} holds a study whose finished units other settings would change "
+                f"({'; '.join(conflicts)}); use another --out, or its settings (more seeds, latent "
+                "sizes or models may be added)"
             )
     if files.provenance.exists():
         schema = read_json(files.provenance, "provenance file").get("schema", 0)
         if not isinstance(schema, int) or schema > provenance.SCHEMA_VERSION:
             raise ConfigError(
-                f"{files.root} was written by a newer percae (results schema {schema}); upgrade percae "
-                "to resume it"
+                f"{files.root} was written by a newer percae (results schema {schema}); upgrade "
+                "percae to resume it"
             )
     executor = executor or LocalExecutor()
     executor.start(
@@ -129,9 +131,9 @@ def _run_study(
     config = replace(config, data_fingerprint=data.fingerprint())
     if previous is not None and previous.data_fingerprint not in (None, config.data_fingerprint):
         raise ConfigError(
-            f"{files.root} holds a study of other data (fingerprint {previous.data_fingerprint} there, "
-            f"{config.data_fingerprint} in {data_root(config, files)} now): the dataset changed since; "
-            "use another --out, or restore the data"
+            f"{files.root} holds a study of other data (fingerprint {previous.data_fingerprint} "
+            f"there, {config.data_fingerprint} in {data_root(config, files)} now): the dataset "
+            "changed since; use another --out, or restore the data"
         )
     files.root.mkdir(parents=True, exist_ok=True)
     remove_stale_temporary_files(files.root)
@@ -143,11 +145,11 @@ def _run_study(
     atomic_write_json(files.notes, {k: v for k, v in notes.items() if v is not None})
     record_provenance(files, config, net_fingerprint)
     log(
-        f"{config.dataset}: autoencoder {len(parts.ae_train)}/{len(parts.ae_val)} train/val images, "
-        f"predictor {len(parts.pred_train)}/{len(parts.pred_val)}, test {len(data.test)}; perceptual network "
-        f"{config.perceptual_net} (weights: {describe_weights(config.perceptual_net, config.train.perceptual_weights)}); "
-        "training seeds "
-        f"{', '.join(map(str, config.training_seeds()))}"
+        f"{config.dataset}: autoencoder {len(parts.ae_train)}/{len(parts.ae_val)} train/val "
+        f"images, predictor {len(parts.pred_train)}/{len(parts.pred_val)}, test {len(data.test)}; "
+        f"perceptual network {config.perceptual_net} (weights: "
+        f"{describe_weights(config.perceptual_net, config.train.perceptual_weights)}); training "
+        f"seeds {', '.join(map(str, config.training_seeds()))}"
     )
     atomic_write_json(
         files.baseline,

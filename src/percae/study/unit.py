@@ -80,7 +80,8 @@ def run_one(
 ) -> None:
     """One (model, z, seed): train the autoencoder, embed, fit the predictor grid, retrain
     the decoder; each step skipped where its file shows it finished. `on_epoch(phase, row)` is
-    called after each epoch of both trainings, phase "train" or "retrain" (see `train_autoencoder`)."""
+    called after each epoch of both trainings, phase "train" or "retrain" (see
+    `train_autoencoder`)."""
 
     def hook(phase: str) -> Callable[[dict], None] | None:
         return (lambda row: on_epoch(phase, row)) if on_epoch else None
@@ -141,7 +142,8 @@ def run_one(
     before = reconstruction_l1(model, data.test, device=config.train.device)
     recon_before = reconstruct(model, data.test, parts.sample, config.train.device)
     if config.retrain_epochs == 0:
-        # No decoder retraining (the quick preset's choice): Table VIII reads the reconstructions as trained.
+        # No decoder retraining (the quick preset's choice): Table VIII reads the reconstructions as
+        # trained.
         after, recon_after, epochs_run, best_epoch = before, recon_before, 0, 0
     else:
         log(f"{name}: retraining the decoder with pixel loss")
