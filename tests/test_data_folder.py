@@ -176,3 +176,68 @@ def test_study_data_at_another_size(folder):
     first_dog = data.autoencoder.selected_targets().tolist().index(1)
     img = data.autoencoder.materialize()[first_dog]
     assert (img == img[0, 0]).all() and img[0, 0, 0] == 200
+
+
+def test_each_image_file_is_read_once_whatever_links_the_folder_holds(tmp_path):
+    """A folder linked to itself, a link to another class's image, a class that is a link to
+    another class and a link out of the tree add nothing: the same image in two places would
+    land in two classes or in two parts of the study (a leak between the splits)."""
+    from percae.data.folder import list_images
+
+    root = tmp_path / "images"
+    for name, count in (("a", 3), ("b", 2)):
+        for i in range(count):
+            save(root / name / f"{i}.png", solid((40 * i, 0, 0)))
+    outside = tmp_path / "outside.png"
+    save(outside, solid((0, 0, 200)))
+    os.symlink(".", root / "a" / "again")  # a loop
+    os.symlink(root / "a" / "0.png", root / "b" / "copy.png")  # one image in two classes
+    os.symlink(root / "a", root / "c")  # a class that is another class
+    os.symlink(outside, root / "a" / "outside.png")  # out of the tree
+    classes, samples = list_images(root)
+    assert classes == ["a", "b"]
+    assert [(os.path.relpath(p, root), t) for p, t in samples] == [
+        ("a/0.png", 0),
+        ("a/1.png", 0),
+        ("a/2.png", 0),
+        ("b/0.png", 1),
+        ("b/1.png", 1),
+    ]
+    images, labels, _ = load_image_folder(root)
+    assert len(images) == 5 and labels.tolist() == [0, 0, 0, 1, 1]
+
+
+def test_an_image_name_that_is_not_a_regular_file_is_refused_not_waited_on(tmp_path):
+    root = tmp_path / "images"
+    save(root / "a" / "0.png", solid((10, 0, 0)))
+    save(root / "b" / "0.png", solid((0, 10, 0)))
+    os.mkfifo(root / "b" / "pipe.png")
+    with pytest.raises(DataError, match="pipe.png is not a regular file"):
+        load_image_folder(root)
+
+
+def test_a_16_bit_grayscale_image_keeps_its_range(tmp_path):
+    root = tmp_path / "images"
+    save(root / "a" / "0.png", solid((10, 0, 0)))
+    ramp = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (64, 1))
+    (root / "b").mkdir()
+    Image.fromarray(ramp).save(root / "b" / "deep.png")
+    with Image.open(root / "b" / "deep.png") as img:
+        assert img.mode.startswith("I")  # a 16-bit file, as PIL reads it
+    images, labels, _ = load_image_folder(root)
+    gray = images[labels == 1][0].astype(int)
+    np.testing.assert_allclose(gray[:, :, 0], (ramp >> 8).astype(int), atol=2)
+    assert (gray[..., 0] == gray[..., 2]).all() and gray.mean() == pytest.approx(127.5, abs=2)
+
+
+def test_classes_too_small_to_be_predicted_are_refused_with_their_count(tmp_path):
+    root = tmp_path / "images"
+    for i in range(40):
+        save(root / f"class{i:02d}" / "0.png", solid((i, 0, 0)))
+    with pytest.raises(DataError, match=r"classes \(class.*as few as 1\).*at least 5 images"):
+        folder_study_data(root)
+    for i in range(40):
+        for j in range(1, 5):
+            save(root / f"class{i:02d}" / f"{j}.png", solid((i, j, 0)))
+    data = folder_study_data(root)
+    assert set(data.predictor.selected_targets().tolist()) == set(range(40))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from percae.config import ConfigError
 from percae.embeddings import cached_embeddings, encode_images, reconstruct, reconstruction_l1
 from percae.model import AutoencoderConfig, build_autoencoder
 
@@ -105,6 +106,10 @@ def test_images_of_ones_own_encode_as_the_image_set_does(tiny_images):
         np.testing.assert_array_equal(
             encode_images(model, images, batch_size=16, device="cpu"), expected
         )
+    # Floats on the 0-255 scale are not images in [0, 1]: refused, naming the values found.
+    for scaled in (as_floats * 255, as_floats.numpy() - 0.5):
+        with pytest.raises(ConfigError, match=r"float images must be in \[0, 1\]"):
+            encode_images(model, scaled, batch_size=16, device="cpu")
 
 
 def test_an_image_set_is_a_dataset_for_a_dataloader(tiny_images):

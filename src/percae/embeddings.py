@@ -100,7 +100,18 @@ def _array_batches(model: Autoencoder, images, batch_size: int, device: torch.de
     check_fits(model, size[0])
     for start in range(0, shape[0], batch_size):
         batch = take(start, start + batch_size).to(device)
-        yield to_float_batch(batch) if uint8 else batch.float()
+        if uint8:
+            yield to_float_batch(batch)
+            continue
+        batch = batch.float()
+        # Floats in 0-255, say, would give embeddings of images the model never saw.
+        low, high = (batch.amin().item(), batch.amax().item()) if len(batch) else (0.0, 1.0)
+        if not (-1e-6 <= low and high <= 1 + 1e-6):
+            raise ConfigError(
+                f"float images must be in [0, 1]; images {start} to {start + len(batch) - 1} hold "
+                f"values from {low:.4g} to {high:.4g} (divide by 255, or give uint8 (N, S, S, 3))"
+            )
+        yield batch
 
 
 @torch.no_grad()

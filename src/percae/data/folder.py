@@ -26,23 +26,38 @@ CACHE_VERSION = 1
 
 
 def list_images(root: str | os.PathLike) -> tuple[list[str], list[tuple[str, int]]]:
-    """(class names, [(path, class index)]) with ImageFolder's conventions.
-
-    Hidden sub-folders (.ipynb_checkpoints, .git, ...) are not classes.
-    """
-    from torchvision.datasets.folder import make_dataset
-
+    """(class names, [(path, class index)]) with ImageFolder's conventions and order, but each
+    image file once: a linked folder is not entered (a link to itself would list its images
+    again and again, and a link to another class would put one image in two classes and in two
+    parts of the study), and a linked file counts only if it leads to a file of this tree not
+    listed already. Hidden sub-folders (.ipynb_checkpoints, .git, ...) are not classes."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root} is not a folder; expected ROOT/<class name>/<images>")
-    classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    classes = sorted(
+        e.name
+        for e in os.scandir(root)
+        if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")
+    )
     if not classes:
         raise DataError(
             f"{root} has no class sub-folders; expected ROOT/<class name>/<images> "
-            f"({', '.join(EXTENSIONS)})"
+            f"({', '.join(EXTENSIONS)}; linked folders are not followed)"
         )
-    class_to_idx = {c: i for i, c in enumerate(classes)}
-    samples = make_dataset(str(root), class_to_idx, extensions=EXTENSIONS, allow_empty=True)
+    inside, seen, samples = os.path.realpath(root) + os.sep, set(), []
+    for index, name in enumerate(classes):
+        for folder, _, files in sorted(os.walk(root / name, followlinks=False)):
+            for file in sorted(files):
+                path = os.path.join(folder, file)
+                if not file.lower().endswith(EXTENSIONS):
+                    continue
+                real = os.path.realpath(path)
+                if not real.startswith(inside) or real in seen:
+                    continue
+                if not os.path.isfile(real):  # a FIFO would block the read forever
+                    raise DataError(f"{path} is not a regular file; remove it from {root}")
+                seen.add(real)
+                samples.append((path, index))
     counts = np.bincount([t for _, t in samples], minlength=len(classes))
     empty = [classes[i] for i in np.flatnonzero(counts == 0)]
     if empty:
@@ -71,6 +86,10 @@ def _decode(path: str, image_size: int) -> np.ndarray:
 
     try:
         with Image.open(path) as img:
+            if img.mode.startswith("I"):
+                # 16-bit grayscale: PIL's convert would clip every value above 255 to white.
+                depth = np.asarray(img, dtype=np.uint32) >> 8
+                img = Image.fromarray(np.minimum(depth, 255).astype(np.uint8), "L")
             img = img.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
             return np.asarray(img, dtype=np.uint8)
     except Exception as e:  # PIL raises OSError, ValueError, DecompressionBombError, ...
@@ -202,7 +221,19 @@ def folder_study_data(
     base = ImageSet(
         images, targets=labels, num_classes=len(classes), name=f"folder {Path(root).name}"
     )
-    autoencoder, predictor, test = (base.subset(p) for p in stratified_parts(labels, seed))
+    parts = stratified_parts(labels, seed)
+    # A class with no image among the predictors' can never be predicted: with many classes of
+    # one image each, the study would report 0% accuracy and say nothing of why.
+    unseen = sorted(set(range(len(classes))) - set(labels[parts[1]].tolist()))
+    if unseen:
+        counts = np.bincount(labels, minlength=len(classes))
+        names = ", ".join(classes[i] for i in unseen[:5]) + (", ..." if len(unseen) > 5 else "")
+        raise DataError(
+            f"{root}: {len(unseen)} of {len(classes)} classes ({names}) have too few images "
+            f"(as few as {counts[unseen].min()}) to appear among the predictors' images; give "
+            "each class at least 5 images, or merge the small classes"
+        )
+    autoencoder, predictor, test = (base.subset(p) for p in parts)
     return StudyData(
         dataset="folder",
         task="classification",
