@@ -4,6 +4,7 @@ the corrected command runs. The cases are those a hostile new user tried, then o
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -361,9 +362,24 @@ GOOD_RESULTS = {
 }
 
 
+def _npy_bytes(array, allow_pickle=False) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=allow_pickle)
+    return buffer.getvalue()
+
+
 def _report_with_edit(w, name, path, text):
     """A study whose result files are as percae writes them but `name`'s field at `path` (keys
-    joined by dots), set to the JSON `text` (NaN and 1e999 included, as an editor could)."""
+    joined by dots), set to the JSON `text` (NaN and 1e999 included, as an editor could); with
+    no `path`, `name` an array of Python objects (which loading must never unpickle)."""
+    if path is None:
+        args = _report_with(
+            w, name, _npy_bytes(np.array([None] * 3, dtype=object), allow_pickle=True)
+        )
+        for other, record in GOOD_RESULTS.items():
+            (w.tmp / "study" / other).parent.mkdir(parents=True, exist_ok=True)
+            (w.tmp / "study" / other).write_text(json.dumps(record))
+        return args
     *parents, key = path.split(".")
     content = json.loads(json.dumps(GOOD_RESULTS.get(name, {"task": "position", "baseline": 20.0})))
     owner = content
@@ -925,6 +941,18 @@ CASES = [
             ("baseline.json", "baseline", '"x"'),
         )
     ],
+    (
+        "report truncated originals.npy",
+        "originals.npy",
+        lambda w: _report_with(
+            w, "originals.npy", _npy_bytes(np.zeros((6, 64, 64, 3), np.uint8))[:90]
+        ),
+    ),
+    (
+        "report object-array reconstructions.npy",
+        "reconstructions.npy",
+        lambda w: _report_with_edit(w, "runs/AE_z4_seed0/retrain/reconstructions.npy", None, None),
+    ),
     (
         "report notes.json that is a list",
         "notes.json",

@@ -125,3 +125,23 @@ def test_an_image_set_is_a_dataset_for_a_dataloader(tiny_images):
     )
     with pytest.raises(IndexError):
         tiny_images[len(tiny_images)]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["truncated", "nan", "wrong shape", "object array"],
+)
+def test_a_damaged_saved_embedding_is_computed_again(tiny_images, tmp_path, damage):
+    model = build_autoencoder(AutoencoderConfig("ae", 4, 64), seed=0)
+    path = tmp_path / "embeddings_test.npy"
+    good = cached_embeddings(path, model, tiny_images, device="cpu")
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:100])
+    elif damage == "nan":
+        np.save(path, np.full_like(good, np.nan))
+    elif damage == "wrong shape":
+        np.save(path, good[:, :2].copy())
+    else:
+        np.save(path, np.array([None] * len(good), dtype=object), allow_pickle=True)
+    np.testing.assert_array_equal(cached_embeddings(path, model, tiny_images, device="cpu"), good)
+    np.testing.assert_array_equal(np.load(path), good)  # and saved whole again

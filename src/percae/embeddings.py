@@ -143,10 +143,21 @@ def reconstruct(
 def cached_embeddings(
     path: str | os.PathLike, model: Autoencoder, images: ImageSet, device: str = "auto"
 ) -> np.ndarray:
-    """Encode once; later calls read the saved array."""
+    """Encode once; later calls read the saved array, if it is the embedding of these images
+    by this model (float32 (N, z), finite); a damaged one is computed again."""
     path = Path(path)
-    if path.exists():
-        return np.load(path)
+    expected = (len(images), model.config.latent_dim)
+    try:
+        saved = np.load(path) if path.exists() else None  # never unpickles
+    except (OSError, ValueError, EOFError):
+        saved = None
+    if (
+        saved is not None
+        and saved.dtype == np.float32
+        and saved.shape == expected
+        and np.isfinite(saved).all()
+    ):
+        return saved
     z = encode_images(model, images, device=device)
     atomic_write_bytes(path, lambda f: np.save(f, z))
     return z

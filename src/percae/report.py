@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from pathlib import Path
 
@@ -88,6 +89,25 @@ PAPER = {
 }
 
 
+def _check_images(path: Path, recon: bool = False) -> None:
+    """originals.npy (uint8 (N, S, S, 3)) or a run's reconstructions.npy (uint8 (2, N, S, S, 3):
+    before and after retraining) as percae writes them; else one line naming the file."""
+    try:
+        images = np.load(path)  # never unpickles
+        ndim = 5 if recon else 4
+        ok = images.dtype == np.uint8 and images.ndim == ndim and images.shape[-1] == 3
+        ok = ok and (not recon or images.shape[0] == 2)
+    except (OSError, ValueError, EOFError) as e:
+        ok, images = False, f"unreadable ({type(e).__name__})"
+    if not ok:
+        shape = images if isinstance(images, str) else f"{images.dtype} {images.shape}"
+        raise ConfigError(
+            f"result file {path} is not percae's images ({shape}); it is damaged or was edited: "
+            "delete it (and the files of that run after it) and rerun `percae reproduce` with "
+            "the same settings"
+        )
+
+
 def _read(record: type[JsonConfig], path: Path):
     """A result file as its record (`JsonConfig.read_result`: every key, type and rule
     checked), None where it is not written yet."""
@@ -115,6 +135,12 @@ def collect(results: Path) -> dict:
         for model in study.models:
             for z in study.z_sizes:
                 runs[(model, z, seed)] = _run_files(files.run(model, z, seed))
+    # Every file the report reads is checked here, before it writes anything.
+    if files.originals.exists():
+        _check_images(files.originals)
+    for run in runs.values():
+        if run["recon"].exists():
+            _check_images(run["recon"], recon=True)
     return {
         "config": config,
         "perceptual_net": study.perceptual_net,
@@ -674,6 +700,12 @@ def write_report(results: str | Path) -> dict:
     info = collect(results)
     summary = build_summary(info)
     files = StudyFiles(results)
+    try:  # a summary that cannot be saved is refused before any file of the report is rewritten
+        json.dumps(summary, allow_nan=False)
+    except ValueError:
+        raise ConfigError(
+            f"{results}: the results hold NaN or infinity; nothing of the report was rewritten"
+        ) from None
     drawn = write_figures(info, summary, PAPER.get(summary["dataset"]), files)
     links = [
         f"- [{p.stem}](figures/{p.name}): {FIGURES[p.stem]}" for p in drawn if p.suffix == ".png"
