@@ -362,6 +362,21 @@ GOOD_RESULTS = {
 }
 
 
+def _held(w, args):
+    """`args`, while another process holds its results folder (as a running study does)."""
+    import fcntl
+
+    study = w.tmp / "study"
+    study.mkdir(exist_ok=True)
+    fd = os.open(study, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # (an open file description of its own)
+    HELD.append(fd)
+    return args
+
+
+HELD: list[int] = []
+
+
 def _npy_bytes(array, allow_pickle=False) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=allow_pickle)
@@ -654,6 +669,25 @@ CASES = [
             "1",
             root=w.tmp / "new",
         ),
+    ),
+    (
+        "reproduce caps too small for a collection it generates into a new deep --root",
+        "fewer than 2 groups",
+        lambda w: _reproduce(
+            w,
+            "--rollouts",
+            "6",
+            "--steps",
+            "10",
+            "--max-autoencoder-images",
+            "1",
+            root=w.tmp / "new" / "deep" / "collection",
+        ),
+    ),
+    (
+        "reproduce on a results folder another run holds",
+        "in use by another percae run",
+        lambda w: _held(w, _reproduce(w)),
     ),
     (
         "reproduce gpus per run without ray",

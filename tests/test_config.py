@@ -204,3 +204,14 @@ def test_a_default_is_written_once():
                 ):
                     restated.append(f"{dataset} {preset}: {key}")
     assert restated == []
+
+
+def test_a_folder_in_use_is_refused_to_a_second_user_and_free_again_after(tmp_path):
+    from percae.config import exclusive_use
+
+    with exclusive_use(tmp_path):
+        with pytest.raises(ConfigError, match="in use by another percae run"):
+            with exclusive_use(tmp_path):
+                pass
+    with exclusive_use(tmp_path):  # released when the first ended
+        pass

@@ -66,6 +66,30 @@ def _signals_deferred():
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+@contextlib.contextmanager
+def exclusive_use(folder: str | os.PathLike, option: str = "--out"):
+    """Hold `folder` for this process (an advisory lock on the folder itself, released however
+    the process ends): another percae asking for it is refused in one line."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise ConfigError(
+            f"{option} {folder} is in use by another percae run; wait for it to end, or use "
+            f"another {option}"
+        ) from None
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
 def atomic_write_bytes(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
     """Write a file through `write(file)` so that a reader sees the old content or the new
     one, never half: into a temporary file beside it, synced, then renamed over it."""

@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import provenance
 from ..config import (
+    exclusive_use,
     ConfigError,
     atomic_write_bytes,
     atomic_write_json,
@@ -115,18 +116,48 @@ def _run_study(
     log: Callable[[str], None],
     on_epoch: EpochHook | None,
 ) -> None:
-    created = [path for path in (files.root, data_root(config, files)) if not path.exists()]
-    if needs_generation(config, files):
-        check_collection_folder(data_root(config, files))
-    try:
-        data = prepare_data(config, files, log, progress)
-        parts = StudyParts.split(data, config.seed)
-    except (ConfigError, DataError):
-        # Refused after generating a collection for this study (e.g. caps that leave too few
-        # rollouts): the places are left as they were, and a corrected command generates anew.
-        for path in created:
-            shutil.rmtree(path, ignore_errors=True)
-        raise
+    # The topmost folders this run creates: a refused start removes them, however deep.
+    created = [
+        _topmost_missing(p) for p in (files.root, data_root(config, files)) if not p.exists()
+    ]
+    files.root.mkdir(parents=True, exist_ok=True)
+    # One run per results folder: a second one on it would do all the work again.
+    with exclusive_use(files.root, "--out"):
+        try:
+            if needs_generation(config, files):
+                check_collection_folder(data_root(config, files))
+            data = prepare_data(config, files, log, progress)
+            parts = StudyParts.split(data, config.seed)
+        except (ConfigError, DataError):
+            # Refused (e.g. caps that leave too few rollouts), perhaps after generating a
+            # collection for this study: the places are left as they were, and a corrected
+            # command generates anew.
+            for path in created:
+                shutil.rmtree(path, ignore_errors=True)
+            raise
+        _run_prepared(
+            config, files, data, parts, net_note, net_fingerprint, executor, progress, log, on_epoch
+        )
+
+
+def _topmost_missing(path: Path) -> Path:
+    while not path.parent.exists():
+        path = path.parent
+    return path
+
+
+def _run_prepared(
+    config: StudyConfig,
+    files: StudyFiles,
+    data,
+    parts: StudyParts,
+    net_note: str | None,
+    net_fingerprint: str | None,
+    executor,
+    progress: bool,
+    log: Callable[[str], None],
+    on_epoch: EpochHook | None,
+) -> None:
     previous = StudyConfig.load(files.config) if files.config.exists() else None
     config = replace(config, data_fingerprint=data.fingerprint())
     if previous is not None and previous.data_fingerprint not in (None, config.data_fingerprint):
@@ -135,7 +166,6 @@ def _run_study(
             f"there, {config.data_fingerprint} in {data_root(config, files)} now): the dataset "
             "changed since; use another --out, or restore the data"
         )
-    files.root.mkdir(parents=True, exist_ok=True)
     remove_stale_temporary_files(files.root)
     # Only once the data is known to be usable: a refused start leaves nothing to trip over. A
     # grown study's settings replace those it grew from.
