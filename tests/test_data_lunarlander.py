@@ -397,3 +397,31 @@ def test_split_of_an_image_set_keeps_groups_apart():
     assert not set(a.selected_groups()) & set(b.selected_groups())
     assert sorted(np.concatenate([a.indices, b.indices]).tolist()) == list(range(5, 40))
     np.testing.assert_array_equal(a.selected_targets(), a.indices.astype(float))
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("non-square", "images are 64 x 32 px"),
+        ("63 px", "images are 63 x 63 px"),
+        ("positions x 1e30", r"beyond ±1e\+06 px"),
+    ],
+)
+def test_a_collection_no_autoencoder_can_use_is_refused_naming_what_is_wrong(
+    collection_path, tmp_path, damage, message
+):
+    import shutil
+
+    from percae.data import DataError, load_study_data
+
+    root = tmp_path / "collection"
+    shutil.copytree(collection_path, root)
+    images, positions = np.load(root / "images.npy"), np.load(root / "positions.npy")
+    if damage == "non-square":
+        np.save(root / "images.npy", np.ascontiguousarray(images[:, :, :32]))
+    elif damage == "63 px":
+        np.save(root / "images.npy", np.ascontiguousarray(images[:, :63, :63]))
+    else:
+        np.save(root / "positions.npy", positions * 1e30)
+    with pytest.raises(DataError, match=message):
+        load_study_data("lunarlander", root).validate(root)

@@ -20,6 +20,10 @@ class DataError(ValueError):
     """A dataset is missing, malformed or inconsistent; the message names the file and the fix."""
 
 
+# Positions are pixel coordinates; beyond this their squared errors overflow float32.
+MAX_POSITION = 1e6
+
+
 def check_image_size(image_size: int, error: type[Exception] = DataError) -> None:
     """The autoencoders take square images of 64 + 16n pixels (the one place of that rule)."""
     if image_size < 64 or (image_size - 64) % 16:
@@ -211,6 +215,20 @@ class StudyData:
         """Refuse data no study can use, before anything is trained on it: targets that are
         not finite, labels outside the classes, a single class, or too few groups to split."""
         where = f" in {root}" if root is not None else ""
+        for part_name, part in (
+            ("autoencoder", self.autoencoder),
+            ("predictor", self.predictor),
+            ("test", self.test),
+        ):
+            height, width = part.images.shape[1:3]
+            size = height * part.tile
+            if height != width or size < 64 or (size - 64) % 16:
+                raise DataError(
+                    f"{self.dataset}{where}: the {part_name} images are {height} x {width} px"
+                    + (f" (shown as {size} px tiles)" if part.tile > 1 else "")
+                    + "; the autoencoders take square images of 64 + 16n px (64, 80, 96, ...): "
+                    "regenerate or resize the data"
+                )
         for part_name, part in (("predictor", self.predictor), ("test", self.test)):
             y = part.selected_targets()
             if self.task == "position":
@@ -219,12 +237,13 @@ class StudyData:
                         f"{self.dataset}{where}: the {part_name} positions are {y.dtype} "
                         f"{y.shape}, expected numbers of shape (N, 2)"
                     )
-                bad = ~np.isfinite(y).all(axis=1)
+                # Pixel coordinates; far larger ones would overflow the float32 errors.
+                bad = ~(np.isfinite(y) & (np.abs(y) <= MAX_POSITION)).all(axis=1)
                 if bad.any():
                     raise DataError(
-                        f"{self.dataset}{where}: {int(bad.sum())} {part_name} position(s) are NaN "
-                        f"or infinite (first: image {int(part.indices[np.flatnonzero(bad)[0]])}); "
-                        "fix or regenerate the data"
+                        f"{self.dataset}{where}: {int(bad.sum())} {part_name} position(s) are NaN, "
+                        f"infinite or beyond ±{MAX_POSITION:g} px (first: image "
+                        f"{int(part.indices[np.flatnonzero(bad)[0]])}); fix or regenerate the data"
                     )
             elif len(y) and (y.min() < 0 or y.max() >= (self.num_classes or 0)):
                 raise DataError(
