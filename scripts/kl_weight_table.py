@@ -22,6 +22,7 @@ def main() -> None:
         s = json.loads((folder / "summary.json").read_text())
         config = s["config"]
         for model, per_z in s["per_seed"]["mlp"].items():
+            training = config.get("train", config)  # (results schema 1: the settings flat)
             mlp, linear = per_z["any"], s["per_seed"]["linear"][model]["any"]
             mean, half = s["mlp"][model]["any"], s["ci95"]["mlp"][model]["any"]
             units = s.get("active_units", {}).get(model, {})
@@ -32,8 +33,8 @@ def main() -> None:
                 else "–"
             )
             print(
-                f"| {folder.name} | {config['perceptual_net'] if model.startswith('P.') else '–'} "
-                f"| {scale} | {config['kl_weight'] if 'VAE' in model else '–'} | {model} | "
+                f"| {folder.name} | {s['perceptual_net'] if model.startswith('P.') else '–'} "
+                f"| {scale} | {training['kl_weight'] if 'VAE' in model else '–'} | {model} | "
                 f"{', '.join(f'{v:.2f}' for v in mlp)} | "
                 f"{mean:.2f}" + (f" ± {half:.2f}" if half is not None else "") + f" | "
                 f"{', '.join(f'{v:.2f}' for v in linear)} | {units} | {s['baseline']:.2f} |"

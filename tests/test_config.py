@@ -215,3 +215,25 @@ def test_a_folder_in_use_is_refused_to_a_second_user_and_free_again_after(tmp_pa
                 pass
     with exclusive_use(tmp_path):  # released when the first ended
         pass
+
+
+def test_an_older_schemas_files_keep_their_meaning():
+    """A flat study_config.json that named no network ran the quick presets' offline network
+    (and the paper's otherwise); a train_result.json written before it recorded its device and
+    autocast still reads; a study may switch on what changes speed only."""
+    from percae.study.config import preset_config
+    from percae.training import TrainingRecord
+
+    quick = StudyConfig.from_dict(
+        {"dataset": "lunarlander", "preset": "quick", "perceptual_net": None}
+    )
+    paper = StudyConfig.from_dict({"dataset": "lunarlander", "perceptual_net": None})
+    assert (quick.train.perceptual_net, paper.train.perceptual_net) == ("alexnet-random", "alexnet")
+    with pytest.raises(ConfigError, match="give each setting once"):
+        StudyConfig.from_dict({"dataset": "lunarlander", "ae_epochs": 7, "train": {"epochs": 2}})
+    old = {"best_epoch": 2, "best_val_loss": 0.01, "seconds_per_epoch": 3.0, "images_per_s": 90.0}
+    assert TrainingRecord.from_dict(old).validate() is None
+    study = preset_config("lunarlander", "quick")
+    faster = study.updated(train__compile=True, train__feature_cache_mb=100.0)
+    assert faster.conflicts_with(study) == []
+    assert study.updated(train__lr=0.01).conflicts_with(study) == ["train.lr: 0.001 -> 0.01"]

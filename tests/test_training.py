@@ -884,3 +884,35 @@ def test_training_layout_keeps_transposed_weights_contiguous_on_cpu_and_outputs_
     assert all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
     assert all(m.weight.is_contiguous() for m in transposed)
     torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("saved_channels_last", [True, False])
+def test_a_checkpointed_optimizer_state_takes_its_parameters_layout(saved_channels_last):
+    """Adam's moments saved in one memory layout (another device, or percae before transposed
+    weights were kept contiguous on CPU) and loaded beside parameters in the other: fused Adam
+    must still update each weight with its own moments, as if nothing had been saved."""
+    from percae.training import match_state_layout
+
+    torch.manual_seed(0)
+    weight, grads = torch.randn(8, 4, 3, 3), [torch.randn(8, 4, 3, 3) for _ in range(2)]
+    saved_layout = torch.channels_last if saved_channels_last else torch.contiguous_format
+    live_layout = torch.contiguous_format if saved_channels_last else torch.channels_last
+
+    reference = nn.Parameter(weight.clone().contiguous(memory_format=live_layout))
+    uninterrupted = torch.optim.Adam([reference], lr=0.1, fused=True)
+    for g in grads:
+        reference.grad = g.contiguous(memory_format=live_layout)
+        uninterrupted.step()
+    # One step saved in one layout, the second taken after loading beside the other.
+    p = nn.Parameter(weight.clone().contiguous(memory_format=saved_layout))
+    first = torch.optim.Adam([p], lr=0.1, fused=True)
+    p.grad = grads[0].contiguous(memory_format=saved_layout)
+    first.step()
+    state = first.state_dict()
+    resumed = nn.Parameter(p.detach().clone().contiguous(memory_format=live_layout))
+    optimizer = torch.optim.Adam([resumed], lr=0.1, fused=True)
+    optimizer.load_state_dict(state)
+    match_state_layout(optimizer)
+    resumed.grad = grads[1].contiguous(memory_format=live_layout)
+    optimizer.step()
+    torch.testing.assert_close(resumed.detach(), reference.detach(), rtol=1e-6, atol=1e-7)

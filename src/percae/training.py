@@ -197,7 +197,7 @@ class TrainResult:
         return float(np.mean([r["seconds"] for r in rows])) if rows else 0.0
 
 
-@dataclass
+@dataclass(kw_only=True)  # (its fields in the order of the file)
 class TrainingRecord(JsonConfig):
     """train_result.json: how a finished training went (a VAE's latent diagnostics at its best
     epoch; the perceptual scale it used)."""
@@ -205,17 +205,19 @@ class TrainingRecord(JsonConfig):
     named_by_option = False
     best_epoch: int = setting(REQUIRED, min=1)
     best_val_loss: float = setting(REQUIRED, min=0)
-    epochs_run: int = setting(REQUIRED, min=1)
-    seconds: float = setting(REQUIRED, min=0)
+    # (Results of earlier versions may lack the settings that default to None.)
+    epochs_run: int | None = setting(None, min=1)
+    seconds: float | None = setting(None, min=0)
     images_per_s: float = setting(REQUIRED, above=0)
     seconds_per_epoch: float = setting(REQUIRED, above=0)
-    device: str = setting(REQUIRED)
-    bf16_autocast: bool = setting(REQUIRED)
+    device: str | None = None
+    bf16_autocast: bool | None = None
     perceptual_scale: float | None = setting(None, above=0)
     provenance: dict | None = None
     val_reconstruction: float | None = setting(None, min=0)
-    val_kl_term: float | None = setting(None, min=0)
-    val_kl_per_dim: float | None = setting(None, min=0)
+    # (A collapsed VAE's KL may round to slightly below 0.)
+    val_kl_term: float | None = None
+    val_kl_per_dim: float | None = None
     active_units: int | None = setting(None, min=0)
 
 
@@ -314,6 +316,7 @@ class TrainState:
         self.saved_config = ck.get("train_config", {})
         self.model.load_state_dict(ck["model"])
         self.optimizer.load_state_dict(ck["optimizer"])
+        match_state_layout(self.optimizer)
         self.best_state = ck["best_state"]
         self.generator.set_state(ck["generator"])
         torch.set_rng_state(ck["torch_rng"])
@@ -591,6 +594,23 @@ def _finish(
         )
         files.checkpoint.unlink(missing_ok=True)
     return result
+
+
+def match_state_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Give each of the optimizer's state tensors its parameter's memory layout. A checkpoint
+    keeps the layout it was saved with (channels-last or not: another device, another percae),
+    and fused Adam walks a parameter's memory and its state's in the same order, so a state in
+    another layout would update each weight with another weight's moments."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            for key, value in state.items():
+                if (
+                    isinstance(value, torch.Tensor)
+                    and value.shape == param.shape
+                    and value.stride() != param.stride()
+                ):
+                    state[key] = torch.empty_like(param).copy_(value)
 
 
 def _copy(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

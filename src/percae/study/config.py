@@ -98,11 +98,21 @@ class StudyConfig(JsonConfig):
             return super().from_dict(data)
         data = dict(data)
         parts: dict[str, dict] = {"train": {}, "predictor": {}}
-        for old, (part, name) in FLAT_SETTINGS.items():
-            if old in data:
-                value = data.pop(old)
-                if value is not None or name == "perceptual_weights":
-                    parts[part][name] = value  # (a None network was the default one)
+        flat = [old for old in FLAT_SETTINGS if old in data]
+        if flat and any(part in data for part in parts):
+            raise ConfigError(
+                f"StudyConfig: {', '.join(flat)} beside the parts train and predictor; give each "
+                "setting once, in its part"
+            )
+        for old in flat:
+            part, name = FLAT_SETTINGS[old]
+            value = data.pop(old)
+            if old == "perceptual_net" and value is None:
+                # No network named: the rule of that schema, the quick presets' offline network
+                # and the paper's otherwise.
+                quick = data.get("preset") == "quick"
+                value = QUICK_PERCEPTUAL_NETWORK if quick else TrainConfig.perceptual_net
+            parts[part][name] = value
         defaults = cls()
         for part in parts:
             given = data.get(part, {})
@@ -162,6 +172,9 @@ class StudyConfig(JsonConfig):
         weight of a study without VAEs); anything else would mix two studies in one folder."""
         # (The data is checked once read.)
         free = {"train.device", "seeds", "z_sizes", "models", "data_fingerprint"}
+        # How fast, not what (as for a resumed training), and what each unit sets for itself.
+        free |= {"train.compile", "train.feature_cache_mb", "train.loss", "train.seed"}
+        free |= {"train.data_fingerprint", "predictor.seed", "predictor.device"}
         if not previous.uses("perceptual"):
             free |= {"train.perceptual_net", "train.perceptual_weights", "train.perceptual_scale"}
         if not previous.uses(kind="vae"):
@@ -228,6 +241,9 @@ def with_settings(config: StudyConfig, settings: dict[str, Any]) -> StudyConfig:
             parts.setdefault(key, {}).update(value)
         else:
             top[key] = value
+    unknown = sorted(set(top) - {f.name for f in fields(config)})
+    if unknown:
+        raise ConfigError(f"a study has no setting {', '.join(unknown)}")
     for part, values in parts.items():
         current = getattr(config, part, None)
         if not isinstance(current, JsonConfig):
