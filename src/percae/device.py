@@ -43,10 +43,9 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def to_channels_last(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """`module` on `device` with its convolutions channels-last (CPU: x1.46 in float32), except
+    """`module` on `device` with its convolutions channels-last (faster on CPU and CUDA), except
     on a CPU the weights of transposed convolutions: oneDNN reorders a channels-last transposed
-    weight at every call, forward and backward, which cost a quarter of an autoencoder's
-    training step at batch 16 (docs/performance.md)."""
+    weight at every call, forward and backward (measured in docs/performance.md)."""
     module.to(device).to(memory_format=torch.channels_last)
     if device.type == "cpu":
         for layer in module.modules():

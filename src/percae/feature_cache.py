@@ -68,10 +68,8 @@ def feature_cache_bytes(device: torch.device, megabytes: float | None) -> int:
     """Bytes a run's feature caches may take: `megabytes` if set; else on CUDA a quarter of
     this process's share of the device's memory (its total times `GPU_SHARE`, not what is free
     now, so that a resumed run makes the same choice as the run it resumes: cached and
-    recomputed features may differ in the last bits), and nothing on a CPU. There it was measured at
-    -1 to +6% images/s for +200 MB at the peak of `percae reproduce stl10 --preset quick`, 20 MB
-    short of that study's host memory budget (EfficientNet-Lite0's features of a 96 px image take 4
-    times its bytes): not worth it by default (docs/performance.md)."""
+    recomputed features may differ in the last bits), and nothing on a CPU, where the speed it
+    gained was within noise for memory a study's budget could not spare (docs/performance.md)."""
     if megabytes is not None:
         return int(megabytes * (1 << 20))
     if device.type == "cuda":
