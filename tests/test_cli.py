@@ -612,6 +612,7 @@ def test_sigterm_and_sigint_end_in_one_line_and_the_rerun_resumes(
     signum, status, word, collection_path, tmp_path
 ):
     import os
+    import signal
     import subprocess
     import sys
     import time
@@ -636,8 +637,15 @@ def test_sigterm_and_sigint_end_in_one_line_and_the_rerun_resumes(
         "cpu",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # As from a terminal: a test run started in the background of a shell without job control
+    # inherits SIGINT ignored, and a Python started so never raises KeyboardInterrupt.
     proc = subprocess.Popen(
-        args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+        args,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     start = time.monotonic()
     while not (out / "checkpoint.pt").exists():
