@@ -80,6 +80,11 @@ class _Group(click.Group):
 LOG = logging.getLogger("percae")
 
 
+def _given(settings: dict) -> dict:
+    """The options given: one not given is None, and leaves the config's default."""
+    return {name: value for name, value in settings.items() if value is not None}
+
+
 def parse_seeds(text: str, first: int = 0) -> tuple[int, ...]:
     """`--seeds`: a count N (seeds first, first+1, ..., first+N-1) or a comma-separated list."""
     try:
@@ -134,8 +139,7 @@ def data_lunarlander(out, **settings):
     # it); one not given is None and takes the field's default.
     from .data.lunarlander import LunarLanderConfig, generate_lunarlander, load_lunarlander
 
-    given = {name: value for name, value in settings.items() if value is not None}
-    path = generate_lunarlander(out, LunarLanderConfig(**given))
+    path = generate_lunarlander(out, LunarLanderConfig(**_given(settings)))
     meta = load_lunarlander(path).meta
     click.echo(
         f"wrote {meta['frames']} frames to {path}; the off-screen filter removed "
@@ -263,7 +267,7 @@ def train(data_root, dataset, out, model, z, image_size, tensorboard_dir, **sett
     if RunFiles(out).train_result.exists():
         raise ConfigError(f"{out} already holds a trained run; choose another --out")
     # Options not given are None: TrainConfig's defaults.
-    config = TrainConfig(**{name: value for name, value in settings.items() if value is not None})
+    config = TrainConfig(**_given(settings))
     check_perceptual_net_name(config.perceptual_net)
     if config.loss == "perceptual":
         build_perceptual_network(
@@ -679,7 +683,7 @@ def probe(
         seeds=parse_seeds(seeds),
         split_seed=split_seed,
         # The options not given are None: PredictorConfig's defaults.
-        config=PredictorConfig(**{k: v for k, v in settings.items() if v is not None}),
+        config=PredictorConfig(**_given(settings)),
     )
     from .probe import probe_tables
 

@@ -328,6 +328,11 @@ class JsonConfig:
     def save(self, path: str | os.PathLike) -> None:
         atomic_write_json(path, self.to_dict())
 
+    def write_result(self, path: str | os.PathLike) -> None:
+        """This record as its result file; a key whose value is None is left out (a setting
+        the run did not have: a scale without a perceptual loss, a VAE's diagnostics)."""
+        atomic_write_json(path, {k: v for k, v in self.to_dict().items() if v is not None})
+
     @classmethod
     def read_result(cls: type[T], path: str | os.PathLike) -> T:
         """A result file percae wrote, as this record: every key, type and rule checked as a

@@ -105,7 +105,7 @@ def _array_batches(model: Autoencoder, images, batch_size: int, device: torch.de
             continue
         batch = batch.float()
         # Floats in 0-255, say, would give embeddings of images the model never saw.
-        low, high = (batch.amin().item(), batch.amax().item()) if len(batch) else (0.0, 1.0)
+        low, high = (x.item() for x in torch.aminmax(batch)) if len(batch) else (0.0, 1.0)
         if not (-1e-6 <= low and high <= 1 + 1e-6):
             raise ConfigError(
                 f"float images must be in [0, 1]; images {start} to {start + len(batch) - 1} hold "

@@ -25,7 +25,6 @@ from .config import (
     ConfigError,
     JsonConfig,
     atomic_write_bytes,
-    atomic_write_json,
     early_stopping_patience,
     setting,
 )
@@ -481,5 +480,5 @@ def fit_predictors(
         ),
         config=config,
     )
-    atomic_write_json(files.predictors, record.to_dict())
+    record.write_result(files.predictors)
     return record

@@ -29,7 +29,6 @@ from .config import (
     ConfigError,
     JsonConfig,
     atomic_write_bytes,
-    atomic_write_json,
     atomic_write_text,
     early_stopping_patience,
     remove_stale_temporary_files,
@@ -588,10 +587,7 @@ def _finish(
             provenance=provenance.record(device),
             **{k: best_row[k] for k in LATENT_DIAGNOSTICS if k in best_row},
         )
-        # Keys a training does not have (a scale without a perceptual loss) are left out.
-        atomic_write_json(
-            files.train_result, {k: v for k, v in record.to_dict().items() if v is not None}
-        )
+        record.write_result(files.train_result)
         files.checkpoint.unlink(missing_ok=True)
     return result
 

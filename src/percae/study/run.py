@@ -171,8 +171,7 @@ def _run_prepared(
     # grown study's settings replace those it grew from.
     if previous != config:
         config.save(files.config)
-    notes = StudyNotes(data.notes, net_note).to_dict()
-    atomic_write_json(files.notes, {k: v for k, v in notes.items() if v is not None})
+    StudyNotes(data.notes, net_note).write_result(files.notes)
     record_provenance(files, config, net_fingerprint)
     log(
         f"{config.dataset}: autoencoder {len(parts.ae_train)}/{len(parts.ae_val)} train/val "
@@ -181,10 +180,8 @@ def _run_prepared(
         f"{describe_weights(config.perceptual_net, config.train.perceptual_weights)}); training "
         f"seeds {', '.join(map(str, config.training_seeds()))}"
     )
-    atomic_write_json(
-        files.baseline,
-        Baseline(data.task, trivial_baseline(data.task, parts.y_train, parts.y_test)).to_dict(),
-    )
+    baseline = trivial_baseline(data.task, parts.y_train, parts.y_test)
+    Baseline(data.task, baseline).write_result(files.baseline)
     atomic_write_bytes(
         files.originals, lambda f: np.save(f, data.test.subset(parts.sample).materialize())
     )

@@ -15,7 +15,6 @@ from ..config import (
     JsonConfig,
     setting,
     atomic_write_bytes,
-    atomic_write_json,
     remove_stale_temporary_files,
 )
 from ..embeddings import cached_embeddings, reconstruct, reconstruction_l1
@@ -165,4 +164,4 @@ def run_one(
         files.reconstructions, lambda f: np.save(f, np.stack([recon_before, recon_after]))
     )
     record = RetrainRecord(before, after, epochs_run, best_epoch)
-    atomic_write_json(files.retrain_result, record.to_dict())
+    record.write_result(files.retrain_result)
