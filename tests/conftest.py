@@ -67,6 +67,15 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", refuse_dns)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def percae_cache(tmp_path_factory):
+    """percae's cache folder (decoded image folders) for the whole session, not ~/.cache;
+    set in the environment so that the percae processes the tests start use it too."""
+    path = tmp_path_factory.mktemp("percae-cache")
+    os.environ["PERCAE_CACHE"] = str(path)
+    return path
+
+
 @pytest.fixture
 def empty_torch_home(tmp_path, monkeypatch):
     """An empty TORCH_HOME and torch hub directory, so no machine-wide cache is seen."""

@@ -62,15 +62,12 @@ def good_run(tmp_path_factory):
 
 
 def snapshot(root: Path) -> dict:
-    """Every file and folder under `root`, with each file's bytes (but a folder dataset's cache
-    of its decoded images, which reading it may write beside the images)."""
+    """Every file and folder under `root`, with each file's bytes."""
     out = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for d in dirnames:
             out[os.path.relpath(os.path.join(dirpath, d), root)] = None
         for f in filenames:
-            if f.startswith(".percae_cache_"):
-                continue
             p = os.path.join(dirpath, f)
             out[os.path.relpath(p, root)] = (
                 Path(p).read_bytes() if Path(p).is_file() else "not a regular file"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,15 +59,35 @@ def test_orientation_and_resize(tmp_path):
     np.testing.assert_array_equal(images[0], np.full((80, 80, 3), 77, np.uint8))
 
 
-def test_cache_is_memory_mapped_and_atomic(folder):
+def files_under(root) -> dict:
+    return {
+        os.path.relpath(os.path.join(d, f), root): Path(d, f).read_bytes()
+        for d, _, fs in os.walk(root)
+        for f in fs
+    }
+
+
+def test_cache_is_memory_mapped_outside_the_image_folder(folder, percae_cache):
+    before = files_under(folder)
     first, labels1, _ = load_image_folder(folder)
-    assert (folder / ".percae_cache_64.npy").exists()
-    assert (folder / ".percae_cache_64.labels.npy").exists()
-    assert not [p for p in os.listdir(folder) if p.endswith(".tmp")]
+    assert files_under(folder) == before  # the user's folder is read, never written
     second, labels2, _ = load_image_folder(folder)
-    assert isinstance(second, np.memmap) and str(second.filename).endswith(".percae_cache_64.npy")
+    assert isinstance(second, np.memmap)
+    assert Path(second.filename).is_relative_to(percae_cache)
+    assert not [p for p in Path(second.filename).parent.iterdir() if p.name.endswith(".tmp")]
     np.testing.assert_array_equal(np.asarray(first), np.asarray(second))
     np.testing.assert_array_equal(labels1, labels2)
+
+
+def test_two_folders_of_one_name_have_their_own_cache(tmp_path):
+    for name, color in (("one", 10), ("two", 200)):
+        for c in ("a", "b"):
+            for i in range(3):
+                save(tmp_path / name / "imgs" / c / f"{i}.png", solid((color, color, color)))
+    one, _, _ = load_image_folder(tmp_path / "one" / "imgs")
+    two, _, _ = load_image_folder(tmp_path / "two" / "imgs")
+    assert one.filename != two.filename
+    assert int(one[0, 0, 0, 0]) == 10 and int(two[0, 0, 0, 0]) == 200
 
 
 def test_cache_follows_changes(folder):
@@ -79,23 +100,24 @@ def test_cache_follows_changes(folder):
     assert load_image_folder(folder, image_size=96)[0].shape == (11, 96, 96, 3)
 
 
-def test_corrupt_cache_is_rebuilt(folder):
-    load_image_folder(folder)
-    (folder / ".percae_cache_64.npy").write_bytes(b"garbage")
+def test_corrupt_cache_is_rebuilt_and_a_killed_writers_files_removed(folder):
+    cache = Path(load_image_folder(folder)[0].filename)
+    cache.write_bytes(b"garbage")
+    leftover = cache.parent / f".{cache.name}.abc123.tmp"  # as a killed write leaves it
+    leftover.write_bytes(b"half")
     images, _, _ = load_image_folder(folder)
-    assert images.shape == (10, 64, 64, 3)
+    assert images.shape == (10, 64, 64, 3) and int(images[0, 0, 0, 1]) == 100
+    assert not leftover.exists()
 
 
-def test_read_only_folder_loads_without_cache(folder, monkeypatch):
-    import percae.data.folder as mod
-
-    def refuse(*args, **kwargs):
-        raise PermissionError("read-only")
-
-    monkeypatch.setattr(mod.tempfile, "mkstemp", refuse)
+def test_unwritable_cache_folder_loads_without_cache(folder, tmp_path, monkeypatch):
+    (tmp_path / "a_file").write_text("not a folder")
+    monkeypatch.setenv("PERCAE_CACHE", str(tmp_path / "a_file" / "cache"))
+    before = files_under(folder)
     images, labels, _ = load_image_folder(folder)
     assert images.shape == (10, 64, 64, 3) and not isinstance(images, np.memmap)
-    assert not (folder / ".percae_cache_64.npy").exists()
+    assert int(images[0, 0, 0, 1]) == 100 and labels.tolist() == [0] * 4 + [1] * 6
+    assert files_under(folder) == before
 
 
 def test_hidden_folders_and_other_files_ignored(folder):
@@ -157,9 +179,7 @@ def test_unreadable_image_named(folder):
     (folder / "b_dog" / "broken.jpg").write_bytes(b"not a jpeg at all")
     with pytest.raises(DataError, match=r"broken\.jpg: cannot be read as an image"):
         load_image_folder(folder)
-    assert not [
-        p for p in os.listdir(folder) if p.endswith(".tmp") or p.startswith(".percae_cache")
-    ]
+    assert not [p for p in os.listdir(folder) if p.startswith(".")]
 
 
 @pytest.mark.parametrize("size", [32, 70])

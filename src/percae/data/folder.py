@@ -2,13 +2,14 @@
 
 Classes are the sub-folders of ROOT sorted by name, as in torchvision's ImageFolder.
 Images are decoded once, made RGB and resized to a square side with PIL's bilinear
-filter, and cached next to them (ROOT/.percae_cache_{side}.*) so that later loads are
-memory maps. A folder has no predefined parts, so they are drawn: 50% autoencoder,
+filter, and cached in percae's cache folder (`cache_folder`), never in ROOT, so that later
+loads are memory maps. A folder has no predefined parts, so they are drawn: 50% autoencoder,
 40% predictor, 10% test, stratified by class and seeded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -98,9 +99,41 @@ def _decode(path: str, image_size: int) -> np.ndarray:
         ) from None
 
 
+def cache_folder() -> Path:
+    """Where percae keeps what it can always rebuild (decoded image folders): $PERCAE_CACHE,
+    else $XDG_CACHE_HOME/percae, else ~/.cache/percae. Deleting it costs only time."""
+    if os.environ.get("PERCAE_CACHE"):
+        return Path(os.environ["PERCAE_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "percae"
+
+
 def _cache_paths(root: Path, image_size: int) -> tuple[Path, Path, Path]:
-    stem = root / f".percae_cache_{image_size}"
+    # One folder per image folder, by its real path: a user's folder is theirs, never written.
+    real = os.path.realpath(root)
+    key = hashlib.sha256(real.encode()).hexdigest()[:16]
+    stem = cache_folder() / "image-folders" / f"{Path(real).name or 'root'}-{key}" / str(image_size)
     return Path(f"{stem}.npy"), Path(f"{stem}.labels.npy"), Path(f"{stem}.json")
+
+
+@contextlib.contextmanager
+def _writing(folder: Path):
+    """Hold `folder` while decoding into it: a second process loading the same image folder
+    waits and then reads the cache, and the temporary files found here are a killed writer's."""
+    try:
+        import fcntl
+
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder, os.O_RDONLY)
+    except (ImportError, OSError):  # not POSIX, or no cache folder: no lock (and no cache)
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        for leftover in folder.glob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _read_cache(root: Path, image_size: int, fingerprint: str, n: int):
@@ -122,26 +155,26 @@ def _read_cache(root: Path, image_size: int, fingerprint: str, n: int):
     return images, labels.astype(np.int64)
 
 
-def _temp(root: Path, name: str) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{name}.", suffix=".tmp")
+def _temp(folder: Path, name: str) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
     os.close(fd)
     return Path(tmp)
 
 
 def _write_cache(
     root: Path, image_size: int, fingerprint: str, samples, classes
-) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Decode every image; straight into the cache file where ROOT is writable."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decode every image; straight into the cache file where the cache folder is writable."""
     images_path, labels_path, meta_path = _cache_paths(root, image_size)
     n = len(samples)
     shape = (n, image_size, image_size, 3)
     labels = np.array([t for _, t in samples], dtype=np.int64)
     tmp_images = None
     try:
-        tmp_images = _temp(root, images_path.name)
+        tmp_images = _temp(images_path.parent, images_path.name)
         images = np.lib.format.open_memmap(tmp_images, mode="w+", dtype=np.uint8, shape=shape)
     except OSError:
-        # A read-only folder still loads, only without a cache.
+        # An unwritable cache folder: the images still load, only without a cache.
         if tmp_images is not None:
             tmp_images.unlink(missing_ok=True)
         tmp_images, images = None, np.empty(shape, dtype=np.uint8)
@@ -150,10 +183,10 @@ def _write_cache(
         for i, (path, _) in enumerate(samples):
             images[i] = _decode(path, image_size)
         if tmp_images is None:
-            return images, labels, False
+            return images, labels
         images.flush()
         del images
-        tmp_labels = _temp(root, labels_path.name)
+        tmp_labels = _temp(labels_path.parent, labels_path.name)
         with open(tmp_labels, "wb") as f:
             np.save(f, labels)
         os.replace(tmp_images, images_path)
@@ -161,14 +194,20 @@ def _write_cache(
         # The metadata goes last: a cache without matching metadata is never trusted.
         atomic_write_json(
             meta_path,
-            {"fingerprint": fingerprint, "images": n, "image_size": image_size, "classes": classes},
+            {
+                "fingerprint": fingerprint,
+                "folder": os.path.realpath(root),
+                "images": n,
+                "image_size": image_size,
+                "classes": classes,
+            },
         )
     except BaseException:
         for tmp in (tmp_images, tmp_labels):
             if tmp is not None:
                 tmp.unlink(missing_ok=True)
         raise
-    return np.load(images_path, mmap_mode="r"), labels, True
+    return np.load(images_path, mmap_mode="r"), labels
 
 
 def load_image_folder(
@@ -180,10 +219,13 @@ def load_image_folder(
     classes, samples = list_images(root)
     fingerprint = _fingerprint(root, classes, samples, image_size)
     cached = _read_cache(root, image_size, fingerprint, len(samples))
-    if cached is not None:
-        return cached[0], cached[1], classes
-    images, labels, _ = _write_cache(root, image_size, fingerprint, samples, classes)
-    return images, labels, classes
+    if cached is None:
+        with _writing(_cache_paths(root, image_size)[0].parent):
+            # Another process may have written it while this one waited.
+            cached = _read_cache(root, image_size, fingerprint, len(samples))
+            if cached is None:
+                cached = _write_cache(root, image_size, fingerprint, samples, classes)
+    return cached[0], cached[1], classes
 
 
 def stratified_parts(labels: np.ndarray, seed: int, fractions=FRACTIONS) -> list[np.ndarray]:
