@@ -675,3 +675,89 @@ def test_a_generated_collection_follows_the_umask(tmp_path):
         os.umask(previous)
     assert path.stat().st_mode & 0o777 == 0o755
     assert (path / "images.npy").stat().st_mode & 0o777 == 0o644
+
+
+def _processes_in_sessions(sessions: set[int]) -> list[str]:
+    """The processes still alive in these sessions (each started process leads its own): what a
+    killed percae would have left running (generation workers, Ray)."""
+    import os
+
+    alive = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[3]) in sessions:  # state, ..., session id
+            alive.append(pid)
+    return alive
+
+
+@pytest.mark.slow
+def test_kill_9_and_ctrl_c_at_random_moments_leave_nothing_and_the_rerun_ends_as_one_run(
+    tmp_path,
+):
+    """A study with its collection generated, killed (SIGKILL) or interrupted (SIGINT) at seeded
+    random moments, then run to its end: no temporary file or folder, no process left, and the
+    summary of an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def command(out):
+        return [
+            sys.executable, "-m", "percae", "reproduce", "lunarlander", "--preset", "quick",
+            "--root", f"{out}-collection", "--rollouts", "6", "--steps", "30",
+            "--models", "AE,P.AE", "--seeds", "1", "--z", "4", "--epochs", "2",
+            "--predictor-epochs", "5", "--device", "cpu", "--no-progress", "--out", str(out),
+        ]  # fmt: skip
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    timing = {"seconds_per_epoch", "images_per_second", "perceptual_overhead"}
+
+    def summary(out):
+        data = json.loads((out / "summary.json").read_text())
+        del data["config"]["root"]  # each its own collection, generated alike
+        return {k: v for k, v in data.items() if not any(t in k for t in timing)}
+
+    start = time.monotonic()
+    subprocess.run(command(tmp_path / "whole"), env=env, check=True, capture_output=True)
+    whole = time.monotonic() - start
+
+    out, sessions, rng = tmp_path / "killed", set(), np.random.default_rng(7)
+    signals = [signal.SIGKILL, signal.SIGINT, signal.SIGKILL, signal.SIGINT, signal.SIGKILL]
+    stopped = []
+    for signum in signals:
+        proc = subprocess.Popen(
+            command(out),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        sessions.add(proc.pid)
+        time.sleep(rng.uniform(0.5, 0.6 * whole))
+        if proc.poll() is not None:
+            break
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=120)
+        stopped.append(signum)
+        if signum == signal.SIGINT:
+            assert proc.returncode in (130, 0), err[-2000:]
+            assert "Traceback" not in err
+    assert len(stopped) >= 2, "test setup: the study ended before it could be interrupted"
+    rerun = subprocess.run(command(out), env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+
+    assert summary(out) == summary(tmp_path / "whole")
+    leftovers = [p for p in out.rglob("*") if p.name.endswith(".tmp") or ".partial" in p.name] + [
+        p for p in out.parent.iterdir() if ".partial" in p.name
+    ]
+    assert not leftovers
+    time.sleep(1)
+    assert not _processes_in_sessions(sessions)

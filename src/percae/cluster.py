@@ -15,7 +15,13 @@ as the local executor does. A task whose worker dies is resubmitted by the drive
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import signal
 import tempfile
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -82,6 +88,7 @@ class RayExecutor:
                 "that ask for them)"
             )
         if not ray.is_initialized():
+            handlers = _signal_handlers()
             try:
                 # address None: a Ray of our own (not one that RAY_ADDRESS or `ray start` left
                 # around).
@@ -97,6 +104,7 @@ class RayExecutor:
                     f"{' '.join(str(e).split())[:200]}"
                 ) from None
             self.started = True
+            _restore_signal_handlers(handlers)
         available = ray.cluster_resources()
         for name, need in (("CPU", self.cpus_per_run), ("GPU", self.gpus_per_run)):
             if need > available.get(name, 0):
@@ -110,6 +118,9 @@ class RayExecutor:
         if self.started:
             _import_ray().shutdown()
             self.started = False
+            # The workers of the Ray this study started are gone, and with them the holders of
+            # their unit folders on this machine.
+            remove_abandoned_unit_folders()
 
     def run(
         self,
@@ -214,6 +225,76 @@ class RayExecutor:
             raise failures[0]
 
 
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _signal_handlers() -> dict:
+    return {signum: signal.getsignal(signum) for signum in _SIGNALS}
+
+
+def _restore_signal_handlers(handlers: dict) -> None:
+    """Ray takes SIGTERM and SIGINT for itself when it starts in the driver (a C++ stack dump
+    and an abort, or an exit with nothing unwound, Ray left running); with the handlers it
+    found given back, a Ray study ends as a local one does: one line, exit 143 or 130, Ray
+    stopped, the unit folders removed."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum, handler in handlers.items():
+        if handler is not None:
+            signal.signal(signum, handler)
+
+
+UNIT_FOLDER_PREFIX = "percae-unit-"
+_HELD = "held"  # in a unit folder: written once its task holds the folder's lock
+
+
+@contextlib.contextmanager
+def _unit_folder():
+    """A temporary folder for one unit, locked for as long as its task works in it, so that
+    the folders of tasks that were killed (a driver stopping Ray, kill -9, a lost node) are
+    told apart from those at work and removed by the next task or driver on that machine."""
+    remove_abandoned_unit_folders()
+    folder = Path(tempfile.mkdtemp(prefix=UNIT_FOLDER_PREFIX))
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        _lock(fd, wait=True)
+        (folder / _HELD).write_text(f"{os.getpid()}\n")
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.close(fd)
+
+
+def _lock(fd: int, wait: bool) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no locks, and nothing is ever taken for abandoned
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except OSError:
+        return False
+    return True
+
+
+def remove_abandoned_unit_folders() -> None:
+    """Remove the unit folders in this machine's temporary directory that no task holds."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{UNIT_FOLDER_PREFIX}*"):
+        try:
+            fd = os.open(folder, os.O_RDONLY)
+        except OSError:  # gone meanwhile, or another user's
+            continue
+        try:
+            # Not yet held: a task about to lock it, unless it is old.
+            held = (folder / _HELD).exists() or time.time() - folder.stat().st_mtime > 3600
+            if _lock(fd, wait=False) and held:
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
 def _in_memory(parts: StudyParts) -> StudyParts:
     """`parts` with its memory-mapped images as plain arrays: Ray stores a plain array once and
     lets every task on a node read it in place, where a memmap would be copied into each."""
@@ -262,8 +343,8 @@ def _run_unit(
     share = ray.get_runtime_context().get_assigned_resources().get("GPU", 0)
     feature_cache.GPU_SHARE = share if 0 < share < 1 else 1.0
     lines: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="percae-unit-") as tmp:
-        run = RunFiles(Path(tmp) / run_name(unit.model, unit.z, unit.seed))  # its log names it
+    with _unit_folder() as tmp:
+        run = RunFiles(tmp / run_name(unit.model, unit.z, unit.seed))  # its log names it
         _write_folder(run, existing)
         sent = {name: hash(data) for name, data in existing.items()}
 
