@@ -677,7 +677,7 @@ def test_a_generated_collection_follows_the_umask(tmp_path):
     assert (path / "images.npy").stat().st_mode & 0o777 == 0o644
 
 
-def _processes_in_sessions(sessions: set[int]) -> list[str]:
+def processes_in_sessions(sessions: set[int]) -> list[str]:
     """The processes still alive in these sessions (each started process leads its own): what a
     killed percae would have left running (generation workers, Ray)."""
     import os
@@ -760,4 +760,4 @@ def test_kill_9_and_ctrl_c_at_random_moments_leave_nothing_and_the_rerun_ends_as
     ]
     assert not leftovers
     time.sleep(1)
-    assert not _processes_in_sessions(sessions)
+    assert not processes_in_sessions(sessions)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_cli import processes_in_sessions
 
 pytest.importorskip(
     "ray", reason="the Ray executor's tests need the ray extra: pip install -e '.[test,ray]'"
@@ -218,6 +219,7 @@ def test_a_driver_killed_and_restarted_skips_finished_units_and_resumes_the_othe
         "1",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    earlier = unit_folders()
     driver = subprocess.Popen(
         command,
         env=env,
@@ -234,7 +236,7 @@ def test_a_driver_killed_and_restarted_skips_finished_units_and_resumes_the_othe
     deadline = time.time() + 300
     while time.time() < deadline and driver.poll() is None and not all(state()):
         time.sleep(0.05)
-    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started
+    os.kill(driver.pid, signal.SIGKILL)  # as `kill -9 PID`: the Ray it started is left running
     driver.wait()
     finished, checkpointed = state()
     assert finished and checkpointed, (
@@ -254,6 +256,58 @@ def test_a_driver_killed_and_restarted_skips_finished_units_and_resumes_the_othe
         assert not (run / "checkpoint.pt").exists()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["complete"] and len(summary["per_seed"]["mlp"]["P.AE"]["32"]) == 2
+    # What the killed driver left (its workers' unit folders, its Ray) the rerun has removed.
+    assert unit_folders() - earlier == set()
+    assert not processes_in_sessions({driver.pid})
+
+
+def unit_folders() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("percae-unit-*"))
+
+
+@pytest.mark.parametrize(
+    "signum, status, word",
+    [(signal.SIGTERM, 143, "terminated (SIGTERM)"), (signal.SIGINT, 130, "interrupted")],
+)
+def test_a_ray_driver_stopped_by_a_signal_ends_in_one_line_and_leaves_nothing(
+    signum, status, word, collection_path, tmp_path
+):
+    out = tmp_path / "study"
+    command = [
+        sys.executable, "-m", "percae", "reproduce", "lunarlander", "--preset", "quick",
+        "--root", str(collection_path), "--models", "AE", "--seeds", "1", "--z", "4",
+        "--epochs", "20", "--predictor-epochs", "5", "--device", "cpu", "--no-progress",
+        "--out", str(out), "--executor", "ray", "--cpus-per-run", "1",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    earlier = unit_folders()
+    driver = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        # As from a terminal (a runner in the background of a shell inherits SIGINT ignored).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.time() + 300
+    while not list(out.glob("runs/*/checkpoint.pt")):
+        assert driver.poll() is None and time.time() < deadline, "test setup: no checkpoint"
+        time.sleep(0.05)
+    driver.send_signal(signum)
+    _, err = driver.communicate(timeout=120)
+    assert driver.returncode == status, err[-2000:]
+    assert err.strip().splitlines()[-1] == (
+        f"Error: {word}; rerun the same command to resume (finished work is kept)"
+    )
+    # Ray's own handler printed a C++ stack dump and aborted (exit 134), leaving Ray running.
+    assert "Traceback" not in err and "received at time" not in err
+    assert unit_folders() - earlier == set()
+    deadline = time.time() + 30  # Ray's processes end as Ray stops them, a few seconds at most
+    while processes_in_sessions({driver.pid}) and time.time() < deadline:
+        time.sleep(0.5)
+    assert not processes_in_sessions({driver.pid})
 
 
 def test_a_unit_larger_than_the_ray_is_refused_before_any_file(collection_path, tmp_path):

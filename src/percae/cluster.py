@@ -16,6 +16,7 @@ as the local executor does. A task whose worker dies is resubmitted by the drive
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -89,6 +90,8 @@ class RayExecutor:
             )
         if not ray.is_initialized():
             handlers = _signal_handlers()
+            if self.address is None:
+                end_abandoned_rays()
             try:
                 # address None: a Ray of our own (not one that RAY_ADDRESS or `ray start` left
                 # around).
@@ -105,6 +108,8 @@ class RayExecutor:
                 ) from None
             self.started = True
             _restore_signal_handlers(handlers)
+            if self.address is None:
+                _record_this_ray()
         available = ray.cluster_resources()
         for name, need in (("CPU", self.cpus_per_run), ("GPU", self.gpus_per_run)):
             if need > available.get(name, 0):
@@ -121,6 +126,7 @@ class RayExecutor:
             # The workers of the Ray this study started are gone, and with them the holders of
             # their unit folders on this machine.
             remove_abandoned_unit_folders()
+            _ray_record(os.getpid()).unlink(missing_ok=True)
 
     def run(
         self,
@@ -242,6 +248,61 @@ def _restore_signal_handlers(handlers: dict) -> None:
     for signum, handler in handlers.items():
         if handler is not None:
             signal.signal(signum, handler)
+
+
+def _ray_record(driver: int) -> Path:
+    return Path(tempfile.gettempdir()) / f"percae-ray-{driver}.json"
+
+
+def _start_time(pid: int) -> int | None:
+    """When process `pid` started (clock ticks since boot; Linux): with its PID, it names the
+    process even after the PID is reused. None: no such process, or no /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _record_this_ray() -> None:
+    """Write down the processes of the Ray this driver has just started (all its descendants
+    now), so that if the driver is killed (kill -9) before it stops them, the next Ray study
+    on this machine ends them; Ray's agents outlive a killed driver for minutes."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                children.setdefault(int(f.read().rsplit(")", 1)[1].split()[1]), []).append(
+                    int(entry)
+                )
+        except (OSError, ValueError, IndexError):
+            continue
+    started, todo = [], [os.getpid()]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            started.append([child, _start_time(child)])
+            todo.append(child)
+    driver = [os.getpid(), _start_time(os.getpid())]
+    atomic_write_bytes(
+        _ray_record(os.getpid()),
+        lambda f: f.write(json.dumps({"driver": driver, "processes": started}).encode()),
+    )
+
+
+def end_abandoned_rays() -> None:
+    """End the processes of the Rays that killed percae drivers on this machine started."""
+    for record in Path(tempfile.gettempdir()).glob("percae-ray-*.json"):
+        try:
+            content = json.loads(record.read_text())
+            driver, processes = content["driver"], content["processes"]
+            if _start_time(driver[0]) == driver[1] and driver[1] is not None:
+                continue  # its driver is alive: its Ray is in use
+            for pid, start in processes:
+                if start is not None and _start_time(pid) == start:
+                    os.kill(pid, signal.SIGKILL)
+            record.unlink(missing_ok=True)
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # another user's record, or not one percae wrote
 
 
 UNIT_FOLDER_PREFIX = "percae-unit-"
