@@ -790,6 +790,11 @@ CASES = [
     ),
     ("reproduce empty collection", "no frames", lambda w: _reproduce(w, root=_empty_collection(w))),
     (
+        "reproduce root is a results folder",
+        "it holds a percae study's results",
+        lambda w: _reproduce(w, root=_with(_mkdir(w.tmp / "old"), "study_config.json", b"{}")),
+    ),
+    (
         "reproduce single-class folder",
         "class",
         lambda w: [
@@ -1044,6 +1049,11 @@ def _mkdir(path: Path) -> Path:
 def _fifo(path: Path) -> Path:
     os.mkfifo(path)
     return path
+
+
+def _with(folder: Path, name: str, content: bytes) -> Path:
+    (folder / name).write_bytes(content)
+    return folder
 
 
 def _nonempty(path: Path) -> Path:

@@ -216,13 +216,33 @@ def generate_lunarlander(
 OWNER = "generating.pid"  # in a partial folder: the process writing it
 
 
-def check_collection_folder(out: Path) -> None:
-    """Refuse, before any work, a place a new collection cannot go."""
+def check_collection_folder(out: Path, option: str = "--out") -> None:
+    """Refuse, before any work, a place a new collection cannot go (`option`: how the command
+    names it: `percae data lunarlander --out`, or a study's --root, where one is generated)."""
     if (out / "meta.json").exists():
-        raise DataError(f"{out} already holds a collection; choose another --out or delete it")
-    check_output_folder(out)
+        raise DataError(f"{out} already holds a collection; choose another {option} or delete it")
+    check_output_folder(out, option)
     if out.is_dir() and any(out.iterdir()):
-        raise DataError(f"--out {out} is not empty; choose a new or empty folder")
+        held = next(
+            (
+                what
+                for marker, what in (
+                    ("study_config.json", "a percae study's results"),
+                    ("train_config.json", "a percae training run"),
+                    ("model_config.json", "a percae model"),
+                )
+                if (out / marker).exists()
+            ),
+            "other files",
+        )
+        if option == "--out":
+            raise DataError(
+                f"--out {out} is not empty (it holds {held}); choose a new or empty folder"
+            )
+        raise DataError(
+            f"{option} {out} is not a LunarLander collection and not empty (it holds {held}): give "
+            f"{option} a collection, or a new or empty folder to generate one into"
+        )
 
 
 def _remove_stale_partials(out: Path) -> None:

@@ -125,7 +125,9 @@ def _run_study(
     with exclusive_use(files.root, "--out"):
         try:
             if needs_generation(config, files):
-                check_collection_folder(data_root(config, files))
+                check_collection_folder(
+                    data_root(config, files), "--root" if config.root else "the study's data folder"
+                )
             data = prepare_data(config, files, log, progress)
             parts = StudyParts.split(data, config.seed)
         except (ConfigError, DataError):
