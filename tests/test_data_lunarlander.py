@@ -273,43 +273,46 @@ def test_generation_refuses_to_overwrite_and_bad_settings(collection_path, tmp_p
     assert not (tmp_path / "x").exists()
 
 
-def test_generation_removes_what_a_killed_generation_left_and_spares_a_running_one(tmp_path):
+def test_generation_removes_what_a_killed_generation_left(tmp_path):
     import os
     import socket
 
-    here = socket.gethostname()
     killed = tmp_path / ".c.partial.abc123"  # killed before it wrote its owner, two hours ago
     killed.mkdir()
     (killed / "frames.tmp.npy").write_bytes(b"0" * 1000)
     os.utime(killed, (os.path.getmtime(killed) - 7200,) * 2)
-    young = (
-        tmp_path / ".c.partial.jkl000"
-    )  # no owner yet, but just made: its writer may be starting
-    young.mkdir()
     dead = tmp_path / ".c.partial.def456"  # its owner's process is gone
     dead.mkdir()
-    (dead / "generating.pid").write_text(f"{here} 999999999")
-    running = tmp_path / ".c.partial.ghi789"  # its owner (init) is running
-    running.mkdir()
-    (running / "generating.pid").write_text(f"{here} 1")
-    elsewhere = (
-        tmp_path / ".c.partial.mno111"
-    )  # another machine's (a shared disk): not ours to judge
-    elsewhere.mkdir()
-    (elsewhere / "generating.pid").write_text("some-other-host 999999999")
+    (dead / "generating.pid").write_text(f"{socket.gethostname()} 999999999")
     other = tmp_path / ".d.partial.xyz"  # another collection's
     other.mkdir()
     generate_lunarlander(
         tmp_path / "c", LunarLanderConfig(rollouts=5, steps=2, workers=1), progress=False
     )
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        ".c.partial.ghi789",
-        ".c.partial.jkl000",
-        ".c.partial.mno111",
-        ".d.partial.xyz",
-        "c",
-    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".d.partial.xyz", "c"]
     assert not (tmp_path / "c" / "generating.pid").exists()
+
+
+@pytest.mark.parametrize(
+    "owner",
+    [
+        "HERE 1",  # its writer (init here) is running
+        None,  # no owner yet, but just made: its writer may be starting
+        "some-other-host 999999999",  # another machine's (a shared disk): not ours to judge
+    ],
+)
+def test_generation_into_a_folder_another_is_generating_is_refused_and_spares_it(owner, tmp_path):
+    import socket
+
+    running = tmp_path / ".c.partial.ghi789"
+    running.mkdir()
+    if owner is not None:
+        (running / "generating.pid").write_text(owner.replace("HERE", socket.gethostname()))
+    with pytest.raises(DataError, match=r"another percae is generating .*\.c\.partial\.ghi789"):
+        generate_lunarlander(
+            tmp_path / "c", LunarLanderConfig(rollouts=5, steps=2, workers=1), progress=False
+        )
+    assert [p.name for p in tmp_path.iterdir()] == [".c.partial.ghi789"]
 
 
 def test_load_rejects_a_folder_that_is_not_a_collection(tmp_path):

@@ -148,6 +148,14 @@ def generate_lunarlander(
     tmp.chmod(0o777 & ~umask)  # a folder as the user's umask makes them (mkdtemp's is private)
     try:
         (tmp / OWNER).write_text(f"{socket.gethostname()} {os.getpid()}")
+        # Checked once this one is visible: of two started together, neither goes on alone
+        # unseen (both may be refused; a rerun then generates once).
+        others = _remove_stale_partials(out, keep=tmp)
+        if others:
+            raise DataError(
+                f"another percae is generating a collection into {out} ({others[0]}); wait for "
+                "it to end, or choose another folder (or delete that folder if its writer is gone)"
+            )
         S, T, R = config.image_size, config.steps, config.rollouts
         n_unaltered = R // 2
         full = np.lib.format.open_memmap(
@@ -245,22 +253,31 @@ def check_collection_folder(out: Path, option: str = "--out") -> None:
         )
 
 
-def _remove_stale_partials(out: Path) -> None:
-    """Partial folders a killed generation into `out` left behind: their writer, on this
-    machine, is gone. One of another machine (a shared disk) is left alone, and one without an
-    owner file only once it is an hour old (its writer may be about to write it)."""
+def _remove_stale_partials(out: Path, keep: Path | None = None) -> list[str]:
+    """Remove the partial folders a killed generation into `out` left behind: their writer, on
+    this machine, is gone. One of another machine (a shared disk) is left alone, and one
+    without an owner file only once it is an hour old (its writer may be about to write it).
+    Returns the owners of those left (`keep`, this generation's own, aside)."""
+    alive = []
     for partial in out.parent.glob(f".{out.name}.partial.*"):
+        if partial == keep:
+            continue
         try:
             host, pid = (partial / OWNER).read_text().split()
             stale = host == socket.gethostname() and (
                 int(pid) == os.getpid() or not _running(int(pid))
             )
+            owner = f"{partial}, by process {pid} on {host}"
         except FileNotFoundError:
             stale = time.time() - partial.stat().st_mtime > 3600
+            owner = f"{partial}, just begun"
         except (OSError, ValueError):
-            stale = True  # an owner file no generation wrote
+            stale, owner = True, ""  # an owner file no generation wrote
         if stale:
             shutil.rmtree(partial, ignore_errors=True)
+        elif partial.exists():
+            alive.append(owner)
+    return alive
 
 
 def _running(pid: int) -> bool:
