@@ -637,16 +637,7 @@ def test_sigterm_and_sigint_end_in_one_line_and_the_rerun_resumes(
         "cpu",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    # As from a terminal: a test run started in the background of a shell without job control
-    # inherits SIGINT ignored, and a Python started so never raises KeyboardInterrupt.
-    proc = subprocess.Popen(
-        args,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    proc = start_as_from_a_terminal(args)
     start = time.monotonic()
     while not (out / "checkpoint.pt").exists():
         assert proc.poll() is None and time.monotonic() - start < 120
@@ -675,6 +666,25 @@ def test_a_generated_collection_follows_the_umask(tmp_path):
         os.umask(previous)
     assert path.stat().st_mode & 0o777 == 0o755
     assert (path / "images.npy").stat().st_mode & 0o777 == 0o644
+
+
+def start_as_from_a_terminal(command: list[str]):
+    """`command` (OMP_NUM_THREADS=1) in a session of its own, stderr piped, with SIGINT at its
+    default as from a terminal: a test runner started in the background of a shell without job
+    control inherits SIGINT ignored, and a Python started so never raises KeyboardInterrupt."""
+    import os
+    import signal
+    import subprocess
+
+    return subprocess.Popen(
+        command,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def processes_in_sessions(sessions: set[int]) -> list[str]:
@@ -731,15 +741,7 @@ def test_kill_9_and_ctrl_c_at_random_moments_leave_nothing_and_the_rerun_ends_as
     signals = [signal.SIGKILL, signal.SIGINT, signal.SIGKILL, signal.SIGINT, signal.SIGKILL]
     stopped = []
     for signum in signals:
-        proc = subprocess.Popen(
-            command(out),
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )
+        proc = start_as_from_a_terminal(command(out))
         sessions.add(proc.pid)
         time.sleep(rng.uniform(0.5, 0.6 * whole))
         if proc.poll() is not None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_cli import processes_in_sessions
+from test_cli import processes_in_sessions, start_as_from_a_terminal
 
 pytest.importorskip(
     "ray", reason="the Ray executor's tests need the ray extra: pip install -e '.[test,ray]'"
@@ -279,18 +279,8 @@ def test_a_ray_driver_stopped_by_a_signal_ends_in_one_line_and_leaves_nothing(
         "--epochs", "20", "--predictor-epochs", "5", "--device", "cpu", "--no-progress",
         "--out", str(out), "--executor", "ray", "--cpus-per-run", "1",
     ]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     earlier = unit_folders()
-    driver = subprocess.Popen(
-        command,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        # As from a terminal (a runner in the background of a shell inherits SIGINT ignored).
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    driver = start_as_from_a_terminal(command)
     deadline = time.time() + 300
     while not list(out.glob("runs/*/checkpoint.pt")):
         assert driver.poll() is None and time.time() < deadline, "test setup: no checkpoint"
