@@ -612,7 +612,6 @@ def test_sigterm_and_sigint_end_in_one_line_and_the_rerun_resumes(
     signum, status, word, collection_path, tmp_path
 ):
     import os
-    import signal
     import subprocess
     import sys
     import time
