@@ -300,6 +300,31 @@ def test_a_ray_driver_stopped_by_a_signal_ends_in_one_line_and_leaves_nothing(
     assert not processes_in_sessions({driver.pid})
 
 
+def test_unit_folders_in_use_or_just_made_are_kept_and_abandoned_ones_removed(
+    tmp_path, monkeypatch
+):
+    from percae import cluster
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    abandoned = tmp_path / "percae-unit-killed"  # its task marked it, then was killed
+    (abandoned / "AE_z4_seed0").mkdir(parents=True)
+    (abandoned / "held").write_text("12345\n")
+    just_made = tmp_path / "percae-unit-new"  # its task is about to lock and mark it
+    just_made.mkdir()
+    never_marked = tmp_path / "percae-unit-old"  # made, never marked, two minutes ago
+    never_marked.mkdir()
+    os.utime(never_marked, (time.time() - 120,) * 2)
+    someone_elses = tmp_path / "other-tool-folder"
+    (someone_elses / "held").mkdir(parents=True)
+    with cluster._unit_folder() as in_use:
+        (in_use / "AE_z4_seed1").mkdir()
+        cluster.remove_abandoned_unit_folders()
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+            [in_use.name, "percae-unit-new", "other-tool-folder"]
+        )
+    assert not in_use.exists()  # its task removes it as it ends
+
+
 def test_a_unit_larger_than_the_ray_is_refused_before_any_file(collection_path, tmp_path):
     from percae.config import ConfigError
 

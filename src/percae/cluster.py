@@ -322,6 +322,10 @@ def _unit_folder():
         (folder / _HELD).write_text(f"{os.getpid()}\n")
         yield folder
     finally:
+        # The mark last: a task killed while removing its folder leaves it marked abandoned.
+        for entry in folder.iterdir() if folder.is_dir() else []:
+            if entry.name != _HELD:
+                shutil.rmtree(entry, ignore_errors=True)
         shutil.rmtree(folder, ignore_errors=True)
         os.close(fd)
 
@@ -346,8 +350,8 @@ def remove_abandoned_unit_folders() -> None:
         except OSError:  # gone meanwhile, or another user's
             continue
         try:
-            # Not yet held: a task about to lock it, unless it is old.
-            held = (folder / _HELD).exists() or time.time() - folder.stat().st_mtime > 3600
+            # Not yet marked: a task about to lock it, unless a minute has passed.
+            held = (folder / _HELD).exists() or time.time() - folder.stat().st_mtime > 60
             if _lock(fd, wait=False) and held:
                 shutil.rmtree(folder, ignore_errors=True)
         except OSError:
