@@ -161,6 +161,18 @@ def test_study_outputs_and_baseline(collection, tmp_path):
     with pytest.raises(Exception, match="other settings"):
         run_study(other, tmp_path, progress=False, log=lambda s: None)
 
+    # A report killed while writing leaves temporary files; the next report removes them.
+    from click.testing import CliRunner
+
+    from percae.cli import main
+
+    leftovers = [tmp_path / "figures" / ".positions.pdf.a1b2c3.tmp", tmp_path / ".tables.md.d4.tmp"]
+    for path in leftovers:
+        path.write_bytes(b"half a file")
+    result = CliRunner().invoke(main, ["report", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert not [path for path in leftovers if path.exists()]
+
 
 def _percae(args, **kw):
     env = dict(os.environ, OMP_NUM_THREADS="2", PYTHONUNBUFFERED="1")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from .config import ConfigError, check_output_folder
+from .config import ConfigError, check_output_folder, exclusive_use
 from .layout import StudyFiles
 
 
@@ -713,7 +713,8 @@ def report(results):
     """Rebuild tables.md, summary.json, results.csv and reconstructions.png of RESULTS."""
     from .report import write_report
 
-    write_report(results)
+    with exclusive_use(results, "RESULTS"):
+        write_report(results)
     click.echo(StudyFiles(results).tables.read_text())
 
 

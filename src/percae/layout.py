@@ -148,7 +148,11 @@ class StudyFiles:
     def figure(self) -> Path:
         return self.root / "reconstructions.png"
 
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"
+
     def plot(self, name: str, suffix: str) -> Path:
         """figures/NAME.png and .pdf: the metric against z, the ratios, positions, training
         curves."""
-        return self.root / "figures" / f"{name}.{suffix}"
+        return self.figures / f"{name}.{suffix}"

@@ -19,6 +19,7 @@ from .config import (
     atomic_write_json,
     atomic_write_text,
     read_json,
+    remove_stale_temporary_files,
 )
 from .layout import RunFiles, StudyFiles
 from .perceptual_networks import describe_weights
@@ -693,7 +694,7 @@ def build_latex(summary: dict) -> str:
 
 def write_report(results: str | Path) -> dict:
     """Rebuild results.csv, tables.md, tables.tex, summary.json, reconstructions.png and the
-    figures; return the summary."""
+    figures; return the summary. The caller holds `results` (`config.exclusive_use`)."""
     from .figures import write_figures
 
     results = Path(results)
@@ -706,6 +707,9 @@ def write_report(results: str | Path) -> dict:
         raise ConfigError(
             f"{results}: the results hold NaN or infinity; nothing of the report was rewritten"
         ) from None
+    # What killed reports left (the caller holds the folder: no other run is writing there).
+    for folder in (files.root, files.figures):
+        remove_stale_temporary_files(folder)
     drawn = write_figures(info, summary, PAPER.get(summary["dataset"]), files)
     links = [
         f"- [{p.stem}](figures/{p.name}): {FIGURES[p.stem]}" for p in drawn if p.suffix == ".png"

@@ -100,10 +100,11 @@ def run_study(
         config
     )  # a Ray that cannot be reached, or is too small, is refused before any file
     try:
-        _run_study(config, files, net_note, net_fingerprint, executor, progress, log, on_epoch)
+        return _run_study(
+            config, files, net_note, net_fingerprint, executor, progress, log, on_epoch
+        )
     finally:
         executor.stop()
-    return write_report(files.root)
 
 
 def _run_study(
@@ -115,7 +116,7 @@ def _run_study(
     progress: bool,
     log: Callable[[str], None],
     on_epoch: EpochHook | None,
-) -> None:
+) -> dict:
     # The topmost folders this run creates: a refused start removes them, however deep.
     created = [
         _topmost_missing(p) for p in (files.root, data_root(config, files)) if not p.exists()
@@ -140,6 +141,7 @@ def _run_study(
         _run_prepared(
             config, files, data, parts, net_note, net_fingerprint, executor, progress, log, on_epoch
         )
+        return write_report(files.root)  # still held: no other run sweeps the report's files
 
 
 def _topmost_missing(path: Path) -> Path:
