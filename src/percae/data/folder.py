@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import atomic_write_json
+from ..config import atomic_write_json, remove_stale_temporary_files
 from . import DataError, ImageSet, StudyData, check_image_size
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -129,8 +129,7 @@ def _writing(folder: Path):
         return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        for leftover in folder.glob(".*.tmp"):
-            leftover.unlink(missing_ok=True)
+        remove_stale_temporary_files(folder)
         yield
     finally:
         os.close(fd)
