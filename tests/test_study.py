@@ -332,6 +332,30 @@ def test_retrain_epochs_0_reads_reconstructions_as_trained(collection, tmp_path)
     assert "as trained, without decoder retraining" in (tmp_path / "tables.md").read_text()
 
 
+def test_a_capped_autoencoder_part_keeps_whole_rollouts_and_the_tables_say_so(collection, tmp_path):
+    from percae.layout import StudyFiles
+    from percae.study.data import prepare_data
+
+    def prepared(**settings):
+        config = preset_config("lunarlander", "quick", root=str(collection), **settings)
+        return prepare_data(config, StudyFiles(tmp_path), log=lambda s: None, progress=False)
+
+    whole = prepared()
+    n = len(whole.autoencoder)
+    capped = prepared(max_autoencoder_images=n // 2)
+    rollouts = load_lunarlander(collection).rollouts
+    kept, all_frames = rollouts[capped.autoencoder.indices], rollouts[whole.autoencoder.indices]
+    assert n // 2 <= len(kept) < n
+    for r in np.unique(kept):  # every chosen rollout with all its frames: splits stay leak-free
+        assert (kept == r).sum() == (all_frames == r).sum()
+    assert (
+        f"the autoencoder part holds {len(kept)} of its {n} images (max_autoencoder_images = "
+        f"{n // 2}; drawn at random, whole rollouts at a time)"
+    ) in capped.notes
+    assert not any("part holds" in note for note in whole.notes)
+    assert len(prepared(max_autoencoder_images=n).autoencoder) == n
+
+
 def test_a_finished_training_resumed_with_a_leftover_checkpoint_ends_without_it(
     collection, tmp_path
 ):

@@ -103,9 +103,24 @@ def prepare_data(
         )
         generate_lunarlander(root, config.lunarlander_config(), progress=progress)
     data = load_study_data(config.dataset, root, seed=config.seed, image_size=config.image_size)
-    data.autoencoder = _limit(data.autoencoder, config.max_autoencoder_images, config.seed)
-    data.predictor = _limit(data.predictor, config.max_predictor_images, config.seed + 1)
-    data.test = _limit(data.test, config.max_test_images, config.seed + 2)
+    for offset, (part, limit) in enumerate(
+        (
+            ("autoencoder", config.max_autoencoder_images),
+            ("predictor", config.max_predictor_images),
+            ("test", config.max_test_images),
+        )
+    ):
+        whole = getattr(data, part)
+        limited = _limit(whole, limit, config.seed + offset)
+        if len(limited) < len(whole):
+            # The tables must say that a preset's cap made a part smaller than the dataset's.
+            grouped = len(np.unique(whole.selected_groups())) < len(whole)
+            data.notes.append(
+                f"the {part} part holds {len(limited)} of its {len(whole)} images "
+                f"(max_{part}_images = {limit}; drawn at random"
+                + (", whole rollouts at a time)" if grouped else ")")
+            )
+        setattr(data, part, limited)
     data.validate(root)
     return data
 
