@@ -59,9 +59,11 @@ def resolve_perceptual_net(
     return note, provenance.network_fingerprint(network)
 
 
-def _limit(images: ImageSet, limit: int | None, seed: int) -> ImageSet:
+def _limit(images: ImageSet, part: str, limit: int | None, seed: int) -> tuple[ImageSet, str]:
+    """At most about `limit` of a part's images, drawn at random, and the note that the tables
+    give of the cap ("" where the part is whole)."""
     if limit is None or len(images) <= limit:
-        return images
+        return images, ""
     groups = images.selected_groups()
     unique = np.unique(groups)
     rng = np.random.default_rng(seed)
@@ -74,8 +76,19 @@ def _limit(images: ImageSet, limit: int | None, seed: int) -> ImageSet:
                 break
             chosen.append(g)
             total += counts[g]
-        return images.subset(np.flatnonzero(np.isin(groups, chosen)))
-    return images.subset(np.sort(rng.choice(len(images), size=limit, replace=False)))
+        limited, how = (
+            images.subset(np.flatnonzero(np.isin(groups, chosen))),
+            ", whole rollouts at a time",
+        )
+    else:
+        limited, how = (
+            images.subset(np.sort(rng.choice(len(images), size=limit, replace=False))),
+            "",
+        )
+    return limited, (
+        f"the {part} part holds {len(limited)} of its {len(images)} images "
+        f"(max_{part}_images = {limit}; drawn at random{how})"
+    )
 
 
 def data_root(config: StudyConfig, files: StudyFiles) -> Path:
@@ -110,17 +123,10 @@ def prepare_data(
             ("test", config.max_test_images),
         )
     ):
-        whole = getattr(data, part)
-        limited = _limit(whole, limit, config.seed + offset)
-        if len(limited) < len(whole):
-            # The tables must say that a preset's cap made a part smaller than the dataset's.
-            grouped = len(np.unique(whole.selected_groups())) < len(whole)
-            data.notes.append(
-                f"the {part} part holds {len(limited)} of its {len(whole)} images "
-                f"(max_{part}_images = {limit}; drawn at random"
-                + (", whole rollouts at a time)" if grouped else ")")
-            )
+        limited, note = _limit(getattr(data, part), part, limit, config.seed + offset)
         setattr(data, part, limited)
+        if note:
+            data.notes.append(note)
     data.validate(root)
     return data
 
