@@ -76,15 +76,10 @@ def _limit(images: ImageSet, part: str, limit: int | None, seed: int) -> tuple[I
                 break
             chosen.append(g)
             total += counts[g]
-        limited, how = (
-            images.subset(np.flatnonzero(np.isin(groups, chosen))),
-            ", whole rollouts at a time",
-        )
+        positions, how = np.flatnonzero(np.isin(groups, chosen)), ", whole rollouts at a time"
     else:
-        limited, how = (
-            images.subset(np.sort(rng.choice(len(images), size=limit, replace=False))),
-            "",
-        )
+        positions, how = np.sort(rng.choice(len(images), size=limit, replace=False)), ""
+    limited = images.subset(positions)
     return limited, (
         f"the {part} part holds {len(limited)} of its {len(images)} images "
         f"(max_{part}_images = {limit}; drawn at random{how})"
