@@ -4,6 +4,7 @@ what it cannot do with one line and exit status 1, leaving no file behind."""
 from __future__ import annotations
 
 import json
+import signal
 
 import numpy as np
 import pytest
@@ -651,6 +652,88 @@ def test_sigterm_and_sigint_end_in_one_line_and_the_rerun_resumes(
     assert resumed.returncode == 0 and "resuming from epoch" in resumed.stdout
 
 
+def test_a_library_error_raised_while_an_interrupt_unwinds_ends_as_the_interrupt(
+    tmp_path, monkeypatch
+):
+    """A library whose clean-up fails because a Ctrl-C cut it off (matplotlib's PDF writer
+    raises AttributeError) ends as the interrupt does: one line, exit 130, no traceback."""
+    import percae.report
+
+    def cut_off(results):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise AttributeError("'Stream' object has no attribute 'pos'") from None
+
+    monkeypatch.setattr(percae.report, "write_report", cut_off)
+    result = CliRunner().invoke(main, ["report", str(tmp_path)])
+    assert result.exit_code == 130, result.output
+    assert result.stderr.strip().splitlines() == [
+        "Error: interrupted; rerun the same command to resume (finished work is kept)"
+    ]
+
+
+@pytest.mark.slow
+def test_python_m_percae_interrupted_inside_code_made_from_a_string_exits_130(tmp_path):
+    """`python -m percae` interrupted while a library runs code it made from a string (a
+    dataclass or namedtuple being defined, as on import) ends as any interrupt: one line, exit
+    130, not killed by SIGINT at exit."""
+    import sys
+
+    (tmp_path / "program.py").write_text(
+        "import sys\n"
+        "import percae.report\n"
+        "from percae.cli import run\n"
+        "def write_report(results):\n"
+        "    exec('raise KeyboardInterrupt')\n"
+        "percae.report.write_report = write_report\n"
+        f"sys.argv = ['percae', 'report', {str(tmp_path)!r}]\n"
+        "run()\n"
+    )
+    proc = start_as_from_a_terminal([sys.executable, "-m", "program"], cwd=tmp_path)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert err.strip() == (
+        "Error: interrupted; rerun the same command to resume (finished work is kept)"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("moment", ["exit callbacks", "module unloading"])
+def test_a_signal_while_the_interpreter_winds_down_after_the_command_changes_nothing(
+    signum, moment, tmp_path
+):
+    """A Ctrl-C or SIGTERM that arrives after the command has ended, while Python runs its exit
+    callbacks or unloads modules (a second or so with torch loaded), leaves the exit status and
+    the output as they were: no traceback, no death by the signal."""
+    import sys
+
+    def program(entry: str) -> int | str:
+        script = tmp_path / f"{entry}.py"
+        script.write_text(
+            "import atexit, os, sys\n"
+            f"from percae.cli import {entry}\n"
+            "class SignalWhenCollected:\n"
+            f"    def __del__(self, kill=os.kill, pid=os.getpid()): kill(pid, {int(signum)})\n"
+            + (
+                f"atexit.register(os.kill, os.getpid(), {int(signum)})\n"
+                if moment == "exit callbacks"
+                else "collected_while_unloading = SignalWhenCollected()\n"
+            )
+            + f"sys.argv = ['percae', '--version']\n{entry}()\n"
+        )
+        proc = start_as_from_a_terminal([sys.executable, str(script)])
+        _, err = proc.communicate(timeout=60)
+        return proc.returncode if proc.returncode else err
+
+    assert program("run") == ""
+    # the click group alone (what `run` adds to) dies by the signal or prints a traceback: the
+    # moment is one where the signal matters
+    without = program("main")
+    assert without == -signum or "KeyboardInterrupt" in without, without
+
+
 def test_a_generated_collection_follows_the_umask(tmp_path):
     import os
 
@@ -667,7 +750,7 @@ def test_a_generated_collection_follows_the_umask(tmp_path):
     assert (path / "images.npy").stat().st_mode & 0o777 == 0o644
 
 
-def start_as_from_a_terminal(command: list[str]):
+def start_as_from_a_terminal(command: list[str], cwd=None):
     """`command` (OMP_NUM_THREADS=1) in a session of its own, stderr piped, with SIGINT at its
     default as from a terminal: a test runner started in the background of a shell without job
     control inherits SIGINT ignored, and a Python started so never raises KeyboardInterrupt."""
@@ -683,6 +766,7 @@ def start_as_from_a_terminal(command: list[str]):
         text=True,
         start_new_session=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        cwd=cwd,
     )
 
 

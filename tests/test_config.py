@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from percae.config import ConfigError, atomic_write_json
+from percae.config import ConfigError, atomic_write_bytes, atomic_write_json
 from percae.study.config import StudyConfig
 from percae.training import TrainConfig
 
@@ -237,3 +237,41 @@ def test_an_older_schemas_files_keep_their_meaning():
     faster = study.updated(train__compile=True, train__feature_cache_mb=100.0)
     assert faster.conflicts_with(study) == []
     assert study.updated(train__lr=0.01).conflicts_with(study) == ["train.lr: 0.001 -> 0.01"]
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_a_signal_another_thread_receives_waits_until_the_written_file_is_whole(signum, tmp_path):
+    """A Ctrl-C or SIGTERM that the kernel hands to another thread (one of torch's or BLAS's)
+    is held, as one the main thread receives, until the file is complete and in place; then it
+    takes effect, once."""
+    import signal
+    import threading
+
+    signum = getattr(signal, signum)
+    received = []
+
+    def interrupt(number, frame):
+        received.append(number)
+        raise KeyboardInterrupt
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)  # started before the write, signals unblocked
+    other.start()
+
+    def write(f):
+        signal.pthread_kill(other.ident, signum)
+        for _ in range(1000):  # Python code runs on: a handler let through would run in here
+            f.write(b"x")
+
+    previous = signal.signal(signum, interrupt)  # the runner may have inherited it ignored
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            atomic_write_bytes(tmp_path / "file", write)
+        assert {s: signal.getsignal(s) for s in handlers} == handlers  # put back
+    finally:
+        signal.signal(signum, previous)
+        stop.set()
+        other.join()
+    assert (tmp_path / "file").read_bytes() == b"x" * 1000
+    assert not [p for p in tmp_path.iterdir() if p.name != "file"] and received == [signum]

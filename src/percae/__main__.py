@@ -1,5 +1,5 @@
 """`python -m percae`: the `percae` command line."""
 
-from .cli import main
+from .cli import run
 
-main()
+run()

@@ -66,15 +66,30 @@ class _Group(click.Group):
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             # --help, Ctrl-C and click's own errors: click's way (and no torch import for --help)
             raise
-        except OSError as e:
-            where = f": {e.filename}" if e.filename else ""
-            raise click.ClickException(f"{e.strerror or e}{where}") from None
         except Exception as e:
+            if _raised_while_interrupted(e):
+                # a library's clean-up that failed because it was cut off: the interrupt is
+                # what happened, and it ends as one
+                raise KeyboardInterrupt from e
+            if isinstance(e, OSError):
+                where = f": {e.filename}" if e.filename else ""
+                raise click.ClickException(f"{e.strerror or e}{where}") from None
             if isinstance(
                 e, _errors()
             ):  # imported only now: the library's errors live beside torch
                 raise click.ClickException(" ".join(str(e).split())) from None
             raise
+
+
+def _raised_while_interrupted(error: BaseException) -> bool:
+    """Whether `error` was raised while a Ctrl-C or SIGTERM (a KeyboardInterrupt) unwound."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__context__
+    return False
 
 
 LOG = logging.getLogger("percae")
@@ -718,5 +733,20 @@ def report(results):
     click.echo(StudyFiles(results).tables.read_text())
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def run() -> None:
+    """The `percae` program (its console script and `python -m percae`): the command line, then
+    the interpreter's teardown with SIGINT and SIGTERM ignored. By then the outcome is decided
+    and written; a signal during the second or so that torch takes to unload would otherwise end
+    the process killed by the signal, with no line, or print a traceback from an exit callback
+    (Python hands signals back to their default action before it unloads modules, but keeps
+    them ignored)."""
+    try:
+        main()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+        # Under `python -m`, CPython ends the process by SIGINT at exit, whatever its status,
+        # if a KeyboardInterrupt ever left code run by exec or eval from a string (dataclasses
+        # and namedtuples are made so, on import), even one that was handled; a string that
+        # runs to its end clears that mark.
+        exec("")

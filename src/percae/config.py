@@ -51,19 +51,38 @@ os.umask(_UMASK)
 
 @contextlib.contextmanager
 def _signals_deferred():
-    """Ctrl-C and SIGTERM held back until the block ends (in the main thread, where Python
-    handles them): an interrupted run then leaves no temporary file behind."""
-    if (
-        not hasattr(signal, "pthread_sigmask")
-        or threading.current_thread() is not threading.main_thread()
-    ):
+    """Ctrl-C and SIGTERM held back until the block ends: an interrupted run then leaves no
+    temporary file behind, and no library (matplotlib writing a PDF, say) is cut off in the
+    middle. Held by swapping Python's handlers, which always run in the main thread, rather
+    than by a signal mask, which covers only the calling thread: a signal the kernel hands to
+    one of torch's or BLAS's threads would get through a mask."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    held: list[int] = []
+
+    def hold(signum, frame):
+        held.append(signum)
+
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        # an ignored signal stays ignored; one that C code took (None) cannot be put back
+        if handler is not None and handler is not signal.SIG_IGN:
+            previous[signum] = signal.signal(signum, hold)
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        acted_on = None
+        for signum, handler in previous.items():
+            try:  # every handler is put back, even if a signal that comes meanwhile raises
+                signal.signal(signum, handler)
+            except BaseException as e:
+                acted_on = acted_on or e
+        if acted_on is not None:
+            raise acted_on
+        for signum in dict.fromkeys(held):  # each once, in the order they came
+            signal.raise_signal(signum)
 
 
 @contextlib.contextmanager
