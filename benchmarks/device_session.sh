@@ -22,7 +22,7 @@ export PYTHONUNBUFFERED=1
 T0=$SECONDS
 left() { echo $((BUDGET - (SECONDS - T0))); }
 log() { echo "=== [$((SECONDS - T0))s] $*"; }
-if command -v percae >/dev/null; then PERCAE=(percae); else PERCAE=(python3 -m percae.cli); fi
+if command -v percae >/dev/null; then PERCAE=(percae); else PERCAE=(python3 -m percae); fi
 
 log setup
 if [ -d .whl ]; then

@@ -177,7 +177,7 @@ def test_study_outputs_and_baseline(collection, tmp_path):
 def _percae(args, **kw):
     env = dict(os.environ, OMP_NUM_THREADS="2", PYTHONUNBUFFERED="1")
     return subprocess.Popen(
-        [sys.executable, "-m", "percae.cli", *args],
+        [sys.executable, "-m", "percae", *args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -230,7 +230,7 @@ def test_image_size_that_a_dataset_cannot_take_is_refused(collection, tmp_path):
         [
             sys.executable,
             "-m",
-            "percae.cli",
+            "percae",
             *tiny_args(collection, tmp_path / "out"),
             "--image-size",
             "80",
