@@ -738,8 +738,8 @@ def run() -> None:
     the interpreter's teardown with SIGINT and SIGTERM ignored. By then the outcome is decided
     and written; a signal during the second or so that torch takes to unload would otherwise end
     the process killed by the signal, with no line, or print a traceback from an exit callback
-    (Python hands signals back to their default action before it unloads modules, but keeps
-    them ignored)."""
+    (before it unloads modules, Python hands each signal it handled back to its default action,
+    but leaves an ignored one ignored)."""
     try:
         main()
     finally:
