@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from .config import ConfigError, check_output_folder, exclusive_use
+from .config import STOPPING_SIGNALS, ConfigError, check_output_folder, exclusive_use
 from .layout import StudyFiles
 
 
@@ -743,7 +743,7 @@ def run() -> None:
     try:
         main()
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOPPING_SIGNALS:
             signal.signal(signum, signal.SIG_IGN)
         # Under `python -m`, CPython ends the process by SIGINT at exit, whatever its status,
         # if a KeyboardInterrupt ever left code run by exec or eval from a string (dataclasses

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from typing import Callable
 
-from .config import ConfigError, atomic_write_bytes
+from .config import STOPPING_SIGNALS, ConfigError, atomic_write_bytes
 from .data import ImageSet
 from .layout import RunFiles, StudyFiles, run_name
 from .study.config import StudyConfig
@@ -231,11 +231,8 @@ class RayExecutor:
             raise failures[0]
 
 
-_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-
 def _signal_handlers() -> dict:
-    return {signum: signal.getsignal(signum) for signum in _SIGNALS}
+    return {signum: signal.getsignal(signum) for signum in STOPPING_SIGNALS}
 
 
 def _restore_signal_handlers(handlers: dict) -> None:

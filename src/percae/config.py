@@ -49,6 +49,10 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+# The signals that end a run as Ctrl-C does: unwound, one line, the finished work kept.
+STOPPING_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextlib.contextmanager
 def _signals_deferred():
     """Ctrl-C and SIGTERM held back until the block ends: an interrupted run then leaves no
@@ -65,7 +69,7 @@ def _signals_deferred():
         held.append(signum)
 
     previous = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in STOPPING_SIGNALS:
         handler = signal.getsignal(signum)
         # an ignored signal stays ignored; one that C code took (None) cannot be put back
         if handler is not None and handler is not signal.SIG_IGN:
