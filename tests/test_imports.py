@@ -17,7 +17,9 @@ def _module_name(path: Path) -> str:
 
 def _imports(path: Path, name: str, known: set[str]) -> set[str]:
     """The package's modules `path` imports, lazily or not, with the packages that importing
-    them runs (their __init__)."""
+    them runs (their __init__), but for the packages that hold `name`: Python imports those
+    before `name`, so a sibling's import does not run them again (importing a name from one of
+    them does count)."""
     here = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -31,9 +33,11 @@ def _imports(path: Path, name: str, known: set[str]) -> set[str]:
             targets = [alias.name for alias in node.names if alias.name.startswith("percae")]
         else:
             continue
+        holders = {".".join(name.split(".")[:i]) for i in range(1, len(name.split(".")))}
         for target in targets:
             parts = target.split(".")
-            found |= {".".join(parts[:i]) for i in range(2, len(parts) + 1)}
+            found.add(target)
+            found |= {".".join(parts[:i]) for i in range(2, len(parts))} - holders
     return {m for m in found if m in known and m != name}
 
 

@@ -116,8 +116,8 @@ def test_build_loss():
     p = build_loss("perceptual", "alexnet-random")
     assert isinstance(p, PerceptualLoss)
     assert_frozen(p.network)
-    with pytest.raises(ValueError):
-        build_loss("ssim")
+    with pytest.raises(ConfigError, match="unknown loss 'l3'; choose one of pixel, perceptual"):
+        build_loss("l3")
 
 
 # --- AlexNet: cache, --perceptual-weights, offline refusal ------------------------------

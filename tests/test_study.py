@@ -499,7 +499,7 @@ def test_a_study_of_pixel_wise_models_needs_no_perceptual_network(
         root=str(collection), models=("AE", "VAE"), z_sizes=(4,)
     )  # the paper's preset: AlexNet
     assert config.perceptual_net is None
-    assert resolve_perceptual_net(config, log=lambda s: None) == (None, None)
+    assert resolve_perceptual_net(config, log=lambda s: None) == (None, {})
     with pytest.raises(Exception, match="--perceptual-weights"):
         resolve_perceptual_net(
             StudyConfig(root=str(collection), models=("AE", "P.AE")), log=lambda s: None

@@ -456,7 +456,7 @@ def test_cached_features_are_float32_under_bf16_autocast(tiny_images, monkeypatc
     loss = PerceptualLoss(nn.Sequential(nn.Conv2d(3, 6, 5, stride=4), nn.ReLU()), cpu_chunk=None)
     cache = FeatureCache(data, 1 << 30)
     cache.fill(loss, batch_size=8, amp=True)
-    assert cache.store.dtype == torch.float32  # no bf16 rounding of the targets' sigmoid
+    assert cache.store[0].dtype == torch.float32  # no bf16 rounding of the targets' sigmoid
     positions = torch.arange(8, 16)  # the second batch of the fill
     with torch.no_grad():
         x = data.batch(positions)

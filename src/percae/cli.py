@@ -203,9 +203,9 @@ def _perceptual_options(f, part: str = ""):
         f"{part}perceptual_scale",
         default=None,
         type=_ScaleType(),
-        help="The perceptual term's factor: a number (1: the paper's loss), or auto: the pixels' "
-        "variance over the features' on the training images, so that --kl-weight means the "
-        "same for every network.",
+        help="The factor of every loss but pixel MSE: a number (1: the paper's loss), or auto: "
+        "the ratio of pixel MSE to the loss between training images, so that --kl-weight means "
+        "the same for every loss and network.",
     )(f)
     f = click.option(
         "--perceptual-weights",
@@ -218,10 +218,13 @@ def _perceptual_options(f, part: str = ""):
         "--perceptual-net",
         f"{part}perceptual_net",
         default=None,
-        help="alexnet (the paper's, ImageNet weights: cached, downloaded, or --perceptual-weights; "
-        "the default but for the quick preset), alexnet-random (the quick preset's), "
-        "efficientnet-lite0, efficientnet-lite0-s8, or torchvision:ARCH:LAYER (e.g. "
-        "torchvision:vgg16:relu2_2; random weights unless --perceptual-weights).",
+        help="NET or NET:LAYER (several layers summed: NET:LAYER+LAYER). NET: alexnet (the "
+        "paper's, ImageNet weights: cached, downloaded, or --perceptual-weights; the default but "
+        "for the quick preset) or alexnet-random (the quick preset's), layers relu1-relu5 "
+        "(default relu2); efficientnet-lite0, -lite1, -lite2 (ImageNet, offline), layers stem, "
+        "blockN, stage1-stage7 (default block1); efficientnet-lite0-s8 (lite0:block3); or "
+        "torchvision:ARCH:LAYER (e.g. torchvision:vgg16:relu2_2; random weights unless "
+        "--perceptual-weights).",
     )(f)
     return f
 
@@ -238,7 +241,11 @@ def _perceptual_options(f, part: str = ""):
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
 @click.option("--model", type=click.Choice(["ae", "vae"]), default="ae", show_default=True)
 @click.option("--z", default=None, type=int, help="Latent size [64].")
-@click.option("--loss", type=click.Choice(["pixel", "perceptual"]), default=None, help="[pixel]")
+@click.option(
+    "--loss",
+    default=None,
+    help="pixel, perceptual (--perceptual-net), ssim, ms-ssim or lap1 [pixel].",
+)
 @_perceptual_options
 @click.option("--epochs", default=None, type=int, help="[50]")
 @click.option("--batch-size", default=None, type=int, help="[512]")
@@ -437,7 +444,13 @@ def encode(run_dir, data_root, dataset, part, out, device):
     help="Dataset folder (LunarLander: the collection, generated there if missing).",
 )
 @click.option("--z", "z_sizes", default=None, help="Latent sizes, comma-separated (e.g. 32,64).")
-@click.option("--models", default=None, help="Comma-separated subset of AE,VAE,P.AE,P.VAE.")
+@click.option(
+    "--models",
+    default=None,
+    help="Comma-separated models: AE, VAE, P.AE, P.VAE (the paper's), AE[LOSS] or VAE[LOSS] "
+    "(LOSS: ssim, ms-ssim, lap1), P.AE[NET] or P.VAE[NET] (the perceptual loss with NET, as "
+    "--perceptual-net names it), e.g. 'AE,P.AE,AE[ssim],P.AE[alexnet-random:relu4]'.",
+)
 # A setting of the study's training or predictors is named PART__NAME (StudyConfig.updated).
 @click.option(
     "--epochs", "train__epochs", default=None, type=int, help="Autoencoder epochs (at most)."

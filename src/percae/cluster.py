@@ -139,7 +139,7 @@ class RayExecutor:
         on_epoch: EpochHook | None = None,
     ) -> None:
         ray = _import_ray()
-        todo = [u for u in todo if not files.run(u.model, u.z, u.seed).retrain_result.exists()]
+        todo = [u for u in todo if not files.run(u).retrain_result.exists()]
         if todo:
             if not ray.is_initialized():
                 self.start(config)
@@ -174,7 +174,7 @@ class RayExecutor:
         def submit(unit: Unit):
             # What the results folder holds for this unit (a checkpoint, a finished training) is
             # where it resumes.
-            run = files.run(unit.model, unit.z, unit.seed)
+            run = files.run(unit)
             return task.remote(config_dict, unit, parts_ref, _read_folder(run.root), updates)
 
         pending = {submit(unit): unit for unit in todo}
@@ -189,13 +189,13 @@ class RayExecutor:
             # result holds the whole folder); a resubmitted unit's come from its new task.
             for unit, changed, phase, row in ray.get(updates.take.remote()):
                 if unit not in ended:
-                    _write_folder(files.run(unit.model, unit.z, unit.seed), changed)
+                    _write_folder(files.run(unit), changed)
                     if on_epoch is not None:
                         on_epoch(unit, phase, row)
             for ref in ready:
                 unit = pending.pop(ref)
                 ended.add(unit)
-                run = files.run(unit.model, unit.z, unit.seed)
+                run = files.run(unit)
                 try:
                     produced = ray.get(ref)
                 except lost_worker as e:

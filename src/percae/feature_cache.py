@@ -1,18 +1,23 @@
-"""The frozen perceptual network's features of a run's target images, computed once."""
+"""The target images' features that a loss keeps (a perceptual network's), computed once."""
 
 from __future__ import annotations
 
 import torch
 
 from .device import DeviceImages, autocast
-from .loss import PerceptualLoss
+from .loss import ReconstructionLoss
+
+
+def _layers(features) -> tuple[torch.Tensor, ...]:
+    return features if isinstance(features, tuple) else (features,)
 
 
 class FeatureCache:
-    """The frozen perceptual network's features of every image of a set, computed once per
-    run: the network and the images never change during a run, so each epoch would compute
-    the same tensor again (one of the network's three passes in a training step, target
-    forward, reconstruction forward and backward; one of its two in validation).
+    """The loss's `target_features` of every image of a set (a frozen network's features, of
+    one layer or several), computed once per run: the network and the images never change
+    during a run, so each epoch would compute the same tensors again (one of the network's
+    three passes in a training step, target forward, reconstruction forward and backward; one
+    of its two in validation).
 
     `fill` computes them in a fixed order of batches, whatever the epoch, so that a resumed
     run gets the same features, to the bit, as an uninterrupted one. Where the whole set's
@@ -21,10 +26,11 @@ class FeatureCache:
 
     def __init__(self, data: DeviceImages, max_bytes: int):
         self.data, self.max_bytes = data, max_bytes
-        self.store: torch.Tensor | None = None
+        self.store: tuple[torch.Tensor, ...] | None = None
+        self.single = True
         self.tried = False
 
-    def fill(self, loss_fn: PerceptualLoss, batch_size: int, amp: bool) -> None:
+    def fill(self, loss_fn: ReconstructionLoss, batch_size: int, amp: bool) -> None:
         if (
             self.tried
             or self.max_bytes <= 0
@@ -34,29 +40,40 @@ class FeatureCache:
         self.tried = True  # once: a set found too large costs one batch, once per run
         for positions, x in self.data.indexed_batches(batch_size):
             with torch.no_grad(), autocast(self.data.device, amp):
-                f = loss_fn.features(x)
+                out = loss_fn.target_features(x)
+            layers = _layers(out)
             if self.store is None:
-                if f[:1].numel() * f.element_size() * self.data.n > self.max_bytes:
+                self.single = not isinstance(out, tuple)
+                per_image = sum(f[:1].numel() * f.element_size() for f in layers)
+                if per_image * self.data.n > self.max_bytes:
                     return
-                layout = torch.channels_last if f.dim() == 4 else torch.contiguous_format
                 try:
-                    self.store = torch.empty(
-                        (self.data.n, *f.shape[1:]),
-                        dtype=f.dtype,
-                        device=f.device,
-                        memory_format=layout,
+                    self.store = tuple(
+                        torch.empty(
+                            (self.data.n, *f.shape[1:]),
+                            dtype=f.dtype,
+                            device=f.device,
+                            memory_format=torch.channels_last
+                            if f.dim() == 4
+                            else torch.contiguous_format,
+                        )
+                        for f in layers
                     )
                 except torch.cuda.OutOfMemoryError:
                     # a budget set larger than the memory free: recompute, as without a cache
                     return
-            self.store[positions.to(f.device)] = f
+            for store, f in zip(self.store, layers):
+                store[positions.to(f.device)] = f
 
-    def features(self, positions: torch.Tensor) -> torch.Tensor | None:
-        return None if self.store is None else self.store[positions.to(self.store.device)]
+    def features(self, positions: torch.Tensor):
+        if self.store is None:
+            return None
+        out = tuple(s[positions.to(s.device)] for s in self.store)
+        return out[0] if self.single else out
 
     @property
     def nbytes(self) -> int:
-        return 0 if self.store is None else self.store.numel() * self.store.element_size()
+        return 0 if self.store is None else sum(s.numel() * s.element_size() for s in self.store)
 
 
 # The share of its GPU this process has: a Ray task with --gpus-per-run 0.25 sets 0.25

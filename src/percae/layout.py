@@ -99,8 +99,9 @@ class StudyFiles:
     def __post_init__(self):
         object.__setattr__(self, "root", Path(self.root))  # a str is welcome
 
-    def run(self, model: str, z: int, seed: int) -> RunFiles:
-        return RunFiles(self.root / "runs" / run_name(model, z, seed))
+    def run(self, unit) -> RunFiles:
+        """The run folder of a unit of the study (anything with its model, z and seed)."""
+        return RunFiles(self.root / "runs" / run_name(unit.model, unit.z, unit.seed))
 
     @property
     def config(self) -> Path:

@@ -19,6 +19,7 @@ from .data import split_by_group
 from .layout import RunFiles
 from .predictors import PredictorConfig, fit_predictors, trivial_baseline
 from .statistics import mean_interval, paired_ratio
+from .variants import comparisons
 
 TASKS = {"regression": "position", "classification": "classification"}  # -> fit_predictors' task
 RESULT = "probe.json"
@@ -195,16 +196,27 @@ def _summary(
         for kind, values in per_seed[name].items():
             mean, half = mean_interval(values)
             result["embeddings"][name][kind] = {"mean": mean, "ci95": half, "per_seed": values}
-    for name in names[1:]:  # each against the first, seed by seed
+    for name, reference in comparison_pairs(names):  # seed by seed
         for kind in ("mlp", "linear"):
             compared = paired_ratio(
-                per_seed[name][kind], per_seed[names[0]][kind], name, names[0], lower
+                per_seed[name][kind], per_seed[reference][kind], name, reference, lower
             )
             if compared is not None:
                 result["comparisons"].append(
-                    {"kind": kind, "embeddings": name, "reference": names[0], **compared}
+                    {"kind": kind, "embeddings": name, "reference": reference, **compared}
                 )
     return result
+
+
+def comparison_pairs(names: list[str]) -> list[tuple[str, str]]:
+    """Embeddings named as a study's models (AE, P.AE, AE[ssim], ...): each against the
+    pixel-wise model of its kind, as a study compares them; any other names: each against the
+    first."""
+    try:
+        pairs = comparisons(names)
+    except ConfigError:
+        pairs = []
+    return pairs or [(name, names[0]) for name in names[1:]]
 
 
 def probe_tables(result: dict) -> str:

@@ -49,9 +49,9 @@ from .layout import RunFiles
 from .loss import (
     AUTO_SCALE,
     CALIBRATION_IMAGES,
-    PerceptualLoss,
+    LOSSES,
+    ReconstructionLoss,
     build_loss,
-    calibrated_scale,
     check_perceptual_scale,
     kl_divergence,
 )
@@ -65,12 +65,13 @@ LOG = logging.getLogger(__name__)
 
 @dataclass
 class TrainConfig(JsonConfig):
-    loss: str = setting("pixel", choices=("pixel", "perceptual"))
+    loss: str = setting("pixel", choices=tuple(LOSSES))
+    # The network of the perceptual loss: NET, NET:LAYER, NET:LAYER+LAYER or torchvision:ARCH:LAYER.
     perceptual_net: str = "alexnet"
     perceptual_weights: str | None = None
-    # The perceptual term's factor: a number (1: the paper's loss), or "auto": the pixels'
-    # variance over the network's features' on the training images (loss.calibrated_scale),
-    # which gives every network's term the scale of pixel MSE (docs/results/perceptual-scale.md).
+    # The factor of every loss but pixel MSE: a number (1: the paper's loss), or "auto": the
+    # ratio of pixel MSE to the loss between pairs of training images (ReconstructionLoss.
+    # calibrate), which gives every loss the scale of pixel MSE (docs/results/perceptual-scale.md).
     perceptual_scale: float | str = "auto"
     # gamma, for variational models only: on the pixel (and calibrated) scale 1e-3 keeps every
     # latent dimension of both VAEs; the paper's 0.01 is the paper preset's.
@@ -110,12 +111,12 @@ class TrainConfig(JsonConfig):
         """The settings of a checkpoint's run (`saved`, as to_dict) that this config changes.
         Where the run computes is free to change; what it computes is not."""
         ignored = {"device", "compile", "feature_cache_mb"}
-        if self.loss == "pixel" and saved.get("loss") == "pixel":
-            ignored |= {
-                "perceptual_net",
-                "perceptual_weights",
-                "perceptual_scale",
-            }  # unused by a pixel-wise run
+        if saved.get("loss") == self.loss and self.loss in LOSSES:
+            # What the run's loss does not use.
+            if not LOSSES[self.loss].uses_network:
+                ignored |= {"perceptual_net", "perceptual_weights"}
+            if not LOSSES[self.loss].scaled:
+                ignored.add("perceptual_scale")
         mine = self.to_dict()
         return [
             k
@@ -161,16 +162,16 @@ def _same_setting(key: str, saved, mine) -> bool:
 
 
 def resolve_perceptual_scale(
-    config: TrainConfig, loss_fn: PerceptualLoss, images: ImageSet, device: torch.device
+    config: TrainConfig, loss_fn: ReconstructionLoss, images: ImageSet, device: torch.device
 ) -> float:
-    """The perceptual scale a run uses: the config's number, or for "auto" the calibration on
-    a fixed, evenly spaced sample of the training images (the same for every seed)."""
+    """The scale a run's loss uses: the config's number, or for "auto" the calibration on a
+    fixed, evenly spaced sample of the training images (the same for every seed)."""
     if config.perceptual_scale != AUTO_SCALE:
         return float(config.perceptual_scale)
     count = min(len(images), CALIBRATION_IMAGES)
     positions = np.unique(np.linspace(0, len(images) - 1, count).round().astype(np.int64))
     sample = to_float_batch(torch.from_numpy(images.gather(positions)), images.tile).to(device)
-    return calibrated_scale(loss_fn, sample)
+    return loss_fn.calibrate(sample)
 
 
 class TrainingDiverged(RuntimeError):
@@ -365,12 +366,12 @@ def train_autoencoder(
     to_channels_last(loss_fn, device)
     state = TrainState.start(model, config, device, freeze_encoder)
     config = replace(config, data_fingerprint=f"{train_set.fingerprint()}-{val_set.fingerprint()}")
-    perceptual = isinstance(loss_fn, PerceptualLoss)
-    if perceptual:
-        own = {id(p) for p in loss_fn.parameters()}
-        assert not any(
-            id(p) in own for group in state.optimizer.param_groups for p in group["params"]
-        ), "the perceptual network must never be optimised"
+    own = {id(p) for p in loss_fn.parameters()}
+    assert not any(
+        id(p) in own for group in state.optimizer.param_groups for p in group["params"]
+    ), "the loss (a perceptual network) must never be optimised"
+    scaled = getattr(loss_fn, "scaled", False)
+    if scaled:
         # "auto" becomes the number used, saved with the run and compared on resume.
         config = replace(
             config, perceptual_scale=resolve_perceptual_scale(config, loss_fn, train_set, device)
@@ -380,11 +381,11 @@ def train_autoencoder(
         remove_stale_temporary_files(files.root)
     if files is not None and files.checkpoint.exists():
         state.load(files, config, freeze_encoder, device)
-        if perceptual and isinstance(state.saved_config.get("perceptual_scale"), (int, float)):
+        if scaled and isinstance(state.saved_config.get("perceptual_scale"), (int, float)):
             config = replace(config, perceptual_scale=float(state.saved_config["perceptual_scale"]))
         if log:
             log(f"resuming from epoch {state.epochs_done + 1} (checkpoint in {files.root})")
-    if perceptual:
+    if scaled:
         loss_fn.scale = config.perceptual_scale
     train_data, val_data = DeviceImages(train_set, device), DeviceImages(val_set, device)
     epoch_run = _EpochRunner(
@@ -465,7 +466,7 @@ class _EpochRunner:
             torch.compile(objective) if config.compile and device.type == "cuda" else objective
         )
         self.train_cache = self.val_cache = None
-        if isinstance(loss_fn, PerceptualLoss):
+        if getattr(loss_fn, "keeps_targets", False):
             self.budget = feature_cache_bytes(device, config.feature_cache_mb)
             self.train_cache, self.val_cache = (
                 FeatureCache(train_data, self.budget),
@@ -583,7 +584,7 @@ def _finish(
             seconds_per_epoch=result.seconds_per_epoch,
             device=str(device),
             bf16_autocast=amp_enabled(device, config.amp),
-            perceptual_scale=config.perceptual_scale if config.loss == "perceptual" else None,
+            perceptual_scale=config.perceptual_scale if LOSSES[config.loss].scaled else None,
             provenance=provenance.record(device),
             **{k: best_row[k] for k in LATENT_DIAGNOSTICS if k in best_row},
         )

@@ -1,4 +1,5 @@
-"""A study's settings: the four models of Table II, `StudyConfig` and the presets."""
+"""A study's settings: its models (variants: the four of Table II, or any kind and loss),
+`StudyConfig` and the presets."""
 
 from __future__ import annotations
 
@@ -9,27 +10,12 @@ from typing import Any
 from ..config import MAX_SEED, ConfigError, JsonConfig, setting
 from ..data import check_image_size
 from ..data.lunarlander import LunarLanderConfig
-from ..loss import AUTO_SCALE
+from ..loss import AUTO_SCALE, LOSSES
 from ..model import MAX_LATENT, AutoencoderConfig
-from ..perceptual_networks import QUICK_PERCEPTUAL_NETWORK
+from ..perceptual_networks import QUICK_PERCEPTUAL_NETWORK, parse_net
 from ..predictors import PredictorConfig
 from ..training import TrainConfig
-
-
-# Study model name -> (autoencoder kind, loss).
-MODEL_VARIANTS: dict[str, tuple[str, str]] = {
-    "AE": ("ae", "pixel"),
-    "VAE": ("vae", "pixel"),
-    "P.AE": ("ae", "perceptual"),
-    "P.VAE": ("vae", "perceptual"),
-}
-
-# Each perceptual model's pixel-wise twin: the same autoencoder kind with pixel loss.
-PIXEL_OF: dict[str, str] = {
-    model: next(m for m, (k, loss) in MODEL_VARIANTS.items() if k == kind and loss == "pixel")
-    for model, (kind, loss_name) in MODEL_VARIANTS.items()
-    if loss_name == "perceptual"
-}
+from ..variants import PAPER_MODELS, Variant, parse_variant, parse_variants
 
 
 # The paper's loss: its gamma, and its perceptual term unscaled. The study's training is
@@ -64,9 +50,8 @@ class StudyConfig(JsonConfig):
     root: str | None = None  # the data; for LunarLander the collection (generated if missing)
     preset: str = setting("paper", option="preset", choices=("paper", "quick"))
     z_sizes: tuple[int, ...] = setting((32, 64, 128, 256), option="--z", min=1, max=MAX_LATENT)
-    models: tuple[str, ...] = setting(
-        ("AE", "VAE", "P.AE", "P.VAE"), option="--models", choices=tuple(MODEL_VARIANTS)
-    )
+    # Variants (percae.variants): AE, VAE, P.AE, P.VAE, AE[ssim], P.AE[alexnet-random:relu3], ...
+    models: tuple[str, ...] = setting(PAPER_MODELS, option="--models")
     # Every unit's training is this one with the unit's loss and seed (`train_config`); its
     # decoder retraining the same with pixel loss for `retrain_epochs`; its predictor grid
     # `predictor` with the unit's seed, on the training's device.
@@ -122,6 +107,9 @@ class StudyConfig(JsonConfig):
 
     def validate(self) -> None:
         super().validate()
+        if not self.models:
+            raise ConfigError("--models needs at least one model")
+        parse_variants(self.models, self.train.perceptual_net)
         if not self.z_sizes:
             raise ConfigError("--z needs at least one latent size")
         if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
@@ -142,15 +130,28 @@ class StudyConfig(JsonConfig):
 
     @property
     def perceptual_net(self) -> str | None:
-        """The network of the study's perceptual models; None in a study without one."""
-        return self.train.perceptual_net if self.uses("perceptual") else None
+        """The study's network (--perceptual-net), None where no model uses it (P.AE and
+        P.VAE do; P.AE[NET] uses its own)."""
+        uses = any(v.uses_network and v.network is None for v in self.variants())
+        return self.train.perceptual_net if uses else None
+
+    def variants(self) -> list[Variant]:
+        return [parse_variant(m) for m in self.models]
+
+    def networks(self) -> dict[str, str | None]:
+        """Each network the study's losses use -> the weights it is built from."""
+        nets = {v.network_of(self.train.perceptual_net) for v in self.variants()}
+        return {net: self.weights_of(net) for net in sorted(n for n in nets if n)}
+
+    def weights_of(self, network: str) -> str | None:
+        """--perceptual-weights is the study's network's, and that of its family's other layers
+        (P.AE[alexnet:relu4] beside --perceptual-net alexnet); other networks have their own."""
+        same = parse_net(network)[0] == parse_net(self.train.perceptual_net)[0]
+        return self.train.perceptual_weights if same else None
 
     def uses(self, loss: str = "perceptual", kind: str | None = None) -> bool:
         """Whether one of the study's models trains with `loss` (or is of `kind`, ae or vae)."""
-        return any(
-            MODEL_VARIANTS[m][0] == kind if kind else MODEL_VARIANTS[m][1] == loss
-            for m in self.models
-        )
+        return any(v.kind == kind if kind else v.loss == loss for v in self.variants())
 
     def lunarlander_config(self) -> LunarLanderConfig:
         """The settings of the LunarLander collection this study generates when it is missing."""
@@ -175,8 +176,12 @@ class StudyConfig(JsonConfig):
         # How fast, not what (as for a resumed training), and what each unit sets for itself.
         free |= {"train.compile", "train.feature_cache_mb", "train.loss", "train.seed"}
         free |= {"train.data_fingerprint", "predictor.seed", "predictor.device"}
-        if not previous.uses("perceptual"):
-            free |= {"train.perceptual_net", "train.perceptual_weights", "train.perceptual_scale"}
+        if previous.perceptual_net is None:
+            free |= {"train.perceptual_net"}
+        if not any(previous.weights_of(net) for net in previous.networks()):
+            free.add("train.perceptual_weights")
+        if not any(LOSSES[v.loss].scaled for v in previous.variants()):
+            free.add("train.perceptual_scale")
         if not previous.uses(kind="vae"):
             free.add("train.kl_weight")
         before, now = _dotted(previous.to_dict()), _dotted(self.to_dict())
@@ -201,11 +206,21 @@ class StudyConfig(JsonConfig):
         return self.seeds if self.seeds is not None else (self.seed,)
 
     def autoencoder_config(self, model: str, z: int, image_size: int) -> AutoencoderConfig:
-        return AutoencoderConfig(MODEL_VARIANTS[model][0], z, image_size)
+        return AutoencoderConfig(parse_variant(model).kind, z, image_size)
 
     def train_config(self, model: str, seed: int) -> TrainConfig:
-        """The training of `model` (AE, VAE, P.AE, P.VAE) with one training seed."""
-        return replace(self.train, loss=MODEL_VARIANTS[model][1], seed=seed)
+        """The training of `model` (a variant: AE, P.AE, AE[ssim], ...) with one training seed;
+        a variant with its own network trains with that network (and its weights)."""
+        variant = parse_variant(model)
+        if variant.network is None:
+            return replace(self.train, loss=variant.loss, seed=seed)
+        return replace(
+            self.train,
+            loss=variant.loss,
+            perceptual_net=variant.network,
+            perceptual_weights=self.weights_of(variant.network),
+            seed=seed,
+        )
 
     def retrain_config(self, model: str, seed: int) -> TrainConfig:
         """The decoder retraining of `model`: its training, with pixel loss, for retrain_epochs."""

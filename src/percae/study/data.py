@@ -20,8 +20,10 @@ from ..data import (
     split_by_group,
 )
 from ..data.lunarlander import generate_lunarlander
+from ..loss import LOSSES
 from ..perceptual_networks import (
     build_perceptual_network,
+    check_feature_size,
     check_perceptual_net_name,
     perceptual_net_note,
 )
@@ -45,18 +47,33 @@ class StudyNotes(JsonConfig):
 
 def resolve_perceptual_net(
     config: StudyConfig, log: Callable[[str], None] = LOG.info
-) -> tuple[str | None, str | None]:
-    """(note, fingerprint of its weights) of the study's perceptual network, built now, so
-    that a bad layer or weights file, or AlexNet's weights neither cached nor downloadable,
-    are refused before any file. A study of pixel-wise models alone needs none: (None, None)."""
+) -> tuple[str | None, dict[str, str]]:
+    """(note on the study's network, fingerprint of each network's weights), every loss of the
+    study built now, so that a bad network, layer or weights file, a layer that leaves the
+    images under 2 x 2 features, AlexNet's weights neither cached nor downloadable, or a loss
+    whose extra is missing are refused before any file. A study of pixel-wise models alone
+    builds no network."""
     check_perceptual_net_name(config.train.perceptual_net)
-    if config.perceptual_net is None:
-        return None, None
-    network = build_perceptual_network(config.perceptual_net, config.train.perceptual_weights)
-    note = perceptual_net_note(config.perceptual_net, config.preset)
+    fingerprints = {}
+    size = config.image_size or NATIVE_IMAGE_SIZE.get(config.dataset, 64)
+    for net, weights in config.networks().items():
+        network = build_perceptual_network(net, weights)
+        check_feature_size(network, net, size)
+        fingerprints[net] = provenance.network_fingerprint(network)
+    for variant in config.variants():
+        if not variant.uses_network:
+            LOSSES[variant.loss].from_settings()  # a library of its own: installed?
+    note = (
+        perceptual_net_note(config.perceptual_net, config.preset) if config.perceptual_net else None
+    )
     if note:
         log(f"note: {note}")
-    return note, provenance.network_fingerprint(network)
+    return note, fingerprints
+
+
+# The image size of a dataset whose images have one (a folder's are resized to 64 px unless
+# --image-size says otherwise, a LunarLander collection's is chosen when it is generated).
+NATIVE_IMAGE_SIZE = {"stl10": 96}
 
 
 def _limit(images: ImageSet, part: str, limit: int | None, seed: int) -> tuple[ImageSet, str]:

@@ -39,7 +39,7 @@ class LocalExecutor:
                 unit.z,
                 unit.seed,
                 parts,
-                files.run(unit.model, unit.z, unit.seed),
+                files.run(unit),
                 progress,
                 log,
                 hook,

@@ -78,7 +78,7 @@ def run_study(
                 f"--out {out} is inside --root {config.root}: the study would read its own results "
                 "as data; choose an --out outside the dataset folder"
             )
-    net_note, net_fingerprint = resolve_perceptual_net(config, log)
+    net_note, net_fingerprints = resolve_perceptual_net(config, log)
     if files.config.exists():
         # Through StudyConfig, so that settings added since that study began take their defaults.
         conflicts = config.conflicts_with(StudyConfig.load(files.config))
@@ -101,7 +101,7 @@ def run_study(
     )  # a Ray that cannot be reached, or is too small, is refused before any file
     try:
         return _run_study(
-            config, files, net_note, net_fingerprint, executor, progress, log, on_epoch
+            config, files, net_note, net_fingerprints, executor, progress, log, on_epoch
         )
     finally:
         executor.stop()
@@ -111,7 +111,7 @@ def _run_study(
     config: StudyConfig,
     files: StudyFiles,
     net_note: str | None,
-    net_fingerprint: str | None,
+    net_fingerprints: dict[str, str],
     executor,
     progress: bool,
     log: Callable[[str], None],
@@ -139,7 +139,16 @@ def _run_study(
                 shutil.rmtree(path, ignore_errors=True)
             raise
         _run_prepared(
-            config, files, data, parts, net_note, net_fingerprint, executor, progress, log, on_epoch
+            config,
+            files,
+            data,
+            parts,
+            net_note,
+            net_fingerprints,
+            executor,
+            progress,
+            log,
+            on_epoch,
         )
         return write_report(files.root)  # still held: no other run sweeps the report's files
 
@@ -156,7 +165,7 @@ def _run_prepared(
     data,
     parts: StudyParts,
     net_note: str | None,
-    net_fingerprint: str | None,
+    net_fingerprints: dict[str, str],
     executor,
     progress: bool,
     log: Callable[[str], None],
@@ -176,13 +185,20 @@ def _run_prepared(
     if previous != config:
         config.save(files.config)
     StudyNotes(data.notes, net_note).write_result(files.notes)
-    record_provenance(files, config, net_fingerprint)
+    record_provenance(files, config, net_fingerprints)
     log(
         f"{config.dataset}: autoencoder {len(parts.ae_train)}/{len(parts.ae_val)} train/val "
         f"images, predictor {len(parts.pred_train)}/{len(parts.pred_val)}, test {len(data.test)}; "
-        f"perceptual network {config.perceptual_net} (weights: "
-        f"{describe_weights(config.perceptual_net, config.train.perceptual_weights)}); training "
-        f"seeds {', '.join(map(str, config.training_seeds()))}"
+        + (
+            "perceptual networks "
+            + ", ".join(
+                f"{net} (weights: {describe_weights(net, weights)})"
+                for net, weights in config.networks().items()
+            )
+            if config.networks()
+            else "no perceptual network"
+        )
+        + f"; training seeds {', '.join(map(str, config.training_seeds()))}"
     )
     baseline = trivial_baseline(data.task, parts.y_train, parts.y_test)
     Baseline(data.task, baseline).write_result(files.baseline)
@@ -192,8 +208,10 @@ def _run_prepared(
     executor.run(config, parts, files, units(config), progress, log, on_epoch)
 
 
-def record_provenance(files: StudyFiles, config: StudyConfig, net_fingerprint: str | None) -> None:
-    """provenance.json: one session per distinct (versions, device, network) that worked on
+def record_provenance(
+    files: StudyFiles, config: StudyConfig, net_fingerprints: dict[str, str]
+) -> None:
+    """provenance.json: one session per distinct (versions, device, networks) that worked on
     this study (a study resumed elsewhere lists both)."""
     session = {
         **provenance.record(resolve_device(config.train.device)),
@@ -201,8 +219,11 @@ def record_provenance(files: StudyFiles, config: StudyConfig, net_fingerprint: s
         "perceptual_weights": describe_weights(
             config.perceptual_net, config.train.perceptual_weights
         ),
-        "perceptual_net_sha256": net_fingerprint,
+        "perceptual_net_sha256": net_fingerprints.get(config.perceptual_net),
     }
+    others = {net: sha for net, sha in net_fingerprints.items() if net != config.perceptual_net}
+    if others:  # the networks of the variants that name their own
+        session["variant_nets_sha256"] = others
     sessions = (
         read_json(files.provenance, "provenance file").get("sessions", [])
         if files.provenance.exists()
