@@ -50,6 +50,7 @@ class World:
 
     def file(self, name: str, content: bytes = b"x") -> Path:
         path = self.tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
         return path
 
@@ -594,7 +595,12 @@ CASES = [
         "folder",
         lambda w: _encode(w, out=w.tmp / "missing" / "z.npy"),
     ),
-    ("encode out not .npy", ".npy", lambda w: _encode(w, out=w.tmp / "z.txt")),
+    ("encode out a file, not .npy", "is a file", lambda w: _encode(w, out=w.file("z.txt"))),
+    (
+        "encode out a folder of other files",
+        "not empty",
+        lambda w: _encode(w, out=w.file("full/other.txt").parent),
+    ),
     ("encode out exists", "exists", lambda w: _encode(w, out=w.file("z.npy"))),
     ("encode out under a file", "out", lambda w: _encode(w, out=w.file("afile") / "z.npy")),
     (

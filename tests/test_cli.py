@@ -226,13 +226,14 @@ def test_a_diverged_training_is_one_line_and_no_finished_run(
     collection_path, tmp_path, monkeypatch
 ):
     import percae.training as training
+    import percae.training.dataset as dataset_run
 
     def diverge(*args, **kwargs):
         raise training.TrainingDiverged(
             "training diverged at epoch 1 (training loss nan, validation loss nan)"
         )
 
-    monkeypatch.setattr(training, "train_autoencoder", diverge)
+    monkeypatch.setattr(dataset_run, "train_autoencoder", diverge)
     result = CliRunner().invoke(
         main,
         [
@@ -514,7 +515,7 @@ def test_the_api_logs_to_the_percae_logger(tiny_split, caplog, monkeypatch):
             progress=False,
         )
     assert [r.name for r in caplog.records] == [
-        "percae.training"
+        "percae.training.loop"
     ] and "epoch   1/1" in caplog.records[0].message
 
 

@@ -28,8 +28,8 @@ pytest.importorskip(
 
 from percae.cluster import RayExecutor  # noqa: E402
 from percae.layout import StudyFiles  # noqa: E402
-from percae.study.config import preset_config  # noqa: E402
-from percae.study.run import run_study  # noqa: E402
+from percae.study.presets import preset_config  # noqa: E402
+from percae.reproduce import run_study  # noqa: E402
 
 pytestmark = pytest.mark.slow  # whole studies or the command line end to end
 
@@ -304,6 +304,7 @@ def test_unit_folders_in_use_or_just_made_are_kept_and_abandoned_ones_removed(
     tmp_path, monkeypatch
 ):
     from percae import cluster
+    from percae.cluster.unit_folders import unit_folder
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     abandoned = tmp_path / "percae-unit-killed"  # its task marked it, then was killed
@@ -316,7 +317,7 @@ def test_unit_folders_in_use_or_just_made_are_kept_and_abandoned_ones_removed(
     os.utime(never_marked, (time.time() - 120,) * 2)
     someone_elses = tmp_path / "other-tool-folder"
     (someone_elses / "held").mkdir(parents=True)
-    with cluster._unit_folder() as in_use:
+    with unit_folder() as in_use:
         (in_use / "AE_z4_seed1").mkdir()
         cluster.remove_abandoned_unit_folders()
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted(

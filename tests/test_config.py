@@ -9,7 +9,8 @@ from dataclasses import replace
 
 import pytest
 
-from percae.config import ConfigError, atomic_write_bytes, atomic_write_json
+from percae.config import ConfigError
+from percae.files import atomic_write_bytes, atomic_write_json
 from percae.study.config import StudyConfig
 from percae.training import TrainConfig
 
@@ -132,17 +133,17 @@ def test_lists_and_numpy_numbers_are_settings_too():
 def test_files_are_written_with_the_usual_permissions(tmp_path):
     import stat
 
-    from percae.config import _UMASK
+    from percae.files import UMASK
 
     atomic_write_json(tmp_path / "a.json", {"x": 1})
     # mkstemp makes its files private; a result a group shares must stay readable to it.
-    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o666 & ~_UMASK
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o666 & ~UMASK
 
 
 def test_an_existing_output_folder_needs_no_writable_parent(tmp_path, monkeypatch):
     import os
 
-    from percae.config import check_output_folder
+    from percae.files import check_output_folder
 
     folder = tmp_path / "mine"
     folder.mkdir()
@@ -169,7 +170,7 @@ def test_a_default_is_written_once():
 
     from percae.data.lunarlander import LunarLanderConfig
     from percae.predictors import PredictorConfig
-    from percae.study import config as study_module
+    from percae.study import presets as study_module
 
     study = StudyConfig()
     changed = {
@@ -207,7 +208,7 @@ def test_a_default_is_written_once():
 
 
 def test_a_folder_in_use_is_refused_to_a_second_user_and_free_again_after(tmp_path):
-    from percae.config import exclusive_use
+    from percae.files import exclusive_use
 
     with exclusive_use(tmp_path):
         with pytest.raises(ConfigError, match="in use by another percae run"):
@@ -221,7 +222,7 @@ def test_an_older_schemas_files_keep_their_meaning():
     """A flat study_config.json that named no network ran the quick presets' offline network
     (and the paper's otherwise); a train_result.json written before it recorded its device and
     autocast still reads; a study may switch on what changes speed only."""
-    from percae.study.config import preset_config
+    from percae.study.presets import preset_config
     from percae.training import TrainingRecord
 
     quick = StudyConfig.from_dict(

@@ -483,7 +483,7 @@ def test_the_network_is_chosen_by_one_rule_whatever_is_cached(
     """Every quick preset's network is the offline one, whether AlexNet's weights are cached or
     not; the paper preset and `percae train` take the paper's AlexNet; a network named wins."""
     from percae.perceptual_networks import perceptual_net_note
-    from percae.study.config import PRESETS, preset_config
+    from percae.study.presets import PRESETS, preset_config
     from percae.training import TrainConfig
 
     for cached in (False, True):

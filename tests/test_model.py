@@ -220,6 +220,9 @@ def test_an_exported_run_reloads_to_the_same_embeddings(tiny_split, tmp_path):
         encode_images(load_autoencoder(tmp_path / "run"), images, device="cpu"),
     )
     card = (shared / "README.md").read_text()
-    assert "# percae VAE, z = 8, 64 px images, pixel loss" in card and "best epoch 1 of 1" in card
+    assert (
+        "# percae VAE, z = 8, 64 px images, pixel-wise mean squared error" in card
+        and "best epoch 1 of 1" in card
+    )
     again = CliRunner().invoke(main, ["export", str(tmp_path / "run"), "--out", str(shared)])
     assert again.exit_code == 1 and "not empty" in again.output

@@ -266,8 +266,10 @@ def test_position_targets_are_standardised_by_one_scale_for_both_axes(tmp_path, 
         seen["train"], seen["val"] = train_y, val_y
         return real(train_x, train_y, val_x, val_y, specs, config)
 
-    real = predictors.fit_predictor_grid
-    monkeypatch.setattr(predictors, "fit_predictor_grid", capture)
+    from percae.predictors import evaluate
+
+    real = evaluate.fit_predictor_grid
+    monkeypatch.setattr(evaluate, "fit_predictor_grid", capture)
     predictors.fit_predictors(
         "position",
         x[:30],

@@ -13,8 +13,8 @@ from percae.cli import main
 from percae.data.lunarlander import LunarLanderConfig, generate_lunarlander, lunarlander_study_data
 from percae.predictors import PredictorConfig
 from percae.probe import probe_embeddings
-from percae.study.config import preset_config
-from percae.study.run import run_study
+from percae.study.presets import preset_config
+from percae.reproduce import run_study
 
 pytestmark = pytest.mark.slow  # whole studies or the command line end to end
 

@@ -16,8 +16,8 @@ import torch
 
 from percae.data.lunarlander import LunarLanderConfig, generate_lunarlander, load_lunarlander
 from percae.predictors import predictor_grid
-from percae.study.config import preset_config
-from percae.study.run import run_study
+from percae.study.presets import preset_config
+from percae.reproduce import run_study
 
 pytestmark = pytest.mark.slow  # whole studies or the command line end to end
 
@@ -283,7 +283,7 @@ def test_seeds_each_train_their_own_run_and_resume_per_seed(collection, tmp_path
 
 
 def test_preset_seed_count_starts_at_the_chosen_seed_and_seeds_override_it():
-    from percae.cli import parse_seeds
+    from percae.cli.options import parse_seeds
 
     assert preset_config("lunarlander", "quick").training_seeds() == (0, 1, 2)
     assert preset_config("lunarlander", "quick", seed=5).training_seeds() == (5, 6, 7)

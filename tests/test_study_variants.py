@@ -9,8 +9,8 @@ import json
 import pytest
 
 from percae.layout import StudyFiles
-from percae.study.config import preset_config
-from percae.study.run import run_study
+from percae.study.presets import preset_config
+from percae.reproduce import run_study
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,7 @@ from percae.config import ConfigError
 from percae.loss import PerceptualLoss, PixelLoss
 from percae.model import AutoencoderConfig, build_autoencoder, load_autoencoder, load_tensors
 from percae.device import DeviceImages, to_float_batch
-from percae.training import TrainConfig, evaluate_loss, train_autoencoder
+from percae.training import Objective, TrainConfig, evaluate_loss, train_autoencoder
 
 EPOCH_LINE = re.compile(r"^epoch\s+(\d+)/")
 
@@ -63,6 +63,8 @@ class Snapshots:
 class WorseWhenEvaluated(nn.Module):
     """MSE while training; minus MSE when evaluated (no autograd), so that validation
     gets worse exactly as the model learns: the best epoch is an early one."""
+
+    name = "worse-when-evaluated"
 
     def forward(self, reconstruction, target):
         mse = F.mse_loss(reconstruction, target)
@@ -128,7 +130,10 @@ def test_loss_decreases_and_the_best_epoch_is_kept(tiny_split):
     assert_same_state(state_copy(model), snaps.states[result.best_epoch])
     assert not model.training
     again = evaluate_loss(
-        model, PixelLoss(), DeviceImages(val, torch.device("cpu")), batch_size=5, amp=False
+        Objective(model, PixelLoss(), 0.0, False),
+        DeviceImages(val, torch.device("cpu")),
+        batch_size=5,
+        amp=False,
     )
     assert again == pytest.approx(result.best_val_loss, rel=1e-5)
     # The recorded validation loss is the plain mean squared error over the validation images.
@@ -150,7 +155,10 @@ def test_best_epoch_is_restored_when_later_epochs_are_worse(small):
     last = snaps.states[3]
     assert any(not torch.equal(last[k], v) for k, v in model.state_dict().items())
     again = evaluate_loss(
-        model, WorseWhenEvaluated(), DeviceImages(val, torch.device("cpu")), batch_size=8, amp=False
+        Objective(model, WorseWhenEvaluated(), 0.0, False),
+        DeviceImages(val, torch.device("cpu")),
+        batch_size=8,
+        amp=False,
     )
     assert again == pytest.approx(result.best_val_loss, rel=1e-5)
 
@@ -465,12 +473,12 @@ def test_cached_features_are_float32_under_bf16_autocast(tiny_images, monkeypatc
 
 
 def test_validation_features_get_the_budget_the_training_set_leaves(tiny_images, monkeypatch):
-    from percae import training
+    from percae.training import loop
 
     train, val = tiny_images.subset(np.arange(24)), tiny_images.subset(np.arange(48, 58))
     per_image = 3 * 16 * 16 * 4
     monkeypatch.setattr(
-        training, "feature_cache_bytes", lambda device, mb: 24 * per_image
+        loop, "feature_cache_bytes", lambda device, mb: 24 * per_image
     )  # training's alone
     net = CountingNetwork()
     train_autoencoder(
@@ -718,8 +726,8 @@ def test_a_share_of_a_gpu_caches_features_in_a_quarter_of_that_share(monkeypatch
     )
     cuda = torch.device("cuda", 0)
     assert feature_cache.feature_cache_bytes(cuda, None) == 20 << 30
-    monkeypatch.setattr(feature_cache, "GPU_SHARE", 0.25)
-    assert feature_cache.feature_cache_bytes(cuda, None) == 5 << 30
+    quarter = feature_cache.shared_gpu_megabytes(0.25, cuda)  # a Ray task's budget
+    assert feature_cache.feature_cache_bytes(cuda, quarter) == 5 << 30
     assert feature_cache.feature_cache_bytes(cuda, 100.0) == 100 << 20  # a set size stays as set
     assert feature_cache.feature_cache_bytes(torch.device("cpu"), None) == 0
 
@@ -852,7 +860,7 @@ def test_a_killed_writes_temporary_file_is_removed_by_the_next_run_there(small, 
 def test_a_full_disk_names_the_file_and_the_cause_and_leaves_no_temporary_file(tmp_path):
     import errno
 
-    from percae.config import atomic_write_bytes
+    from percae.files import atomic_write_bytes
 
     def full(f):
         f.write(b"some")

@@ -1,224 +1,23 @@
-"""Typed configuration: dataclasses that round-trip through JSON, strictly."""
+"""Typed configuration: dataclasses that round-trip through JSON, strictly, each setting with
+the rule its value keeps."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
 import math
 import numbers
 import os
-import signal
-import tempfile
-import threading
 import types
 import typing
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, TypeVar
+from typing import Any, TypeVar
+
+from .errors import ConfigError
+from .files import atomic_write_json, read_json
+
+__all__ = ["MAX_SEED", "REQUIRED", "ConfigError", "JsonConfig", "option_name", "setting"]
 
 T = TypeVar("T", bound="JsonConfig")
-
-
-class ConfigError(ValueError):
-    """A configuration value or file is wrong; the message says how to fix it."""
-
-
-def check_output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
-    """Refuse, before any work, a folder that cannot be created or written: a file in its
-    place or above it."""
-    path = Path(path)
-    if path.exists():
-        if not path.is_dir():
-            raise ConfigError(f"{option} {path} is a file; choose a folder")
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise ConfigError(f"{option} {path} is not writable; choose another place")
-        return path
-    for parent in path.parents:  # the nearest existing folder above it must take a new folder
-        if parent.exists():
-            if not parent.is_dir():
-                raise ConfigError(f"{option} {path}: {parent} is a file, not a folder")
-            if not os.access(parent, os.W_OK | os.X_OK):
-                raise ConfigError(
-                    f"{option} {path}: {parent} is not writable; choose another place"
-                )
-            break
-    return path
-
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-# The signals that end a run as Ctrl-C does: unwound, one line, the finished work kept.
-STOPPING_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-@contextlib.contextmanager
-def _signals_deferred():
-    """Ctrl-C and SIGTERM held back until the block ends: an interrupted run then leaves no
-    temporary file behind, and no library (matplotlib writing a PDF, say) is cut off in the
-    middle. Held by swapping Python's handlers, which always run in the main thread, rather
-    than by a signal mask, which covers only the calling thread: a signal the kernel hands to
-    one of torch's or BLAS's threads would get through a mask."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held: list[int] = []
-
-    def hold(signum, frame):
-        held.append(signum)
-
-    previous = {}
-    for signum in STOPPING_SIGNALS:
-        handler = signal.getsignal(signum)
-        # an ignored signal stays ignored; one that C code took (None) cannot be put back
-        if handler is not None and handler is not signal.SIG_IGN:
-            previous[signum] = signal.signal(signum, hold)
-    try:
-        yield
-    finally:
-        acted_on = None
-        for signum, handler in previous.items():
-            try:  # every handler is put back, even if a signal that comes meanwhile raises
-                signal.signal(signum, handler)
-            except BaseException as e:
-                acted_on = acted_on or e
-        if acted_on is not None:
-            raise acted_on
-        for signum in dict.fromkeys(held):  # each once, in the order they came
-            signal.raise_signal(signum)
-
-
-@contextlib.contextmanager
-def exclusive_use(folder: str | os.PathLike, option: str = "--out"):
-    """Hold `folder` for this process (an advisory lock on the folder itself, released however
-    the process ends): another percae asking for it is refused in one line."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        yield
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise ConfigError(
-            f"{option} {folder} is in use by another percae run; wait for it to end, or use "
-            f"another {option}"
-        ) from None
-    try:
-        yield
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
-    """Write a file through `write(file)` so that a reader sees the old content or the new
-    one, never half: into a temporary file beside it, synced, then renamed over it."""
-    with _signals_deferred():
-        _atomic_write_bytes(Path(path), write)
-
-
-def _atomic_write_bytes(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # as an ordinary new file (mkstemp makes it private)
-        os.replace(tmp, path)
-    except (
-        OSError
-    ) as e:  # a full disk, a folder made read-only: the file and the cause, in one line
-        Path(tmp).unlink(missing_ok=True)
-        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def remove_stale_temporary_files(folder: str | os.PathLike) -> None:
-    """The temporary files that killed atomic writes (kill -9, power loss) left in `folder`;
-    called by the next run there, which owns the folder (a concurrent one would be an error)."""
-    folder = Path(folder)
-    if folder.is_dir():
-        for leftover in folder.glob(".*.tmp"):
-            leftover.unlink(missing_ok=True)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, lambda f: f.write(text.encode()))
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Standard JSON only: a NaN or an infinity is an error here, never a file other tools
-    misread."""
-    try:
-        text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False)
-    except ValueError:
-        raise ValueError(
-            f"refusing to write {path}: it would hold NaN or infinity ({_non_finite(obj)})"
-        ) from None
-    atomic_write_text(path, text + "\n")
-
-
-# Larger than any settings or result file percae writes: a bigger one is not one of them.
-MAX_JSON_BYTES = 16 << 20
-
-
-def read_json(path: str | os.PathLike, what: str = "file") -> Any:
-    """A JSON file's content; a missing, unreadable, oversized (or not a regular file: a FIFO
-    would block), malformed or absurdly nested file is a ConfigError naming it."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{what} {path} does not exist")
-    if not path.is_file():
-        raise ConfigError(f"{what} {path} is not a regular file")
-    if path.stat().st_size > MAX_JSON_BYTES:
-        raise ConfigError(
-            f"{what} {path} is {path.stat().st_size} bytes, more than any percae file "
-            f"({MAX_JSON_BYTES} at most)"
-        )
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(
-            f"{what} {path} is not valid JSON ({e}); restore or regenerate it"
-        ) from None
-    except (
-        RecursionError,
-        ValueError,
-    ) as e:  # nested thousands deep; an integer of thousands of digits
-        raise ConfigError(
-            f"{what} {path} is not a settings file percae can read ({type(e).__name__}: "
-            f"{str(e)[:100]})"
-        ) from None
-
-
-def _non_finite(obj: Any, where: str = "") -> str:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return f"{where or 'value'} = {obj}"
-    items = (
-        obj.items()
-        if isinstance(obj, dict)
-        else enumerate(obj)
-        if isinstance(obj, (list, tuple))
-        else ()
-    )
-    for key, value in items:
-        found = _non_finite(value, f"{where}.{key}" if where else str(key))
-        if found:
-            return found
-    return ""
-
-
-def early_stopping_patience(epochs: int, patience: int | None) -> int:
-    """Epochs without a better validation loss before training stops: as set, else the
-    study's max(10, epochs // 20) (the one place of that rule, for autoencoders and predictors)."""
-    return patience if patience is not None else max(10, epochs // 20)
 
 
 # The default of a record's field that every file of it must hold.
@@ -308,7 +107,13 @@ class JsonConfig:
                     )
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        """Every field but those marked `metadata={"saved": False}` (what a record carries in
+        memory alone)."""
+        return {
+            f.name: _plain(getattr(self, f.name))
+            for f in dataclasses.fields(self)  # type: ignore[arg-type]
+            if f.metadata.get("saved", True)
+        }
 
     @classmethod
     def from_dict(cls: type[T], data: dict[str, Any]) -> T:

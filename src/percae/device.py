@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .config import ConfigError
-from .data import ImageSet
+from .data import ImageSet, to_float_batch
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -52,17 +52,6 @@ def to_channels_last(module: torch.nn.Module, device: torch.device) -> torch.nn.
             if isinstance(layer, torch.nn.ConvTranspose2d):
                 layer.weight.data = layer.weight.data.contiguous()
     return module
-
-
-def to_float_batch(batch: torch.Tensor, tile: int = 1) -> torch.Tensor:
-    """uint8 (B, H, W, 3) -> float (B, 3, H*tile, W*tile) in [0, 1].
-
-    The permute of NHWC memory is already channels-last, which convolutions prefer.
-    """
-    x = batch.permute(0, 3, 1, 2).float().div_(255.0)
-    if tile > 1:
-        x = x.repeat(1, 1, tile, tile)
-    return x
 
 
 class DeviceImages:

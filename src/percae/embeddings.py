@@ -1,18 +1,22 @@
-"""Embeddings (the encoder's mu) of an image set, computed once per autoencoder and
-cached as a plain array; reconstructions and their L1 error."""
+"""Embeddings (the encoder's mu) of an image set, computed once per autoencoder and cached as
+a plain array; a dataset's part encoded with its targets for a probe (`percae encode`);
+reconstructions and their L1 error."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .config import ConfigError, atomic_write_bytes
+from .config import ConfigError
+from .files import atomic_write_bytes
 from .data import ImageSet
 from .device import DeviceImages, resolve_device, to_float_batch
-from .model import Autoencoder
+from .layout import EncodedFiles
+from .model import Autoencoder, load_autoencoder
 
 
 @torch.no_grad()
@@ -161,3 +165,85 @@ def cached_embeddings(
     z = encode_images(model, images, device=device)
     atomic_write_bytes(path, lambda f: np.save(f, z))
     return z
+
+
+@dataclass
+class Encoded:
+    """A part's embeddings and what a probe needs of it: its targets (positions or classes) and
+    groups (rollouts), where the data has them, and what was encoded."""
+
+    embeddings: np.ndarray
+    targets: np.ndarray | None
+    groups: np.ndarray | None
+    record: dict
+
+
+# Parts whose images the autoencoder trained on: a probe of them measures memory, not use.
+TRAINED_ON = ("autoencoder", "all")
+
+
+def encode_data(
+    run_dir: str | os.PathLike,
+    data: str | os.PathLike,
+    dataset: str = "lunarlander",
+    part: str = "all",
+    device: str = "auto",
+) -> Encoded:
+    """The embeddings (mu) by the run in `run_dir` of a .npy file of images (uint8 (N, S, S, 3)
+    or float (N, 3, S, S)), or of a part of a dataset: autoencoder, predictor, test, or all its
+    images in file order (for datasets whose parts share one file: lunarlander, folder)."""
+    from .data import load_study_data
+
+    resolve_device(device)
+    model = load_autoencoder(run_dir)
+    record = {"run": str(run_dir), "data": str(data), "dataset": None, "part": None, "task": None}
+    if Path(data).is_file():
+        if not str(data).endswith(".npy"):
+            raise ConfigError(f"--data {data}: a file of images must be a .npy array")
+        try:
+            images = np.load(data, mmap_mode="r")  # never unpickles
+        except ValueError as e:
+            raise ConfigError(f"--data {data} is not a plain .npy array ({e})") from None
+        z = encode_images(model, images, device=device)
+        return Encoded(z, None, None, {**record, "images": len(z)})
+    # The images at the size the model takes: a folder dataset is resized to it.
+    study = load_study_data(dataset, data, image_size=model.config.image_size)
+    if part == "all":
+        base = study.autoencoder
+        if any(p.images is not base.images for p in (study.predictor, study.test)):
+            # STL-10 and SVHN keep each part in its own file: "all" would silently mean one of them.
+            raise ConfigError(
+                f"--part all needs one image file for every part, and {dataset} has one per part; "
+                "encode each with --part autoencoder, predictor or test"
+            )
+        images = ImageSet(base.images, base.targets, base.groups, tile=base.tile, name=base.name)
+    else:
+        images = getattr(study, part)
+    z = encode_images(model, images, device=device)
+    targets = images.selected_targets() if images.targets is not None else None
+    return Encoded(
+        z,
+        targets,
+        images.selected_groups() if images.groups is not None else None,
+        {**record, "dataset": dataset, "part": part, "task": study.task, "images": len(z)},
+    )
+
+
+def write_encoded(out: str | os.PathLike, encoded: Encoded) -> None:
+    """A .npy file of the embeddings alone, or a folder (`layout.EncodedFiles`) of the
+    embeddings, their targets and groups and encoding.json, which `percae probe --embeddings`
+    reads as it is. Each file is written whole; encoding.json goes last."""
+    from .files import atomic_write_json
+
+    if str(out).endswith(".npy"):
+        atomic_write_bytes(out, lambda f: np.save(f, encoded.embeddings))
+        return
+    files = EncodedFiles(out)
+    for path, array in (
+        (files.embeddings, encoded.embeddings),
+        (files.targets, encoded.targets),
+        (files.groups, encoded.groups),
+    ):
+        if array is not None:
+            atomic_write_bytes(path, lambda f, a=array: np.save(f, a))
+    atomic_write_json(files.record, encoded.record)

@@ -1,20 +1,20 @@
 """A run folder as a shareable model (`percae export`): the weights as safetensors, the
 configs, the results, and a model card (README.md) with the data, settings, metrics and
-provenance that a reader of the folder alone needs."""
+provenance that a reader of the folder alone needs, and how to load the encoder in plain
+PyTorch."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
-from .config import ConfigError, atomic_write_text, check_output_folder, read_json
-from .layout import RunFiles, StudyFiles
-from .model import load_autoencoder, save_autoencoder
-
-CARD = "README.md"
+from .config import ConfigError
+from .files import atomic_write_text, check_output_folder, filled_in_place, read_json
+from .layout import MODEL_CARD, RunFiles, StudyFiles
+from .loss import LOSSES
+from .model import encoder_grid, load_autoencoder, save_autoencoder
 
 
 def _study_of(run: Path) -> dict | None:
@@ -36,20 +36,62 @@ def _table(settings: dict) -> list[str]:
     ]
 
 
+def loss_words(train: dict) -> str:
+    """The loss a run trained with, as its record names it."""
+    loss = train.get("loss", "?")
+    if loss not in LOSSES:
+        return f"{loss} loss"
+    if LOSSES[loss].uses_network:
+        return f"perceptual loss ({train.get('perceptual_net')})"
+    return LOSSES[loss].description
+
+
+def plain_pytorch(side: int, z: int, size: int) -> list[str]:
+    """Loading the encoder without percae: its layers, its input and the embedding (mu)."""
+    return [
+        "```python",
+        "import numpy as np",
+        "import torch",
+        "from safetensors.torch import load_file",
+        "from torch import nn",
+        "",
+        'state = load_file("THIS_FOLDER/model.safetensors")',
+        "layers, channels = [], 3",
+        "for width in (32, 64, 128, 256):  # 4 x 4 convolutions, stride 2, no padding",
+        "    layers += [nn.Conv2d(channels, width, 4, stride=2), nn.BatchNorm2d(width), nn.ReLU()]",
+        "    channels = width",
+        "encoder = nn.Sequential(*layers, nn.Flatten())",
+        f"mu = nn.Linear(256 * {side} * {side}, {z})",
+        'encoder.load_state_dict({k[8:]: v for k, v in state.items() if k.startswith("encoder.")})',
+        'mu.load_state_dict({k[3:]: v for k, v in state.items() if k.startswith("mu.")})',
+        "encoder.eval()",
+        f"# images: uint8 RGB (N, {size}, {size}, 3); the model takes float (N, 3, {size}, {size})"
+        " in [0, 1]",
+        "images = np.zeros((2, %d, %d, 3), np.uint8)" % (size, size),
+        "x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255",
+        "with torch.no_grad():",
+        f"    z = mu(encoder(x))  # (N, {z}): the embedding, the encoder's mean",
+        "```",
+    ]
+
+
 def model_card(run: Path, model_config: dict) -> str:
     files = RunFiles(run)
     train = read_json(files.train_config, "training config") if files.train_config.exists() else {}
     result = read_json(files.train_result, "training result") if files.train_result.exists() else {}
     study = _study_of(run)
     kind, z, size = model_config["kind"], model_config["latent_dim"], model_config["image_size"]
-    loss = train.get("loss", "?")
+    # A study's run folder is MODEL_zZ_seedS: its model's name says its kind and loss.
+    model = run.name.rsplit("_z", 1)[0] if study else kind.upper()
     out = [
-        f"# percae {kind.upper()}, z = {z}, {size} px images, {loss} loss",
+        f"# percae {model}, z = {z}, {size} px images, {loss_words(train)}",
         "",
         f"An image autoencoder trained with percae, exported from `{run}`.",
         "The embedding of an image is the encoder's mean (mu).",
         "",
         "## Load",
+        "",
+        "With percae:",
         "",
         "```python",
         "from percae.model import load_autoencoder",
@@ -60,6 +102,10 @@ def model_card(run: Path, model_config: dict) -> str:
         "z = encode_images(model, images)  "
         f"# images: uint8 (N, {size}, {size}, 3) or float (N, 3, {size}, {size})",
         "```",
+        "",
+        "In plain PyTorch (the encoder alone; `safetensors` reads the weights):",
+        "",
+        *plain_pytorch(encoder_grid(size), z, size),
         "",
         "## Data",
         "",
@@ -75,12 +121,13 @@ def model_card(run: Path, model_config: dict) -> str:
             "A `percae train` run: the autoencoder part of the dataset given with `--data` (not "
             "recorded in the run), 80% for training and 20% for validation."
         )
-    if loss == "perceptual":
-        out += [
-            "",
-            f"Perceptual network: {train.get('perceptual_net')}; the term scaled by "
-            f"{train.get('perceptual_scale')}.",
-        ]
+    if train.get("loss") in LOSSES and LOSSES[train["loss"]].scaled:
+        net = (
+            f"Perceptual network: {train.get('perceptual_net')}; the"
+            if LOSSES[train["loss"]].uses_network
+            else "The"
+        )
+        out += ["", f"{net} loss scaled by {train.get('perceptual_scale')}."]
     out += ["", "## Training settings", "", *_table(train)]
     if study:
         out += ["", "## Study settings", "", *_table(study)]
@@ -92,11 +139,13 @@ def model_card(run: Path, model_config: dict) -> str:
     ]
     if files.predictors.exists():
         predictors = read_json(files.predictors, "predictor results")
+        metric = (
+            "accuracy" if predictors.get("task") == "classification" else "mean distance in pixels"
+        )
         for kind_name, selected in predictors.get("selected", {}).items():
             out.append(
                 f"- {kind_name}: {selected.get('predictor')}, test metric "
-                f"{selected.get('test_metric')} "
-                f"({'accuracy' if predictors.get('task') == 'classification' else 'mean distance in pixels'})"  # noqa: E501
+                f"{selected.get('test_metric')} ({metric})"
             )
     provenance = result.get("provenance") or {}
     out += [
@@ -112,7 +161,9 @@ def model_card(run: Path, model_config: dict) -> str:
 
 def export_run(run: str | os.PathLike, out: str | os.PathLike) -> Path:
     """Write `run`'s model into `out` (a new folder): model.safetensors, model_config.json, the
-    training config, result and history, its predictors where a study fitted them, README.md."""
+    training config, result and history, its predictors where a study fitted them, README.md.
+    Built in a hidden folder beside `out` and renamed into place: a killed export leaves no half
+    a model, and the next export removes what it left."""
     run, out = Path(run), Path(out)
     files = RunFiles(run)
     if not files.train_result.exists():
@@ -124,27 +175,18 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike) -> Path:
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"--out {out} is not empty; choose a new folder")
     card = model_card(run, model.config.to_dict())
-    # Built beside `out` and renamed into place: a killed export leaves no half a model.
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    try:
-        _write(run, files, model, card, partial)
-        if out.exists():
-            out.rmdir()  # (empty, checked above)
-        os.replace(partial, out)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+    busy = lambda owner: ConfigError(  # noqa: E731
+        f"another percae is exporting into {out} ({owner}); wait for it to end, or choose "
+        "another --out"
+    )
+    with filled_in_place(out, busy) as partial:
+        save_autoencoder(model, partial)
+        exported = RunFiles(partial)
+        for name in ("train_config", "train_result", "history", "predictors"):
+            if getattr(files, name).exists():
+                shutil.copyfile(getattr(files, name), getattr(exported, name))
+        for kind in ("mlp", "linear"):
+            if files.predictor(kind).exists():
+                shutil.copyfile(files.predictor(kind), exported.predictor(kind))
+        atomic_write_text(partial / MODEL_CARD, card)
     return out
-
-
-def _write(run: Path, files: RunFiles, model, card: str, out: Path) -> None:
-    save_autoencoder(model, out)
-    exported = RunFiles(out)
-    for name in ("train_config", "train_result", "history", "predictors"):
-        if getattr(files, name).exists():
-            shutil.copyfile(getattr(files, name), getattr(exported, name))
-    for kind in ("mlp", "linear"):
-        if files.predictor(kind).exists():
-            shutil.copyfile(files.predictor(kind), exported.predictor(kind))
-    atomic_write_text(out / CARD, card)

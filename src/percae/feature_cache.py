@@ -76,19 +76,22 @@ class FeatureCache:
         return 0 if self.store is None else sum(s.numel() * s.element_size() for s in self.store)
 
 
-# The share of its GPU this process has: a Ray task with --gpus-per-run 0.25 sets 0.25
-# (cluster._run_unit), so that four trainings on one GPU do not each take a quarter of it.
-GPU_SHARE = 1.0
-
-
 def feature_cache_bytes(device: torch.device, megabytes: float | None) -> int:
-    """Bytes a run's feature caches may take: `megabytes` if set; else on CUDA a quarter of
-    this process's share of the device's memory (its total times `GPU_SHARE`, not what is free
-    now, so that a resumed run makes the same choice as the run it resumes: cached and
-    recomputed features may differ in the last bits), and nothing on a CPU, where the speed it
-    gained was within noise for memory a study's budget could not spare (docs/performance.md)."""
+    """Bytes a run's feature caches may take: `megabytes` if set (a Ray task on a share of a GPU
+    sets its quarter of that share); else on CUDA a quarter of the device's memory (its total,
+    not what is free now, so that a resumed run makes the same choice as the run it resumes:
+    cached and recomputed features may differ in the last bits), and nothing on a CPU, where
+    the speed it gained was within noise for memory a study's budget could not spare
+    (docs/performance.md)."""
     if megabytes is not None:
         return int(megabytes * (1 << 20))
     if device.type == "cuda":
-        return int(torch.cuda.get_device_properties(device).total_memory * GPU_SHARE) // 4
+        return int(torch.cuda.get_device_properties(device).total_memory) // 4
     return 0
+
+
+def shared_gpu_megabytes(share: float, device: torch.device) -> float:
+    """The cache budget of a process that has `share` of a GPU (a Ray task with --gpus-per-run
+    0.25): a quarter of its share, so that four trainings on one GPU do not each take a quarter
+    of it."""
+    return torch.cuda.get_device_properties(device).total_memory * share / 4 / (1 << 20)

@@ -157,3 +157,66 @@ class StudyFiles:
         """figures/NAME.png and .pdf: the metric against z, the ratios, positions, training
         curves."""
         return self.figures / f"{name}.{suffix}"
+
+
+@dataclass(frozen=True)
+class EncodedFiles:
+    """`percae encode --out DIR`: a part's embeddings with what a probe needs beside them."""
+
+    root: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def embeddings(self) -> Path:
+        return self.root / "embeddings.npy"
+
+    @property
+    def targets(self) -> Path:
+        return self.root / "targets.npy"
+
+    @property
+    def groups(self) -> Path:
+        return self.root / "groups.npy"
+
+    @property
+    def record(self) -> Path:
+        """Written last: what was encoded (run, data, part, task)."""
+        return self.root / "encoding.json"
+
+
+@dataclass(frozen=True)
+class ProbeFiles:
+    """`percae probe --out DIR`."""
+
+    root: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def settings(self) -> Path:
+        """Written first: what the probe evaluates, so that an interrupted one resumes."""
+        return self.root / "probe_config.json"
+
+    @property
+    def result(self) -> Path:
+        """Written last: the probe is finished when it exists."""
+        return self.root / "probe.json"
+
+    @property
+    def tables(self) -> Path:
+        return self.root / "tables.md"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    def run(self, name: str, seed: int) -> RunFiles:
+        """The predictors of one embedding and predictor seed."""
+        return RunFiles(self.runs / f"{name}_seed{seed}")
+
+
+# An exported model's card (`percae export`).
+MODEL_CARD = "README.md"

@@ -13,7 +13,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .config import ConfigError, JsonConfig, atomic_write_bytes, atomic_write_json, setting
+from .config import ConfigError, JsonConfig, setting
+from .files import atomic_write_bytes, atomic_write_json
 from .data import check_image_size
 from .layout import RunFiles
 
@@ -43,7 +44,8 @@ class AutoencoderOutput(NamedTuple):
     logvar: torch.Tensor | None
 
 
-def _conv_out(size: int) -> int:
+def encoder_grid(size: int) -> int:
+    """The side of the encoder's last feature map for images of `size` px (2 at 64 px)."""
     for _ in range(4):
         size = (size - 4) // 2 + 1
     return size
@@ -68,7 +70,7 @@ class Autoencoder(nn.Module):
             ]
             c_in = c_out
         self.encoder = nn.Sequential(*layers, nn.Flatten())
-        flat = 256 * _conv_out(size) ** 2
+        flat = 256 * encoder_grid(size) ** 2
         self.mu = nn.Linear(flat, z)
         self.logvar = nn.Linear(flat, z) if self.variational else None
         self.side = (size - 64) // 16 + 1
@@ -198,6 +200,12 @@ def load_autoencoder(
             f"{k} is {tuple(state[k].shape)}, not {tuple(v.shape)}"
             for k, v in expected.items()
             if k in state and state[k].shape != v.shape
+        ),
+        # (loading would cast them silently: a header edited from F32 to I32, say)
+        "; ".join(
+            f"{k} is {state[k].dtype}, not {v.dtype}"
+            for k, v in expected.items()
+            if k in state and state[k].dtype != v.dtype
         ),
     ]
     if any(problems):

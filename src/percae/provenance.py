@@ -9,9 +9,6 @@ import hashlib
 import platform
 from importlib.metadata import PackageNotFoundError, version
 
-import torch
-from torch import nn
-
 # Version of the results folders' layout and files; `percae report` refuses newer ones.
 # 2: study_config.json holds the study's training and predictor settings as parts ("train",
 # "predictor"); version 1's flat file is still read (StudyConfig.from_dict).
@@ -19,19 +16,26 @@ SCHEMA_VERSION = 2
 PACKAGES = ("percae", "torch", "torchvision", "numpy", "gymnasium", "scipy")
 
 
-def versions() -> dict[str, str]:
+def versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
+    """Python's version and each package's (torch's with its build: +cu130, +cpu)."""
     out = {"python": platform.python_version()}
-    for package in PACKAGES:
+    for package in packages:
         try:
             out[package] = version(package)
         except PackageNotFoundError:
             out[package] = "not installed"
-    out["torch"] = torch.__version__  # with its build (+cu130, +cpu), which the metadata omits
+    if "torch" in packages:
+        import torch
+
+        out["torch"] = torch.__version__  # with its build, which the metadata omits
     return out
 
 
-def device_name(device: torch.device) -> str:
+def device_name(device) -> str:
+    """The GPU's name, or the CPU's model."""
     if device.type == "cuda":
+        import torch
+
         return torch.cuda.get_device_name(device)
     try:
         for line in open("/proc/cpuinfo"):
@@ -42,7 +46,7 @@ def device_name(device: torch.device) -> str:
     return f"cpu: {platform.processor() or platform.machine()}"
 
 
-def network_fingerprint(network: nn.Module) -> str:
+def network_fingerprint(network) -> str:
     """sha256 of a network's weights and buffers, in name order: the same digest means the
     same network, whatever file or seed it came from."""
     digest = hashlib.sha256()
@@ -52,6 +56,6 @@ def network_fingerprint(network: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def record(device: torch.device) -> dict:
+def record(device) -> dict:
     """This process's part of a provenance record."""
     return {"schema": SCHEMA_VERSION, "versions": versions(), "device": device_name(device)}

@@ -49,3 +49,37 @@ def paired_ratio(a: list, b: list, a_name: str, b_name: str, lower_is_better: bo
         "per_seed": ratios,
         "verdict": verdict,
     }
+
+
+def interval_text(mean: float, half: float | None, show, low=None, high=None) -> str:
+    """`mean ± half` in `show`'s format; where the interval would leave the metric's range
+    [low, high] (an accuracy above 100%, an error below 0), the interval itself, cut there."""
+    if half is None:
+        return show(mean)
+    lo, hi = mean - half, mean + half
+    if (low is not None and lo < low) or (high is not None and hi > high):
+        lo = lo if low is None else max(lo, low)
+        hi = hi if high is None else min(hi, high)
+        return f"{show(mean)} (95% CI {show(lo)}–{show(hi)})"
+    return f"{show(mean)} ± {show(half)}"
+
+
+def ratio_text(comparison: dict) -> str:
+    """A paired ratio with its interval, which a ratio of metrics that are never negative does
+    not leave below 0."""
+    interval = comparison.get("ratio_ci95")
+    if not interval:
+        return f"{comparison['ratio']:.2f}"
+    return f"{comparison['ratio']:.2f} (95% CI {max(interval[0], 0.0):.2f}–{interval[1]:.2f})"
+
+
+def seed_note(count: int, option: str = "--seeds") -> str | None:
+    """What a table says of fewer than three seeds: one gives no interval, two a very wide one
+    (its Student t factor is 12.7)."""
+    if count >= 3:
+        return None
+    return (
+        f"Note: {count} seed{'s' if count > 1 else ''}: "
+        + ("no interval; " if count == 1 else "the 95% interval of two seeds is very wide; ")
+        + f"{option} 3 or more gives one that can tell a difference from seed noise."
+    )

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ConfigError, check_output_folder
+from .config import ConfigError
+from .files import check_output_folder
 from .layout import RunFiles, StudyFiles
 
 
@@ -71,6 +72,21 @@ class TensorBoardLog:
         writer = self._writer(run)
         writer.add_image(tag, grid, step, dataformats="HWC")
         writer.flush()
+
+    def validation_reconstructions(
+        self, run: str, model, images, step: int, device: str = "auto", count: int = 8
+    ) -> None:
+        """The first `count` validation images above a trained model's reconstructions of them
+        (`percae train`), at the best epoch's step."""
+        from .embeddings import reconstruct
+
+        sample = np.arange(min(count, len(images)))
+        self.reconstructions(
+            run,
+            images.subset(sample).materialize(),
+            reconstruct(model, images, sample, device),
+            step=step,
+        )
 
     def close(self) -> None:
         for writer in self._writers.values():

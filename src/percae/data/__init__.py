@@ -2,7 +2,7 @@
 and the leak-free splits the study uses.
 
 An `ImageSet` never holds a float copy of its images: batches are gathered by index
-as uint8 and converted on the device (`percae.device.to_float_batch`).
+as uint8 and converted on the device (`to_float_batch`, which `percae.device` calls there).
 """
 
 from __future__ import annotations
@@ -13,11 +13,9 @@ from typing import Literal
 
 import numpy as np
 
+from ..errors import DataError
+
 Task = Literal["position", "classification"]
-
-
-class DataError(ValueError):
-    """A dataset is missing, malformed or inconsistent; the message names the file and the fix."""
 
 
 # Positions are pixel coordinates; beyond this their squared errors overflow float32.
@@ -57,7 +55,6 @@ class ImageSet:
     tile: int = 1
     num_classes: int | None = None
     name: str = ""
-    _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4 or self.images.shape[-1] != 3 or self.images.dtype != np.uint8:
@@ -81,9 +78,7 @@ class ImageSet:
         if not -len(self) <= position < len(self):
             raise IndexError(f"position {position} is outside this set of {len(self)} images")
         pixels = self.images[self.indices[position]]
-        image = torch.from_numpy(np.array(pixels)).permute(2, 0, 1).float().div_(255.0)
-        if self.tile > 1:
-            image = image.repeat(1, self.tile, self.tile)
+        image = to_float_batch(torch.from_numpy(np.array(pixels))[None], self.tile)[0]
         if self.targets is None:
             return image, -1
         target = self.targets[self.indices[position]]
@@ -158,6 +153,18 @@ class ImageSet:
         return h.hexdigest()[:16]
 
 
+def to_float_batch(batch, tile: int = 1):
+    """uint8 torch tensor (B, H, W, 3) -> float (B, 3, H*tile, W*tile) in [0, 1]: the one
+    conversion of images, for a batch on the device and for a single item alike.
+
+    The permute of NHWC memory is already channels-last, which convolutions prefer.
+    """
+    x = batch.permute(0, 3, 1, 2).float().div_(255.0)
+    if tile > 1:
+        x = x.repeat(1, 1, tile, tile)
+    return x
+
+
 def split_by_group(groups: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Positions of a (1 - fraction, fraction) split in which no group is on both sides.
 
@@ -222,13 +229,17 @@ class StudyData:
         ):
             height, width = part.images.shape[1:3]
             size = height * part.tile
-            if height != width or size < 64 or (size - 64) % 16:
+            try:
+                if height != width:
+                    raise DataError("the images are not square")
+                check_image_size(size)
+            except DataError:
                 raise DataError(
                     f"{self.dataset}{where}: the {part_name} images are {height} x {width} px"
                     + (f" (shown as {size} px tiles)" if part.tile > 1 else "")
                     + "; the autoencoders take square images of 64 + 16n px (64, 80, 96, ...): "
                     "regenerate or resize the data"
-                )
+                ) from None
         for part_name, part in (("predictor", self.predictor), ("test", self.test)):
             y = part.selected_targets()
             if self.task == "position":

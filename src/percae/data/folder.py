@@ -1,15 +1,18 @@
 """Any folder of labelled images (ROOT/<class>/*.png ...) as the three parts of Table I.
 
-Classes are the sub-folders of ROOT sorted by name, as in torchvision's ImageFolder.
-Images are decoded once, made RGB and resized to a square side with PIL's bilinear
-filter, and cached in percae's cache folder (`cache_folder`), never in ROOT, so that later
-loads are memory maps. A folder has no predefined parts, so they are drawn: 50% autoencoder,
-40% predictor, 10% test, stratified by class and seeded.
+Classes are the sub-folders of ROOT sorted by name, as in torchvision's ImageFolder; hidden
+files and folders (.ipynb_checkpoints, .git, ...) are skipped at every depth. Images are
+decoded once, whole (a truncated file is refused, naming it), turned as their EXIF orientation
+says (unlike torchvision's ImageFolder, which ignores it), made RGB and resized to a square side
+with PIL's bilinear filter, and cached in percae's cache folder (`cache_folder`), never in ROOT,
+so that later loads are memory maps. The cache is keyed on each file's content (its hash,
+computed again only for a file whose size, times or inode changed), never on its modification
+time alone. A folder has no predefined parts, so they are drawn: 50% autoencoder, 40%
+predictor, 10% test, stratified by class and seeded.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -18,12 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import atomic_write_json, remove_stale_temporary_files
+from ..files import atomic_write_json, remove_stale_temporary_files, waiting_for
 from . import DataError, ImageSet, StudyData, check_image_size
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 FRACTIONS = (0.5, 0.4, 0.1)  # autoencoder, predictor, test
-CACHE_VERSION = 1
+# 2: keyed on content, EXIF orientation applied.
+CACHE_VERSION = 2
+# Larger images are refused rather than decoded: 8000 x 8000 (PIL warns of "decompression
+# bombs" only beyond 89 million, and a 10 000 x 10 000 one took 930 MB to decode).
+MAX_PIXELS = 64_000_000
 
 
 def list_images(root: str | os.PathLike) -> tuple[list[str], list[tuple[str, int]]]:
@@ -47,10 +54,14 @@ def list_images(root: str | os.PathLike) -> tuple[list[str], list[tuple[str, int
         )
     inside, seen, samples = os.path.realpath(root) + os.sep, set(), []
     for index, name in enumerate(classes):
-        for folder, _, files in sorted(os.walk(root / name, followlinks=False)):
+        walk = os.walk(root / name, followlinks=False)
+        for folder, subfolders, files in sorted(walk):
+            subfolders[:] = [d for d in subfolders if not d.startswith(".")]  # not entered
+            if any(part.startswith(".") for part in Path(folder).relative_to(root).parts):
+                continue
             for file in sorted(files):
                 path = os.path.join(folder, file)
-                if not file.lower().endswith(EXTENSIONS):
+                if file.startswith(".") or not file.lower().endswith(EXTENSIONS):
                     continue
                 real = os.path.realpath(path)
                 if not real.startswith(inside) or real in seen:
@@ -69,34 +80,73 @@ def list_images(root: str | os.PathLike) -> tuple[list[str], list[tuple[str, int
     return classes, samples
 
 
-def _fingerprint(
-    root: Path, classes: list[str], samples: list[tuple[str, int]], image_size: int
-) -> str:
-    """Changes whenever an image is added, removed, relabelled or rewritten."""
+def _signature(path: str) -> list[int]:
+    """What changes whenever a file is written, whatever its modification time says: cp -p,
+    rsync -a and tar x restore the time, not the inode's change time."""
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+
+def _content_hashes(root: Path, samples, known: dict) -> dict[str, list]:
+    """Each image's relative path -> [signature..., content hash]; the hash of a file whose
+    signature is the one `known` recorded is taken from there, not computed again."""
+    out = {}
+    for path, _ in samples:
+        key = os.fsencode(os.path.relpath(path, root)).hex()
+        signature = _signature(path)
+        if known.get(key, [])[:-1] == signature:
+            out[key] = known[key]
+            continue
+        digest = hashlib.blake2b(digest_size=16)
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        out[key] = [*signature, digest.hexdigest()]
+    return out
+
+
+def _fingerprint(classes: list[str], samples, hashes: dict, image_size: int) -> str:
+    """Changes whenever an image is added, removed, relabelled or its content changes."""
     h = hashlib.sha256(json.dumps([CACHE_VERSION, image_size, classes]).encode())
-    for path, target in samples:
-        st = os.stat(path)
-        h.update(
-            f"{os.path.relpath(path, root)}\0{target}\0{st.st_size}\0{st.st_mtime_ns}\n".encode()
-        )
+    for (_, target), (key, entry) in zip(samples, hashes.items()):
+        h.update(f"{key}\0{target}\0{entry[-1]}\n".encode())
     return h.hexdigest()
 
 
 def _decode(path: str, image_size: int) -> np.ndarray:
-    from PIL import Image
+    import warnings
 
+    from PIL import Image, ImageFile, ImageOps
+
+    shown = os.fsdecode(path).encode("utf-8", "replace").decode()
+    truncated, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
     try:
-        with Image.open(path) as img:
-            if img.mode.startswith("I"):
-                # 16-bit grayscale: PIL's convert would clip every value above 255 to white.
-                depth = np.asarray(img, dtype=np.uint32) >> 8
-                img = Image.fromarray(np.minimum(depth, 255).astype(np.uint8), "L")
-            img = img.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
-            return np.asarray(img, dtype=np.uint8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                if width * height > MAX_PIXELS:
+                    raise DataError(
+                        f"{shown}: {width} x {height} px, more than the {MAX_PIXELS // 10**6} "
+                        "million pixels percae decodes; resize it (or remove it)"
+                    )
+                img.load()  # whole, or refused: a truncated file is not filled with black
+                img = ImageOps.exif_transpose(img)
+                if img.mode.startswith("I"):
+                    # 16-bit grayscale: PIL's convert would clip every value above 255 to white.
+                    depth = np.asarray(img, dtype=np.uint32) >> 8
+                    img = Image.fromarray(np.minimum(depth, 255).astype(np.uint8), "L")
+                img = img.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
+                return np.asarray(img, dtype=np.uint8)
+    except DataError:
+        raise
     except Exception as e:  # PIL raises OSError, ValueError, DecompressionBombError, ...
+        reason = " ".join(str(e).split())[:200]
         raise DataError(
-            f"{path}: cannot be read as an image ({type(e).__name__}: {e}); fix or remove it"
+            f"{shown}: cannot be read as an image ({type(e).__name__}: {reason}); fix or remove it"
         ) from None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = truncated
 
 
 def cache_folder() -> Path:
@@ -110,29 +160,9 @@ def cache_folder() -> Path:
 def _cache_paths(root: Path, image_size: int) -> tuple[Path, Path, Path]:
     # One folder per image folder, by its real path: a user's folder is theirs, never written.
     real = os.path.realpath(root)
-    key = hashlib.sha256(real.encode()).hexdigest()[:16]
+    key = hashlib.sha256(os.fsencode(real)).hexdigest()[:16]
     stem = cache_folder() / "image-folders" / f"{Path(real).name or 'root'}-{key}" / str(image_size)
     return Path(f"{stem}.npy"), Path(f"{stem}.labels.npy"), Path(f"{stem}.json")
-
-
-@contextlib.contextmanager
-def _writing(folder: Path):
-    """Hold `folder` while decoding into it: a second process loading the same image folder
-    waits and then reads the cache, and the temporary files found here are a killed writer's."""
-    try:
-        import fcntl
-
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder, os.O_RDONLY)
-    except (ImportError, OSError):  # not POSIX, or no cache folder: no lock (and no cache)
-        yield
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        remove_stale_temporary_files(folder)
-        yield
-    finally:
-        os.close(fd)
 
 
 def _read_cache(root: Path, image_size: int, fingerprint: str, n: int):
@@ -161,7 +191,7 @@ def _temp(folder: Path, name: str) -> Path:
 
 
 def _write_cache(
-    root: Path, image_size: int, fingerprint: str, samples, classes
+    root: Path, image_size: int, fingerprint: str, samples, classes, hashes: dict
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decode every image; straight into the cache file where the cache folder is writable."""
     images_path, labels_path, meta_path = _cache_paths(root, image_size)
@@ -199,6 +229,7 @@ def _write_cache(
                 "images": n,
                 "image_size": image_size,
                 "classes": classes,
+                "files": hashes,  # each file's signature and content hash, for the next load
             },
         )
     except BaseException:
@@ -216,14 +247,24 @@ def load_image_folder(
     check_image_size(image_size)
     root = Path(root)
     classes, samples = list_images(root)
-    fingerprint = _fingerprint(root, classes, samples, image_size)
+    try:
+        known = json.loads(_cache_paths(root, image_size)[2].read_text()).get("files", {})
+    except (OSError, ValueError, AttributeError):
+        known = {}
+    hashes = _content_hashes(root, samples, known if isinstance(known, dict) else {})
+    fingerprint = _fingerprint(classes, samples, hashes, image_size)
     cached = _read_cache(root, image_size, fingerprint, len(samples))
     if cached is None:
-        with _writing(_cache_paths(root, image_size)[0].parent):
+        # Held while decoding: a second process loading the same folder waits, then reads the
+        # cache; the temporary files found once it is held are a killed writer's.
+        cache = _cache_paths(root, image_size)[0].parent
+        with waiting_for(cache) as held:
+            if held:
+                remove_stale_temporary_files(cache)
             # Another process may have written it while this one waited.
             cached = _read_cache(root, image_size, fingerprint, len(samples))
             if cached is None:
-                cached = _write_cache(root, image_size, fingerprint, samples, classes)
+                cached = _write_cache(root, image_size, fingerprint, samples, classes, hashes)
     return cached[0], cached[1], classes
 
 

@@ -13,18 +13,18 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
-import platform
-import shutil
-import socket
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..config import MAX_SEED, JsonConfig, atomic_write_json, check_output_folder, setting
+from ..config import JsonConfig, MAX_SEED, setting
+from ..files import atomic_write_json, check_output_folder, filled_in_place
+from ..provenance import versions
 from . import DataError, ImageSet, StudyData, check_image_size, split_by_group
+
+# What a collection's meta.json records the versions of.
+COLLECTION_PACKAGES = ("percae", "gymnasium", "box2d", "numpy", "pillow")
 
 # Half the rollouts are unaltered (autoencoder train/validation: 2 at least), half altered
 # (predictor train/validation and test: 3 at least).
@@ -140,22 +140,11 @@ def generate_lunarlander(
     lunar_lander_module()  # gymnasium and Box2D present, before any file
     out = Path(out)
     check_collection_folder(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_partials(out)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial."))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # a folder as the user's umask makes them (mkdtemp's is private)
-    try:
-        (tmp / OWNER).write_text(f"{socket.gethostname()} {os.getpid()}")
-        # Checked once this one is visible: of two started together, neither goes on alone
-        # unseen (both may be refused; a rerun then generates once).
-        others = _remove_stale_partials(out, keep=tmp)
-        if others:
-            raise DataError(
-                f"another percae is generating a collection into {out} ({others[0]}); wait for "
-                "it to end, or choose another folder (or delete that folder if its writer is gone)"
-            )
+    busy = lambda owner: DataError(  # noqa: E731
+        f"another percae is generating a collection into {out} ({owner}); wait for it to end, "
+        "or choose another folder (or delete that folder if its writer is gone)"
+    )
+    with filled_in_place(out, busy) as tmp:
         S, T, R = config.image_size, config.steps, config.rollouts
         n_unaltered = R // 2
         full = np.lib.format.open_memmap(
@@ -208,20 +197,10 @@ def generate_lunarlander(
                 "lander centre (x right, y down) in pixels of the stored image, read from the "
                 "rendered state"
             ),
-            "versions": _versions(),
+            "versions": versions(COLLECTION_PACKAGES),
         }
         atomic_write_json(tmp / "meta.json", meta)
-        if out.exists() and not any(out.iterdir()):
-            out.rmdir()
-        os.replace(tmp, out)
-        (out / OWNER).unlink()  # only now: until the rename, the owner marks the folder as live
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
-
-
-OWNER = "generating.pid"  # in a partial folder: the process writing it
 
 
 def check_collection_folder(out: Path, option: str = "--out") -> None:
@@ -251,55 +230,6 @@ def check_collection_folder(out: Path, option: str = "--out") -> None:
             f"{option} {out} is not a LunarLander collection and not empty (it holds {held}): give "
             f"{option} a collection, or a new or empty folder to generate one into"
         )
-
-
-def _remove_stale_partials(out: Path, keep: Path | None = None) -> list[str]:
-    """Remove the partial folders a killed generation into `out` left behind: their writer, on
-    this machine, is gone. One of another machine (a shared disk) is left alone, and one
-    without an owner file only once it is an hour old (its writer may be about to write it).
-    Returns the owners of those left (`keep`, this generation's own, aside)."""
-    alive = []
-    for partial in out.parent.glob(f".{out.name}.partial.*"):
-        if partial == keep:
-            continue
-        try:
-            host, pid = (partial / OWNER).read_text().split()
-            stale = host == socket.gethostname() and (
-                int(pid) == os.getpid() or not _running(int(pid))
-            )
-            owner = f"{partial}, by process {pid} on {host}"
-        except FileNotFoundError:
-            stale = time.time() - partial.stat().st_mtime > 3600
-            owner = f"{partial}, just begun"
-        except (OSError, ValueError):
-            stale, owner = True, ""  # an owner file no generation wrote
-        if stale:
-            shutil.rmtree(partial, ignore_errors=True)
-        elif partial.exists():
-            alive.append(owner)
-    return alive
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for pkg in ("percae", "gymnasium", "box2d", "numpy", "pillow"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
 
 
 @dataclass

@@ -46,7 +46,9 @@ class PerceptualLoss(ReconstructionLoss):
     def __init__(
         self, network: nn.Module, name: str = "", cpu_chunk: int | None = 128, scale: float = 1.0
     ):
-        super().__init__(name, scale)
+        """`name`: the network's (its `--perceptual-net` spec), which a run records."""
+        super().__init__("perceptual", scale)
+        self.network_name = name
         self.network = freeze(network)
         self.cpu_chunk = cpu_chunk
 
@@ -119,4 +121,6 @@ class PerceptualLoss(ReconstructionLoss):
             torch.cat([c[layer] for c in chunks]).double().var(0, correction=0).mean().item()
             for layer in range(len(chunks[0]))
         )
-        return checked_scale(pixel_var, feature_var, f"{self.name or 'the network'}'s features")
+        return checked_scale(
+            pixel_var, feature_var, f"{self.network_name or 'the network'}'s features"
+        )

@@ -8,8 +8,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import Refusal
 
-class PerceptualNetworkUnavailable(RuntimeError):
+
+class PerceptualNetworkUnavailable(Refusal, RuntimeError):
     """A perceptual network cannot be built: unknown, its weights missing, or its extra absent."""
 
 

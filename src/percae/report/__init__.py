@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..config import ConfigError, atomic_write_json, atomic_write_text, remove_stale_temporary_files
+from ..config import ConfigError
+from ..files import atomic_write_json, atomic_write_text, remove_stale_temporary_files
 from ..layout import StudyFiles
 from .collect import collect
 from .figures import write_figures

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import ConfigError, JsonConfig, read_json
+from ..config import ConfigError, JsonConfig
+from ..files import read_json
 from ..layout import RunFiles, StudyFiles
 from ..predictors import Baseline, PredictorRecord
 from ..provenance import SCHEMA_VERSION
 from ..study.config import StudyConfig
 from ..study.data import StudyNotes
-from ..study.unit import RetrainRecord, units
+from ..study.unit import RetrainRecord, pending_units, units
 from ..training import TrainingRecord
 
 
@@ -70,6 +71,7 @@ def collect(results: Path) -> dict:
         "baseline": _read(Baseline, files.baseline),
         "notes": _read(StudyNotes, files.notes) or StudyNotes(data=()),
         "runs": runs,
+        "complete": not pending_units(study, files),
         "provenance": record,
     }
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import atomic_write_bytes
+from ..files import atomic_write_bytes
 from ..layout import StudyFiles
 from ..variants import table_order
 

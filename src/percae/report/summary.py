@@ -41,7 +41,7 @@ def build_summary(info: dict) -> dict:
         ),
         "perceptual_net_note": info["notes"].perceptual_net,
         "perceptual_scale": _scale_used(runs, config),
-        "complete": all(r["retrain"] is not None for r in runs.values()),
+        "complete": info["complete"],
         "config": config,
         "provenance": info.get("provenance"),  # None: a study written before percae recorded it
     }

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ..config import MAX_SEED, ConfigError, JsonConfig, setting
+from ..config import ConfigError, JsonConfig, MAX_SEED, setting
 from ..data import check_image_size
 from ..data.lunarlander import LunarLanderConfig
-from ..loss import AUTO_SCALE, LOSSES
+from ..loss import LOSSES
 from ..model import MAX_LATENT, AutoencoderConfig
 from ..perceptual_networks import QUICK_PERCEPTUAL_NETWORK, parse_net
 from ..predictors import PredictorConfig
@@ -112,6 +112,11 @@ class StudyConfig(JsonConfig):
         parse_variants(self.models, self.train.perceptual_net)
         if not self.z_sizes:
             raise ConfigError("--z needs at least one latent size")
+        if len(set(self.z_sizes)) != len(self.z_sizes):
+            raise ConfigError(
+                f"--z names a latent size twice ({', '.join(map(str, self.z_sizes))}); give each "
+                "once"
+            )
         if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
             raise ConfigError(f"--seeds needs distinct non-negative seeds, got {self.seeds}")
         if self.image_size is not None:
@@ -268,83 +273,3 @@ def with_settings(config: StudyConfig, settings: dict[str, Any]) -> StudyConfig:
             raise ConfigError(f"{part} has no setting {', '.join(unknown)}")
         top[part] = replace(current, **values)
     return replace(config, **top)
-
-
-PRESETS: dict[str, dict[str, dict]] = {
-    "lunarlander": {
-        "paper": {},  # the defaults
-        # Sized by measurement to show the paper's effect on 2 CPU cores in 10 minutes, with a
-        # margin for a slower machine (docs/results/quick-preset): batch 16 gives the autoencoders
-        # enough steps in 2 epochs over 10 000 of the collection's frames (whole rollouts); no
-        # decoder retraining (Table VIII reads the reconstructions as trained) to leave time for 3
-        # seeds.
-        # Every quick preset's network is the offline one, the same on every machine.
-        "quick": dict(
-            z_sizes=(32,),
-            models=("AE", "P.AE"),
-            rollouts=200,
-            train=dict(
-                epochs=2,
-                batch_size=16,
-                perceptual_net=QUICK_PERCEPTUAL_NETWORK,
-                perceptual_scale=AUTO_SCALE,
-                kl_weight=TrainConfig.kl_weight,
-            ),
-            predictor=dict(epochs=300),
-            retrain_epochs=0,
-            max_autoencoder_images=10_000,
-            seed_count=3,
-        ),
-    },
-    "stl10": {
-        "paper": dict(z_sizes=(64, 128, 256, 512)),
-        "quick": dict(
-            z_sizes=(64,),
-            train=dict(epochs=2, perceptual_net=QUICK_PERCEPTUAL_NETWORK),
-            predictor=dict(epochs=200),
-            retrain_epochs=1,
-            max_autoencoder_images=2000,
-            max_predictor_images=2000,
-            max_test_images=2000,
-        ),
-    },
-    "svhn": {
-        "paper": dict(z_sizes=(32, 64, 128)),
-        "quick": dict(
-            z_sizes=(32,),
-            train=dict(epochs=3, perceptual_net=QUICK_PERCEPTUAL_NETWORK),
-            predictor=dict(epochs=200),
-            retrain_epochs=1,
-            max_autoencoder_images=4000,
-            max_predictor_images=4000,
-            max_test_images=2000,
-        ),
-    },
-    "folder": {
-        "paper": dict(z_sizes=(32, 64, 128)),
-        "quick": dict(
-            z_sizes=(32,),
-            train=dict(epochs=5, perceptual_net=QUICK_PERCEPTUAL_NETWORK),
-            predictor=dict(epochs=200),
-            retrain_epochs=2,
-        ),
-    },
-}
-
-
-def preset_config(dataset: str, preset: str = "paper", **overrides) -> StudyConfig:
-    """A StudyConfig from a preset, with explicit settings (not None) on top; a part's setting
-    is named PART__NAME (`preset_config("lunarlander", "quick", train__epochs=1)`)."""
-    if dataset not in PRESETS:
-        raise ConfigError(f"unknown dataset {dataset!r}; choose one of {', '.join(PRESETS)}")
-    if preset not in PRESETS[dataset]:
-        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS[dataset])}")
-    values = dict(PRESETS[dataset][preset])
-    # A preset names how many training seeds, not which: they start at the chosen --seed.
-    seed_count = values.pop("seed_count", 1)
-    config = with_settings(StudyConfig(dataset=dataset, preset=preset), values)
-    config = with_settings(config, overrides)
-    if config.seeds is None and seed_count > 1:
-        config = replace(config, seeds=tuple(range(config.seed, config.seed + seed_count)))
-    config.validate()
-    return config

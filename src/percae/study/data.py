@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from .. import provenance
-from ..config import REQUIRED, JsonConfig, setting
+from ..config import JsonConfig, REQUIRED, setting
 from ..data import (
     ImageSet,
     StudyData,

@@ -1,11 +1,10 @@
-"""Predictors on embeddings: the paper's grid of MLPs and linear regressors, all
-trained together in one vectorised pass (stacked weights, batched matmuls, one fused
-Adam step), each with its own early stopping and best epoch; a member that has stopped
-leaves the computation.
+"""The grid trained in one vectorised pass (stacked weights, batched matmuls, one fused Adam
+step), each member with its own early stopping and best epoch; a member that has stopped leaves
+the computation.
 
-Every predictor is initialised from its own seed (derived from the grid seed and its
-name), so training it alone with `fit_predictor_grid(..., specs=[spec])` starts from
-the same weights and sees the same batches as inside the grid.
+Every predictor is initialised from its own seed (derived from the grid seed and its name), so
+training it alone with `fit_predictor_grid(..., specs=[spec])` starts from the same weights and
+sees the same batches as inside the grid.
 """
 
 from __future__ import annotations
@@ -14,88 +13,14 @@ import math
 import time
 import zlib
 from dataclasses import dataclass
-from itertools import pairwise, product
+from itertools import pairwise
 
 import numpy as np
 import torch
 
-from .config import (
-    MAX_SEED,
-    REQUIRED,
-    ConfigError,
-    JsonConfig,
-    atomic_write_bytes,
-    early_stopping_patience,
-    setting,
-)
-from .device import resolve_device
-from .layout import RunFiles
-from .model import save_tensors
-
-HIDDEN_ACTIVATIONS = ("relu", "sigmoid")
-OUTPUT_ACTIVATIONS = ("none", "softmax")
-HIDDEN_SIZES = (32, 64, 128)
-
-
-@dataclass(frozen=True)
-class PredictorSpec:
-    hidden: tuple[int, ...] = ()
-    hidden_activation: str | None = None
-    output_activation: str = "none"
-
-    @property
-    def kind(self) -> str:
-        return "mlp" if self.hidden else "linear"
-
-    @property
-    def name(self) -> str:
-        parts = [self.kind, *map(str, self.hidden)]
-        if self.hidden:
-            parts.append(self.hidden_activation or "")
-        parts.append(self.output_activation)
-        return "-".join(parts)
-
-    def to_dict(self) -> dict:
-        return {
-            "hidden": list(self.hidden),
-            "hidden_activation": self.hidden_activation,
-            "output_activation": self.output_activation,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "PredictorSpec":
-        return cls(tuple(d["hidden"]), d["hidden_activation"], d["output_activation"])
-
-
-def predictor_grid() -> list[PredictorSpec]:
-    """The paper's search space: 1 or 2 hidden layers of 32/64/128 units (the second no
-    larger than the first) x ReLU/Sigmoid x no/Softmax output = 36 MLPs, plus linear
-    regressors with no/Softmax output = 2; 38 predictors in all."""
-    layouts = [(h,) for h in HIDDEN_SIZES] + [
-        (a, b) for a in HIDDEN_SIZES for b in HIDDEN_SIZES if b <= a
-    ]
-    mlps = [
-        PredictorSpec(h, act, out)
-        for h, act, out in product(layouts, HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS)
-    ]
-    linear = [PredictorSpec((), None, out) for out in OUTPUT_ACTIVATIONS]
-    return mlps + linear
-
-
-@dataclass
-class PredictorConfig(JsonConfig):
-    epochs: int = setting(500, option="--predictor-epochs", min=1)
-    batch_size: int = setting(512, option="predictor batch size", min=1)
-    lr: float = setting(1e-3, option="predictor learning rate", min=0)
-    patience: int | None = setting(
-        None, option="predictor patience", min=1
-    )  # None: max(10, epochs // 20)
-    seed: int = setting(0, option="predictor seed", min=0, max=MAX_SEED)
-    device: str = "auto"
-
-    @property
-    def effective_patience(self) -> int:
-        return early_stopping_patience(self.epochs, self.patience)
+from ..config import ConfigError
+from ..device import resolve_device
+from .grid import HIDDEN_ACTIVATIONS, PredictorConfig, PredictorSpec, predictor_grid
 
 
 @dataclass
@@ -114,7 +39,7 @@ class FittedPredictor:
         for i in range(layers):
             h = h @ self.weights[2 * i] + self.weights[2 * i + 1]
             if i < layers - 1:
-                h = torch.relu(h) if self.spec.hidden_activation == "relu" else torch.sigmoid(h)
+                HIDDEN_ACTIVATIONS[self.spec.hidden_activation][0](h)
         if self.spec.output_activation == "softmax":
             h = torch.softmax(h, dim=-1)
         return h.numpy()
@@ -186,8 +111,10 @@ class _Group:
         for i in range(layers):
             h = torch.baddbmm(self.params[2 * i + 1], h, self.params[2 * i])
             if i < layers - 1:
-                h[: self.n_relu].relu_()
-                h[self.n_relu :].sigmoid_()
+                relu_, _ = HIDDEN_ACTIVATIONS["relu"]
+                sigmoid_, _ = HIDDEN_ACTIVATIONS["sigmoid"]
+                relu_(h[: self.n_relu])
+                sigmoid_(h[self.n_relu :])
             outputs.append(h)
         h[self.softmax] = torch.softmax(h[self.softmax], dim=-1)
         return outputs
@@ -208,10 +135,9 @@ class _Group:
             if i > 0:
                 d = torch.bmm(d, self.params[2 * i].transpose(1, 2))
                 a = outputs[i - 1]
-                # In place: each element's gradient depends only on itself and its activation
-                # a: ReLU passes it where a > 0, the sigmoid scales it by a (1 - a).
-                d[:r].mul_(a[:r] > 0)
-                d[r:].mul_(1 - a[r:]).mul_(a[r:])
+                # In place: each element's gradient depends only on itself and its activation.
+                HIDDEN_ACTIVATIONS["relu"][1](d[:r], a[:r])
+                HIDDEN_ACTIVATIONS["sigmoid"][1](d[r:], a[r:])
 
     def losses(self, x: torch.Tensor, y: torch.Tensor, batch: int) -> torch.Tensor:
         """Per-member MSE over all of x, shape (members,)."""
@@ -285,10 +211,12 @@ def fit_predictor_grid(
     val_y: np.ndarray,
     specs: list[PredictorSpec] | None = None,
     config: PredictorConfig | None = None,
+    progress: bool = False,
 ) -> list[FittedPredictor]:
     """Train every predictor in `specs` (default: the whole grid) with MSE, Adam and
-    early stopping on validation loss; return each at its best validation epoch."""
-    import time
+    early stopping on validation loss; return each at its best validation epoch. With
+    `progress`, a bar on a terminal counts the epochs with the best validation loss so far."""
+    from tqdm.auto import tqdm
 
     config = config or PredictorConfig()
     config.validate()
@@ -330,7 +258,14 @@ def fit_predictor_grid(
     bad = torch.zeros(m, dtype=torch.long, device=device)
     epochs_run = torch.zeros(m, dtype=torch.long, device=device)
     patience = config.effective_patience
-    with torch.no_grad():
+    bar = tqdm(
+        total=config.epochs,
+        desc="predictor grid",
+        unit="epoch",
+        leave=False,
+        disable=None if progress else True,  # None: on a terminal only, not in a CI log
+    )
+    with torch.no_grad(), bar:
         for epoch in range(1, config.epochs + 1):
             active = bad < patience
             perm = torch.randperm(len(tx), generator=generator).to(device)
@@ -348,6 +283,9 @@ def fit_predictor_grid(
             chosen = improved[grid.owner]
             best[grid.place[chosen]] = grid.flat[chosen]
             still = bad < patience
+            bar.update(1)
+            if not bar.disable:
+                bar.set_postfix(best_val=f"{best_val.min().item():.4g}", training=int(still.sum()))
             if not bool(still.any()):
                 break
             if not bool(still.eq(active).all()):
@@ -369,116 +307,14 @@ def fit_predictor_grid(
     return results  # type: ignore[return-value]
 
 
-def select_best(fitted: list[FittedPredictor], kind: str) -> FittedPredictor:
-    """The predictor of `kind` ("mlp" or "linear") with the lowest validation loss."""
-    candidates = [f for f in fitted if f.spec.kind == kind and math.isfinite(f.val_loss)]
-    if not candidates:
-        raise ValueError(f"no trained {kind} predictor to select from")
-    return min(candidates, key=lambda f: f.val_loss)
+# What the grid holds per weight of its members' first layers: the weight, its gradient, Adam's
+# two moments, the best epoch's copy, its place and owner (int64), and the batched matmuls'
+# products (measured on a CPU: 185 KB per embedding dimension for the 38 predictors).
+BYTES_PER_FIRST_LAYER_WEIGHT = 64
 
 
-def test_metric(task: str, prediction: np.ndarray, truth: np.ndarray) -> float:
-    """Mean Euclidean distance in pixels (position), or accuracy in [0, 1] (classification)."""
-    if task == "classification":
-        return float((prediction.argmax(1) == truth.argmax(1)).mean())
-    return float(np.linalg.norm(prediction - truth, axis=1).mean())
-
-
-def trivial_baseline(task: str, train_y: np.ndarray, test_y: np.ndarray) -> float:
-    """Predict the training mean position, or the most frequent training class."""
-    if task == "classification":
-        guess = np.zeros_like(test_y)
-        guess[:, train_y.sum(0).argmax()] = 1
-        return test_metric(task, guess, test_y)
-    return test_metric(task, np.broadcast_to(train_y.mean(0), test_y.shape), test_y)
-
-
-@dataclass
-class SelectedPredictor(JsonConfig):
-    """The predictor of one kind (MLP or linear) selected by validation loss, tested once."""
-
-    named_by_option = False
-    predictor: str
-    val_loss: float = setting(REQUIRED, min=0)
-    test_metric: float = setting(REQUIRED, min=0)
-
-
-@dataclass
-class Selection(JsonConfig):
-    named_by_option = False
-    mlp: SelectedPredictor
-    linear: SelectedPredictor
-
-
-@dataclass
-class PredictorRecord(JsonConfig):
-    """predictors.json: the grid fitted on one embedding, and what it selected."""
-
-    named_by_option = False
-    task: str = setting(REQUIRED, choices=("position", "classification"))
-    grid_seconds: float = setting(REQUIRED, min=0)
-    count: int = setting(REQUIRED, min=1)
-    selected: Selection = setting(REQUIRED)
-    predictors: tuple[dict, ...] = setting(REQUIRED)  # each member: spec, validation loss, epochs
-    config: PredictorConfig = setting(REQUIRED)
-
-
-@dataclass
-class Baseline(JsonConfig):
-    """baseline.json: a trivial predictor's test metric (`trivial_baseline`)."""
-
-    named_by_option = False
-    task: str = setting(REQUIRED, choices=("position", "classification"))
-    baseline: float = setting(REQUIRED, min=0)
-
-
-def fit_predictors(
-    task, x_train, y_train, x_val, y_val, x_test, y_test, config: PredictorConfig, files: RunFiles
-) -> PredictorRecord:
-    """Fit the grid on standardised targets, test the best MLP and the best linear regressor
-    once (selected by validation loss), and save it all in the run's folder."""
-    if task == "position":
-        # Standardised targets keep every predictor's output scale near 1; metrics are in pixels.
-        # One scale for both axes: the validation loss that selects a predictor is then the
-        # mean squared Euclidean error over a constant, the error the study reports.
-        mean = y_train.mean(0)
-        std = np.full(y_train.shape[1], np.sqrt(y_train.var(0).mean()) + 1e-6, dtype=np.float32)
-    else:
-        mean, std = np.zeros(y_train.shape[1], np.float32), np.ones(y_train.shape[1], np.float32)
-    t0 = time.perf_counter()
-    fitted = fit_predictor_grid(
-        x_train, (y_train - mean) / std, x_val, (y_val - mean) / std, config=config
-    )
-    seconds = time.perf_counter() - t0
-    selected = {}
-    for kind in ("mlp", "linear"):
-        best = select_best(fitted, kind)
-        prediction = best.predict(x_test) * std + mean
-        selected[kind] = SelectedPredictor(
-            best.spec.name, best.val_loss, test_metric(task, prediction, y_test)
-        )
-        state = best.state_dict()
-        save_tensors(files.predictor(kind), state)
-        pairs = np.stack([prediction, np.asarray(y_test, prediction.dtype)]).astype(np.float32)
-        atomic_write_bytes(files.test_predictions(kind), lambda f, a=pairs: np.save(f, a))
-    record = PredictorRecord(
-        task=task,
-        grid_seconds=seconds,
-        count=len(fitted),
-        selected=Selection(**selected),
-        predictors=tuple(
-            # A member whose validation loss never became finite is null: it was never selectable.
-            {
-                "predictor": f.spec.name,
-                "kind": f.spec.kind,
-                **f.spec.to_dict(),
-                "val_loss": f.val_loss if math.isfinite(f.val_loss) else None,
-                "best_epoch": f.best_epoch,
-                "epochs_run": f.epochs_run,
-            }
-            for f in fitted
-        ),
-        config=config,
-    )
-    record.write_result(files.predictors)
-    return record
+def grid_memory_bytes(rows: int, dims: int, outputs: int, specs=None) -> int:
+    """About the peak memory of the grid on `rows` embeddings of `dims` dimensions."""
+    specs = specs if specs is not None else predictor_grid()
+    first = sum(s.hidden[0] if s.hidden else outputs for s in specs)
+    return BYTES_PER_FIRST_LAYER_WEIGHT * dims * first + 12 * rows * dims + (512 << 20)

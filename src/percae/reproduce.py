@@ -1,10 +1,10 @@
-"""The study end to end: for each model (AE, VAE, P.AE, P.VAE) and latent size, train
-the autoencoder, embed the predictor and test parts once, fit the predictor grid,
-test the best MLP and linear regressor, and retrain the decoder with pixel loss.
+"""`run_study`: the whole study, resumable, in the order it runs: every check before the first
+file, the data (generated, capped, split), the units that are not finished on an executor, then
+the report.
 
 Every finished step leaves a file in its run folder (layout.StudyFiles), written atomically;
-a rerun skips what is finished and resumes an interrupted autoencoder from its last
-epoch checkpoint, so it ends with the same results as an uninterrupted run.
+a rerun skips what is finished and resumes an interrupted autoencoder from its last epoch
+checkpoint, so it ends with the same results as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -18,29 +18,25 @@ from typing import Callable
 
 import numpy as np
 
-from .. import provenance
-from ..config import (
-    exclusive_use,
-    ConfigError,
+from . import provenance
+from .config import ConfigError
+from .data import DataError
+from .data.lunarlander import check_collection_folder
+from .device import resolve_device
+from .files import (
     atomic_write_bytes,
     atomic_write_json,
     check_output_folder,
+    exclusive_use,
     read_json,
     remove_stale_temporary_files,
 )
-from ..data import (
-    DataError,
-)
-from ..data.lunarlander import check_collection_folder
-from ..device import resolve_device
-from ..perceptual_networks import (
-    describe_weights,
-)
-from ..layout import StudyFiles
-from ..predictors import Baseline, trivial_baseline
-from ..report import write_report
-from .config import StudyConfig
-from .data import (
+from .layout import StudyFiles
+from .perceptual_networks import describe_weights
+from .predictors import Baseline, trivial_baseline
+from .report import write_report
+from .study.config import StudyConfig
+from .study.data import (
     StudyNotes,
     StudyParts,
     data_root,
@@ -48,8 +44,8 @@ from .data import (
     prepare_data,
     resolve_perceptual_net,
 )
-from .executors import LocalExecutor
-from .unit import EpochHook, units
+from .study.executors import LocalExecutor
+from .study.unit import EpochHook, UnitWork, pending_units, units
 
 # Progress messages go to the "percae" logger unless a `log` callable is given (the CLI sets the
 # level).
@@ -96,81 +92,41 @@ def run_study(
                 "percae to resume it"
             )
     executor = executor or LocalExecutor()
-    executor.start(
-        config
-    )  # a Ray that cannot be reached, or is too small, is refused before any file
+    executor.start(config)  # a Ray that cannot be reached, or is too small: refused, no file
     try:
-        return _run_study(
-            config, files, net_note, net_fingerprints, executor, progress, log, on_epoch
-        )
+        # The topmost folders this run creates: a refused start removes them, however deep.
+        created = [
+            _topmost_missing(p) for p in (files.root, data_root(config, files)) if not p.exists()
+        ]
+        files.root.mkdir(parents=True, exist_ok=True)
+        # One run per results folder: a second one on it would do all the work again.
+        with exclusive_use(files.root, "--out"):
+            work = _prepare(config, files, created, progress, log, on_epoch)
+            _record(work, net_note, net_fingerprints)
+            todo = pending_units(work.config, files)
+            for unit in units(work.config):
+                if unit not in todo:
+                    log(f"{unit.name}: finished earlier, skipped")
+            executor.run(todo, work)
+            return write_report(files.root)  # still held: no other run sweeps the report's files
     finally:
         executor.stop()
 
 
-def _run_study(
-    config: StudyConfig,
-    files: StudyFiles,
-    net_note: str | None,
-    net_fingerprints: dict[str, str],
-    executor,
-    progress: bool,
-    log: Callable[[str], None],
-    on_epoch: EpochHook | None,
-) -> dict:
-    # The topmost folders this run creates: a refused start removes them, however deep.
-    created = [
-        _topmost_missing(p) for p in (files.root, data_root(config, files)) if not p.exists()
-    ]
-    files.root.mkdir(parents=True, exist_ok=True)
-    # One run per results folder: a second one on it would do all the work again.
-    with exclusive_use(files.root, "--out"):
-        try:
-            if needs_generation(config, files):
-                check_collection_folder(
-                    data_root(config, files), "--root" if config.root else "the study's data folder"
-                )
-            data = prepare_data(config, files, log, progress)
-            parts = StudyParts.split(data, config.seed)
-        except (ConfigError, DataError):
-            # Refused (e.g. caps that leave too few rollouts), perhaps after generating a
-            # collection for this study: the places are left as they were, and a corrected
-            # command generates anew.
-            for path in created:
-                shutil.rmtree(path, ignore_errors=True)
-            raise
-        _run_prepared(
-            config,
-            files,
-            data,
-            parts,
-            net_note,
-            net_fingerprints,
-            executor,
-            progress,
-            log,
-            on_epoch,
-        )
-        return write_report(files.root)  # still held: no other run sweeps the report's files
-
-
-def _topmost_missing(path: Path) -> Path:
-    while not path.parent.exists():
-        path = path.parent
-    return path
-
-
-def _run_prepared(
-    config: StudyConfig,
-    files: StudyFiles,
-    data,
-    parts: StudyParts,
-    net_note: str | None,
-    net_fingerprints: dict[str, str],
-    executor,
-    progress: bool,
-    log: Callable[[str], None],
-    on_epoch: EpochHook | None,
-) -> None:
+def _prepare(config, files, created, progress, log, on_epoch) -> UnitWork:
+    """The study's data, generated where missing, capped, checked and split; a refusal here
+    (caps that leave too few rollouts, say) leaves the places as they were."""
+    try:
+        if needs_generation(config, files):
+            check_collection_folder(
+                data_root(config, files), "--root" if config.root else "the study's data folder"
+            )
+        data = prepare_data(config, files, log, progress)
+        parts = StudyParts.split(data, config.seed)
+    except (ConfigError, DataError):
+        for path in created:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
     previous = StudyConfig.load(files.config) if files.config.exists() else None
     config = replace(config, data_fingerprint=data.fingerprint())
     if previous is not None and previous.data_fingerprint not in (None, config.data_fingerprint):
@@ -184,28 +140,37 @@ def _run_prepared(
     # grown study's settings replace those it grew from.
     if previous != config:
         config.save(files.config)
+    return UnitWork(config, parts, files, progress, log, on_epoch)
+
+
+def _record(work: UnitWork, net_note: str | None, net_fingerprints: dict[str, str]) -> None:
+    """What every unit shares, written once: notes, provenance, the baseline, the test images
+    the figure shows."""
+    config, files, parts, data = work.config, work.files, work.parts, work.parts.data
     StudyNotes(data.notes, net_note).write_result(files.notes)
     record_provenance(files, config, net_fingerprints)
-    log(
+    networks = ", ".join(
+        f"{net} (weights: {describe_weights(net, weights)})"
+        for net, weights in config.networks().items()
+    )
+    work.log(
         f"{config.dataset}: autoencoder {len(parts.ae_train)}/{len(parts.ae_val)} train/val "
         f"images, predictor {len(parts.pred_train)}/{len(parts.pred_val)}, test {len(data.test)}; "
-        + (
-            "perceptual networks "
-            + ", ".join(
-                f"{net} (weights: {describe_weights(net, weights)})"
-                for net, weights in config.networks().items()
-            )
-            if config.networks()
-            else "no perceptual network"
-        )
+        + (f"perceptual networks {networks}" if networks else "no perceptual network")
         + f"; training seeds {', '.join(map(str, config.training_seeds()))}"
     )
-    baseline = trivial_baseline(data.task, parts.y_train, parts.y_test)
-    Baseline(data.task, baseline).write_result(files.baseline)
+    Baseline(data.task, trivial_baseline(data.task, parts.y_train, parts.y_test)).write_result(
+        files.baseline
+    )
     atomic_write_bytes(
         files.originals, lambda f: np.save(f, data.test.subset(parts.sample).materialize())
     )
-    executor.run(config, parts, files, units(config), progress, log, on_epoch)
+
+
+def _topmost_missing(path: Path) -> Path:
+    while not path.parent.exists():
+        path = path.parent
+    return path
 
 
 def record_provenance(
@@ -222,7 +187,7 @@ def record_provenance(
         "perceptual_net_sha256": net_fingerprints.get(config.perceptual_net),
     }
     others = {net: sha for net, sha in net_fingerprints.items() if net != config.perceptual_net}
-    if others:  # the networks of the variants that name their own
+    if others:  # the networks of the models that name their own
         session["variant_nets_sha256"] = others
     sessions = (
         read_json(files.provenance, "provenance file").get("sessions", [])
