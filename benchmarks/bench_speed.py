@@ -19,25 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import time
 
-
-def synthetic_collection(n: int, size: int = 64, seed: int = 0):
-    """Frames like LunarLander's: dark sky, white ground, a small moving object."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    images = np.zeros((n, size, size, 3), np.uint8)
-    ground = (size * 0.7 + 4 * np.sin(np.arange(size) / 5)).astype(int)
-    for i in range(size):
-        images[:, ground[i] :, i] = 255
-    pos = rng.uniform(4, size - 4, size=(n, 2)).astype(np.float32)
-    for k, (x, y) in enumerate(pos.astype(int)):
-        images[k, y - 1 : y + 2, x - 2 : x + 2] = (128, 102, 230)
-    return images, pos
+sys.path.insert(0, os.path.dirname(__file__))
+from frames import frames, uint8_frames  # noqa: E402
 
 
 def peak_memory(device) -> dict:
@@ -51,65 +40,54 @@ def peak_memory(device) -> dict:
 
 def ae_percae(args, loss_name, compile=False):
     from percae.data import ImageSet
-    from percae.loss import build_loss
-    from percae.model import AutoencoderConfig, build_autoencoder
     from percae.device import resolve_device
+    from percae.model import AutoencoderConfig, build_autoencoder
     from percae.training import TrainConfig, train_autoencoder
 
-    images, _ = synthetic_collection(args.images)
+    images = uint8_frames(args.images, args.root)
     n_val = args.images // 5
     train, val = ImageSet(images[n_val:]), ImageSet(images[:n_val])
     device = resolve_device(args.device)
-    model = build_autoencoder(AutoencoderConfig("ae", 32, 64))
-    loss = build_loss(loss_name, args.perceptual_net)
+    model = build_autoencoder(AutoencoderConfig("ae", args.z, 64), seed=0)
     config = TrainConfig(
-        loss=loss_name, epochs=args.epochs + 1, patience=100, device=args.device, compile=compile
+        loss=loss_name,
+        perceptual_net=args.perceptual_net,
+        epochs=args.epochs + 1,
+        batch_size=args.batch,
+        patience=100,
+        device=args.device,
+        compile=compile or args.compile_cpu,
+        perceptual_scale=1.0,
+        feature_cache_mb=args.feature_cache_mb,
     )
+    loss = config.build_loss()
+    if loss_name == "perceptual" and args.cpu_chunk != "auto":
+        loss.cpu_chunk = None if args.cpu_chunk == "none" else int(args.cpu_chunk)
     result = train_autoencoder(model, train, val, config, progress=False, log=None, loss_fn=loss)
     epoch_s = [r["seconds"] for r in result.history[1:]]  # first epoch: warm-up
-    return {"images_per_s": args.images / (sum(epoch_s) / len(epoch_s)), **peak_memory(device)}
+    return {
+        "images_per_s": args.images / (sum(epoch_s) / len(epoch_s)),
+        "val_loss": [r["val_loss"] for r in result.history],
+        **peak_memory(device),
+    }
 
 
 def ae_baseline(args, loss_name):
-    """The study's own way: float32 tensors on the host, DataLoader, .to(device) per batch,
-    and a backward pass during validation."""
+    """The study's own model, loss, data path and loop (benchmarks/study_baseline.py)."""
     import torch
-    from torch.utils.data import DataLoader, TensorDataset
 
-    from percae.loss import build_loss
-    from percae.model import AutoencoderConfig, build_autoencoder
-    from percae.device import resolve_device
+    from study_baseline import train_study_way
 
-    images, _ = synthetic_collection(args.images)
-    device = resolve_device(args.device)
-    data = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255  # the whole set as float32
+    torch.set_num_threads(torch.get_num_threads())
+    data = frames(args.images, args.root)
     n_val = args.images // 5
-    train_loader = DataLoader(TensorDataset(data[n_val:]), batch_size=512, shuffle=True)
-    val_loader = DataLoader(TensorDataset(data[:n_val]), batch_size=512)
-    model = build_autoencoder(AutoencoderConfig("ae", 32, 64)).to(device)
-    loss_fn = build_loss(loss_name, args.perceptual_net).to(device)
-    opt = torch.optim.Adam(model.parameters())
-    times = []
-    for _epoch in range(args.epochs + 1):
-        t0 = time.perf_counter()
-        model.train()
-        for (x,) in train_loader:
-            x = x.to(device)
-            loss = loss_fn(model(x).reconstruction, x)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        model.eval()
-        for (x,) in val_loader:
-            x = x.to(device)
-            loss = loss_fn(model(x).reconstruction, x)
-            opt.zero_grad()
-            loss.backward()  # as the study's code did: gradients computed, never used
-            float(loss)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return {"images_per_s": args.images / (sum(times[1:]) / len(times[1:])), **peak_memory(device)}
+    rows = train_study_way(data[n_val:], data[:n_val], args.epochs + 1, args.batch, loss_name)
+    epoch_s = [r["seconds"] for r in rows[1:]]
+    return {
+        "images_per_s": args.images / (sum(epoch_s) / len(epoch_s)),
+        "val_loss": [r["val_loss"] for r in rows],
+        **peak_memory(torch.device("cpu")),
+    }
 
 
 def grid_data(args):
@@ -224,7 +202,26 @@ def main() -> None:
         "--images", type=int, default=5120, help="train + validation images (1/5 validation)"
     )
     p.add_argument("--epochs", type=int, default=2, help="timed epochs after one warm-up epoch")
-    p.add_argument("--perceptual-net", default="efficientnet-lite0")
+    p.add_argument("--perceptual-net", default="alexnet-random")
+    p.add_argument("--batch", type=int, default=512, help="autoencoder batch size")
+    p.add_argument("--z", type=int, default=32)
+    p.add_argument("--root", default=None, help="a LunarLander collection's frames [synthetic]")
+    p.add_argument(
+        "--cpu-chunk",
+        default="auto",
+        help="percae, perceptual: images per chunk through the network on a CPU (auto, none, N)",
+    )
+    p.add_argument(
+        "--compile-cpu",
+        action="store_true",
+        help="percae: torch.compile the training step on a CPU too",
+    )
+    p.add_argument(
+        "--feature-cache-mb",
+        type=float,
+        default=None,
+        help="percae: the targets' features kept [its default: all on CUDA, none on a CPU]",
+    )
     p.add_argument("--grid-samples", type=int, default=10000)
     p.add_argument("--grid-epochs", type=int, default=30)
     p.add_argument("--device", default="auto")

@@ -704,7 +704,7 @@ CASES = [
     ),
     (
         "reproduce unknown model",
-        "--models: unknown value 'GAN'",
+        "--models: 'GAN' is not a model; models are AE, VAE",
         lambda w: _reproduce(w, "--models", "AE,GAN"),
     ),
     ("reproduce out is a file", "out", lambda w: _reproduce(w, out=w.file("afile"))),

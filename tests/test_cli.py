@@ -43,6 +43,7 @@ def encode(*args):
     return CliRunner().invoke(main, ["encode", *map(str, args)])
 
 
+@pytest.mark.slow
 def test_encode_all_is_every_frame_of_a_collection_in_file_order(
     run_dir, collection_path, collection, tmp_path
 ):
@@ -130,6 +131,7 @@ def test_encode_refuses_an_existing_output(run_dir, collection_path, tmp_path):
     assert out.read_bytes() == b"keep me"
 
 
+@pytest.mark.slow
 def test_train_perceptual_without_a_network_offline_is_refused_in_one_line_before_any_file(
     collection_path, tmp_path, empty_torch_home, no_network
 ):
@@ -168,6 +170,7 @@ def test_train_perceptual_without_a_network_offline_is_refused_in_one_line_befor
         ("nosuchnet", "unknown perceptual network 'nosuchnet'"),
     ],
 )
+@pytest.mark.slow
 def test_a_bad_network_spec_is_one_line_before_any_file(net, message, collection_path, tmp_path):
     for args in (
         [
@@ -273,6 +276,7 @@ def _options(command) -> dict:
                 "out",
                 "progress",
                 "executor",
+                "workers",
                 "address",
                 "cpus_per_run",
                 "gpus_per_run",
@@ -847,3 +851,132 @@ def test_kill_9_and_ctrl_c_at_random_moments_leave_nothing_and_the_rerun_ends_as
     assert not leftovers
     time.sleep(1)
     assert not processes_in_sessions(sessions)
+
+
+@pytest.mark.slow
+def test_probe_and_export_killed_at_random_moments_resume_with_the_same_command(
+    tmp_path, tiny_split
+):
+    """kill -9 or Ctrl-C during a probe or an export, then the same command: the result of an
+    uninterrupted run, and nothing of the killed ones left (no temporary file, no partial
+    folder)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from percae.training import TrainConfig, train_autoencoder
+
+    g = np.random.default_rng(0)
+    y = g.normal(size=(400, 2)).astype(np.float32)
+    np.save(tmp_path / "z.npy", np.concatenate([y, g.normal(size=(400, 6))], 1).astype(np.float32))
+    np.save(tmp_path / "y.npy", y)
+    np.save(tmp_path / "g.npy", np.repeat(np.arange(40), 10))
+    train, val = tiny_split
+    train_autoencoder(
+        build_autoencoder(AutoencoderConfig("ae", 4, 64), seed=0), train, val,
+        TrainConfig(epochs=1, batch_size=16, device="cpu"), run_dir=tmp_path / "run",
+        progress=False, log=None,
+    )  # fmt: skip
+
+    def probe(out):
+        return [
+            sys.executable, "-m", "percae", "probe", "--embeddings", str(tmp_path / "z.npy"),
+            "--targets", str(tmp_path / "y.npy"), "--groups", str(tmp_path / "g.npy"),
+            "--seeds", "4", "--predictor-epochs", "30", "--device", "cpu", "--no-progress",
+            "--out", str(out),
+        ]  # fmt: skip
+
+    def export(out):
+        return [sys.executable, "-m", "percae", "export", str(tmp_path / "run"), "--out", str(out)]
+
+    rng = np.random.default_rng(3)
+    for command, result in ((probe, "probe.json"), (export, "model.safetensors")):
+        start = time.monotonic()
+        subprocess.run(command(tmp_path / f"whole-{result}"), check=True, capture_output=True)
+        whole = time.monotonic() - start
+        out = tmp_path / f"killed-{result}"
+        for signum in (signal.SIGKILL, signal.SIGINT, signal.SIGKILL):
+            proc = start_as_from_a_terminal(command(out))
+            time.sleep(rng.uniform(0.3, max(0.4, 0.9 * whole)))
+            if proc.poll() is None:
+                proc.send_signal(signum)
+            _, err = proc.communicate(timeout=120)
+            assert "Traceback" not in err, err[-2000:]
+            if proc.returncode not in (0, -9, 130):
+                pytest.fail(f"exit {proc.returncode}: {err[-500:]}")
+            if proc.returncode == 0:
+                break  # it ended before the signal: its result must be whole
+        rerun = subprocess.run(command(out), capture_output=True, text=True, timeout=600)
+        if (
+            rerun.returncode
+            and "finished probe" not in rerun.stderr
+            and "not empty" not in rerun.stderr
+        ):
+            pytest.fail(rerun.stderr[-2000:])
+        whole_files = sorted(p.name for p in (tmp_path / f"whole-{result}").rglob("*"))
+        assert sorted(p.name for p in out.rglob("*")) == whole_files
+        if result == "probe.json":
+            a, b = (
+                json.loads((d / result).read_text()) for d in (out, tmp_path / f"whole-{result}")
+            )
+            assert a == b
+        leftovers = [
+            p for p in tmp_path.rglob("*") if p.name.endswith(".tmp") or ".partial" in p.name
+        ]
+        assert not leftovers
+
+
+def test_a_second_train_probe_or_encode_into_a_folder_in_use_is_refused(collection_path, tmp_path):
+    """While one percae holds --out (here this test, as a first run would), a second train,
+    probe or encode into it is refused in one line, and writes nothing there."""
+    from percae.files import exclusive_use
+
+    np.save(tmp_path / "z.npy", np.zeros((30, 2), np.float32))
+    np.save(tmp_path / "y.npy", np.zeros((30, 2), np.float32))
+    commands = {
+        "train": ["train", "--data", str(collection_path), "--z", "4", "--epochs", "1"],
+        "probe": ["probe", "--embeddings", str(tmp_path / "z.npy"),
+                  "--targets", str(tmp_path / "y.npy")],
+    }  # fmt: skip
+    for name, args in commands.items():
+        out = tmp_path / f"{name}-out"
+        out.mkdir()
+        with exclusive_use(out):
+            result = CliRunner().invoke(main, [*args, "--out", str(out)])
+        assert result.exit_code == 1, result.output
+        assert "is in use by another percae run" in result.output
+        assert list(out.iterdir()) == []
+
+
+def test_an_export_beside_a_live_one_is_refused_and_a_killed_one_s_partial_removed(tmp_path):
+    import os
+    import socket
+
+    from percae.files import OWNER
+    from percae.training import TrainConfig, train_autoencoder
+
+    g = torch.Generator().manual_seed(0)
+    images = (torch.rand(40, 64, 64, 3, generator=g) * 255).byte().numpy()
+    from percae.data import ImageSet
+
+    train_autoencoder(
+        build_autoencoder(AutoencoderConfig("ae", 4, 64), seed=0), ImageSet(images[:30]),
+        ImageSet(images[30:]), TrainConfig(epochs=1, batch_size=16, device="cpu"),
+        run_dir=tmp_path / "run", progress=False, log=None,
+    )  # fmt: skip
+    live = tmp_path / ".shared.partial.live"
+    live.mkdir()
+    (live / OWNER).write_text(f"{socket.gethostname()} {os.getppid()}")  # a live process
+    result = CliRunner().invoke(
+        main, ["export", str(tmp_path / "run"), "--out", str(tmp_path / "shared")]
+    )
+    assert result.exit_code == 1 and "another percae is exporting into" in result.output
+    assert not (tmp_path / "shared").exists()
+    (live / OWNER).write_text(f"{socket.gethostname()} 999999999")  # its writer gone
+    (live / "model.safetensors.tmp").write_bytes(b"x" * 4096)
+    result = CliRunner().invoke(
+        main, ["export", str(tmp_path / "run"), "--out", str(tmp_path / "shared")]
+    )
+    assert result.exit_code == 0, result.output
+    assert not live.exists() and (tmp_path / "shared" / "model.safetensors").exists()

@@ -102,7 +102,7 @@ def test_the_ray_executor_writes_what_the_local_one_writes(
 def _workers_running_a_unit() -> list[int]:
     # Ray names a worker process after the task it runs.
     ps = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
-    return [int(line.split()[0]) for line in ps.splitlines() if "ray::_run_unit" in line]
+    return [int(line.split()[0]) for line in ps.splitlines() if "ray::run_unit" in line]
 
 
 def test_a_unit_runs_on_the_cpus_it_asked_for_alone(collection_path, tmp_path):

@@ -276,3 +276,27 @@ def test_a_signal_another_thread_receives_waits_until_the_written_file_is_whole(
         other.join()
     assert (tmp_path / "file").read_bytes() == b"x" * 1000
     assert not [p for p in tmp_path.iterdir() if p.name != "file"] and received == [signum]
+
+
+def test_a_key_given_twice_in_a_json_file_is_refused(tmp_path):
+    """JSON readers settle a repeated key each their own way (Python's keeps the last)."""
+    path = tmp_path / "study.json"
+    path.write_text('{"z_sizes": [8], "seed": 1, "z_sizes": [16]}')
+    with pytest.raises(ConfigError, match="gives the key z_sizes twice"):
+        StudyConfig.load(path)
+    path.write_text('{"train": {"epochs": 2, "epochs": 3}}')
+    with pytest.raises(ConfigError, match="gives the key epochs twice"):
+        StudyConfig.load(path)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(z_sizes=(8, 8)), "--z names a latent size twice"),
+        (dict(seeds=(0, 1, 0)), "--seeds needs distinct"),
+        (dict(models=("AE", "P.AE", "AE")), "AE is named twice"),
+    ],
+)
+def test_a_study_list_with_a_repeat_is_refused(settings, message):
+    with pytest.raises(ConfigError, match=message):
+        StudyConfig(**settings).validate()

@@ -261,3 +261,82 @@ def test_classes_too_small_to_be_predicted_are_refused_with_their_count(tmp_path
             save(root / f"class{i:02d}" / f"{j}.png", solid((i, j, 0)))
     data = folder_study_data(root)
     assert set(data.predictor.selected_targets().tolist()) == set(range(40))
+
+
+def test_hidden_files_and_folders_are_skipped_at_every_depth(folder):
+    save(folder / "a_cat" / ".ipynb_checkpoints" / "0-checkpoint.png", solid((0, 0, 0)))
+    save(folder / "b_dog" / "sub" / ".git" / "x.png", solid((0, 0, 0)))
+    save(folder / "b_dog" / ".hidden.png", solid((0, 0, 0)))
+    save(folder / "b_dog" / "sub" / "kept.png", solid((7, 7, 7)))
+    _, labels, _ = load_image_folder(folder)
+    assert labels.tolist() == [0] * 4 + [1] * 7  # the one visible new image alone
+
+
+def test_an_image_whose_data_stops_early_is_refused_naming_it(folder):
+    import io
+    import struct
+    import zlib
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(
+        buffer, "PNG"
+    )
+    data = buffer.getvalue()
+    start = data.index(b"IDAT") - 4
+    length = struct.unpack(">I", data[start : start + 4])[0]
+    short = data[start + 8 : start + 8 + length // 2]  # half the image data, a valid chunk
+    chunk = struct.pack(">I", len(short)) + b"IDAT" + short
+    chunk += struct.pack(">I", zlib.crc32(b"IDAT" + short) & 0xFFFFFFFF)
+    (folder / "a_cat" / "short.png").write_bytes(data[:start] + chunk + data[start + 12 + length :])
+    from PIL import ImageFile
+
+    ImageFile.LOAD_TRUNCATED_IMAGES = True  # as a library might set it: percae reads whole anyway
+    try:
+        with pytest.raises(DataError, match="short.png: cannot be read as an image .*truncated"):
+            load_image_folder(folder)
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+def test_an_image_beyond_the_pixel_limit_is_refused_before_it_is_decoded(folder, monkeypatch):
+    from percae.data import folder as folder_module
+
+    monkeypatch.setattr(folder_module, "MAX_PIXELS", 64 * 63)
+    with pytest.raises(DataError, match=r"64 x 64 px, more than the 0 million pixels"):
+        load_image_folder(folder)
+
+
+def test_the_exif_orientation_is_applied(tmp_path):
+    root = tmp_path / "imgs"
+    img = np.zeros((40, 80, 3), np.uint8)
+    img[:, :40] = (255, 0, 0)  # left half red as stored
+    (root / "only").mkdir(parents=True)
+    pil = Image.fromarray(img)
+    exif = pil.getexif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    pil.save(root / "only" / "x.jpg", exif=exif, quality=100)
+    images, _, _ = load_image_folder(root)
+    # Displayed upright the image is 40 wide and 80 tall, red on top.
+    assert images[0, 5, 32, 0] > 200 and images[0, 60, 32, 0] < 60
+
+
+def test_the_cache_is_keyed_on_content_not_on_size_and_modification_time(folder):
+    path = folder / "a_cat" / "1.bmp"  # uncompressed: other pixels, the same size of file
+    (folder / "a_cat" / "1.png").unlink()
+    save(path, solid((10, 100, 200)))
+    load_image_folder(folder)
+    stat = path.stat()
+    save(path, solid((250, 100, 200)))
+    assert path.stat().st_size == stat.st_size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # as cp -p, rsync -a, tar x do
+    images, _, _ = load_image_folder(folder)
+    np.testing.assert_array_equal(images[1], solid((250, 100, 200), (64, 64)))
+
+
+def test_a_file_name_that_is_not_utf8_loads(tmp_path):
+    root = tmp_path / "imgs"
+    save(root / "only" / "a.png", solid((1, 2, 3)))
+    os.rename(root / "only" / "a.png", os.fsencode(root / "only") + b"/\xff\xfe.png")
+    save(root / "other" / "b.png", solid((3, 2, 1)))
+    images, labels, classes = load_image_folder(root)
+    assert classes == ["only", "other"] and len(images) == 2

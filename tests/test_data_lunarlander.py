@@ -117,6 +117,7 @@ def test_pixel_formula_hand_values():
     assert lander_pixel_position(20.0, 40.0 / 3.0, 64, 64) == pytest.approx((64.0, 0.0))
 
 
+@pytest.mark.slow
 def test_pixel_formula_agrees_with_the_full_resolution_renderer(gym_env):
     """At the viewport's own 600 x 400 resolution, the formula lands on the drawn lander."""
     rng = np.random.default_rng(0)
@@ -176,6 +177,7 @@ def test_label_is_read_from_the_rendered_state(gym_env):
     assert np.hypot(positions[-1][0] - final[0], positions[-1][1] - final[1]) > 0.05
 
 
+@pytest.mark.slow
 def test_collection_is_the_simulated_rollouts(collection):
     """Each rollout in the collection is simulate_rollout's output: unaltered rollouts whole,
     altered rollouts with exactly the frames whose label lies off [0, S) x [0, S) removed."""
@@ -222,6 +224,7 @@ def test_offscreen_filter_and_meta(collection):
     assert collection.positions.dtype == np.float32
 
 
+@pytest.mark.slow
 def test_generation_is_reproducible_and_independent_of_workers(tmp_path):
     a = load_lunarlander(
         generate_lunarlander(

@@ -144,6 +144,7 @@ def alexnet_file(tmp_path_factory):
     return path, state
 
 
+@pytest.mark.slow
 def test_alexnet_from_perceptual_weights_loads_those_weights(
     alexnet_file, empty_torch_home, no_network
 ):
@@ -163,6 +164,7 @@ def test_alexnet_from_perceptual_weights_loads_those_weights(
         assert torch.allclose(net(x), expected, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_alexnet_from_the_torch_cache(alexnet_file, empty_torch_home, no_network):
     path, state = alexnet_file
     cache = empty_torch_home / "hub" / "checkpoints" / ALEXNET_FILE
@@ -184,6 +186,7 @@ def test_perceptual_weights_lacking_keys_are_refused(alexnet_file, tmp_path):
     assert "features.3.weight" in str(info.value) and str(path) in str(info.value)
 
 
+@pytest.mark.slow
 def test_perceptual_weights_missing_or_unreadable_are_refused(tmp_path):
     with pytest.raises(PerceptualNetworkUnavailable, match="does not exist"):
         build_perceptual_network("alexnet", weights_path=tmp_path / "nope.pth")
@@ -307,6 +310,7 @@ def test_torchvision_trunk_equals_the_torchvision_module_run_to_that_layer(
         assert torch.equal(net(x), reference.features[:depth](x))
 
 
+@pytest.mark.slow
 def test_torchvision_trunk_offline_has_seeded_random_weights(no_network, empty_torch_home):
     a = build_perceptual_network("torchvision:alexnet:relu2_1")
     b = build_perceptual_network("torchvision:alexnet:relu2_1")
@@ -344,6 +348,7 @@ def test_bad_network_specs_are_refused_in_one_line(spec, message):
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.slow
 def test_weights_of_another_architecture_are_refused(tmp_path):
     torch.save(torchvision.models.vgg11(weights=None).state_dict(), tmp_path / "vgg.pth")
     with pytest.raises(PerceptualNetworkUnavailable, match="does not match this architecture"):
@@ -399,6 +404,7 @@ def _loss_and_gradient(loss, reconstruction, target, bf16: bool):
     return value.item(), r.grad.flatten()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["alexnet-random", "alexnet-random x100", "efficientnet-lite0-s8"])
 def test_perceptual_loss_and_gradient_under_bf16_autocast_are_the_float32_ones(name, collection):
     """Reconstructions as good as a trained autoencoder's (frames + N(0, 0.01): pixel MSE ~1e-4)
@@ -531,6 +537,7 @@ class _Served:
         return chunk
 
 
+@pytest.mark.slow
 def test_alexnet_is_downloaded_when_not_cached_and_its_hash_is_checked(
     alexnet_file, empty_torch_home, monkeypatch
 ):

@@ -183,6 +183,7 @@ def test_reload_of_a_folder_without_a_model_is_a_config_error(tmp_path):
         load_autoencoder(tmp_path)
 
 
+@pytest.mark.slow
 def test_an_exported_run_reloads_to_the_same_embeddings(tiny_split, tmp_path):
     from click.testing import CliRunner
 
@@ -226,3 +227,58 @@ def test_an_exported_run_reloads_to_the_same_embeddings(tiny_split, tmp_path):
     )
     again = CliRunner().invoke(main, ["export", str(tmp_path / "run"), "--out", str(shared)])
     assert again.exit_code == 1 and "not empty" in again.output
+
+
+@pytest.mark.slow
+def test_the_model_card_loads_the_encoder_in_plain_pytorch_to_percae_s_embeddings(
+    tiny_split, tmp_path
+):
+    """The card's snippet, run in a fresh interpreter that never imports percae, on the exported
+    files: the same embeddings as `percae encode`."""
+    import os
+    import re
+    import stat
+    import subprocess
+    import sys
+
+    from percae.embeddings import encode_images
+    from percae.export import export_run
+    from percae.training import TrainConfig, train_autoencoder
+
+    train, val = tiny_split
+    train_autoencoder(
+        make("ae"), train, val, TrainConfig(epochs=1, batch_size=16, device="cpu"),
+        run_dir=tmp_path / "run", progress=False, log=None,
+    )  # fmt: skip
+    shared = export_run(tmp_path / "run", tmp_path / "shared")
+    # The folder as the user's umask makes folders, as a run's is (not tempfile's private 0700).
+    assert stat.S_IMODE(shared.stat().st_mode) == stat.S_IMODE((tmp_path / "run").stat().st_mode)
+    card = (shared / "README.md").read_text()
+    snippet = re.search(r"In plain PyTorch.*?```python\n(.*?)```", card, re.S).group(1)
+    images = val.materialize()[:5]
+    np.save(tmp_path / "images.npy", images)
+    program = (
+        snippet.replace("THIS_FOLDER", str(shared)).replace(
+            "images = np.zeros(", f"images = np.load({str(tmp_path / 'images.npy')!r}) #"
+        )
+        + "\nimport sys\nassert 'percae' not in sys.modules\n"
+        + f"np.save({str(tmp_path / 'z.npy')!r}, z.numpy())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run([sys.executable, "-I", "-c", program], check=True, env=env, cwd=tmp_path)
+    expected = encode_images(load_autoencoder(shared), images, device="cpu")
+    np.testing.assert_allclose(np.load(tmp_path / "z.npy"), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_weights_of_another_dtype_than_the_model_s_are_refused(tiny_split, tmp_path):
+    """A header edited from F32 to I32 would load, cast to float: the embeddings off by as much
+    as the embeddings themselves."""
+    from safetensors.torch import load_file, save_file
+
+    model = make("ae")
+    save_autoencoder(model, tmp_path)
+    state = load_file(tmp_path / "model.safetensors")
+    state["mu.weight"] = state["mu.weight"].view(torch.int32)
+    save_file(state, tmp_path / "model.safetensors")
+    with pytest.raises(ConfigError, match="mu.weight is torch.int32, not torch.float32"):
+        load_autoencoder(tmp_path)

@@ -31,6 +31,7 @@ def _x(seed=0, n=2, size=64):
         ("relu5", 12, (256, 3, 3)),
     ],
 )
+@pytest.mark.slow
 def test_alexnet_cut_after_each_relu_is_torchvision_s_trunk_run_to_it(layer, end, shape):
     from torchvision.models import alexnet
 
@@ -44,6 +45,7 @@ def test_alexnet_cut_after_each_relu_is_torchvision_s_trunk_run_to_it(layer, end
     assert isinstance(reference[end - 1], torch.nn.ReLU)
 
 
+@pytest.mark.slow
 def test_the_paper_s_cut_is_alexnet_s_default_and_keeps_its_weights():
     a, b = (
         build_perceptual_network("alexnet-random"),
@@ -100,6 +102,7 @@ def test_an_efficientnet_stage_ends_at_its_last_block_s_depthwise_relu(name, lay
     assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_several_layers_give_each_one_s_features_in_one_pass():
     for spec, singles in (
         ("alexnet-random:relu1+relu3", ["alexnet-random:relu1", "alexnet-random:relu3"]),
@@ -114,6 +117,7 @@ def test_several_layers_give_each_one_s_features_in_one_pass():
                 assert torch.allclose(features, expected, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_sum_of_layers_is_the_sum_of_each_layer_s_loss_and_calibrates_on_all_of_them():
     both = PerceptualLoss(build_perceptual_network("alexnet-random:relu1+relu2"))
     one = PerceptualLoss(build_perceptual_network("alexnet-random:relu1"))

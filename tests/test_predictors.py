@@ -70,6 +70,7 @@ def fitted_grid(linear_problem):
     return fit_predictor_grid(*linear_problem, config=LINEAR_CONFIG)
 
 
+@pytest.mark.slow
 def test_results_follow_the_order_of_the_specs(fitted_grid):
     assert [f.spec for f in fitted_grid] == predictor_grid()
 
@@ -102,6 +103,7 @@ def test_predict_reproduces_the_validation_loss(linear_problem, fitted_grid):
         assert [tuple(w.shape) for w in f.weights[0::2]] == list(zip(sizes[:-1], sizes[1:]))
 
 
+@pytest.mark.slow
 def test_fitting_one_alone_equals_fitting_it_in_the_grid(linear_problem, fitted_grid):
     """Members neither share weights, gradients nor stopping: alone, each one ends exactly as in the
     grid. Checked on members that stopped early inside the grid and on ones that ran all epochs."""
@@ -162,6 +164,7 @@ def reference_fit(spec, initial, x, y, vx, vy, config):
     return best, best_state
 
 
+@pytest.mark.slow
 def test_grid_members_train_exactly_like_a_textbook_network():
     """The grid's written-out forward/backward and flat Adam give, for each kind of member,
     the weights that autograd and torch.optim.Adam give for the same network."""
@@ -262,7 +265,7 @@ def test_position_targets_are_standardised_by_one_scale_for_both_axes(tmp_path, 
     x = g.normal(size=(40, 4)).astype(np.float32)
     seen = {}
 
-    def capture(train_x, train_y, val_x, val_y, specs=None, config=None):
+    def capture(train_x, train_y, val_x, val_y, specs=None, config=None, progress=False):
         seen["train"], seen["val"] = train_y, val_y
         return real(train_x, train_y, val_x, val_y, specs, config)
 
@@ -288,3 +291,58 @@ def test_position_targets_are_standardised_by_one_scale_for_both_axes(tmp_path, 
     # ... the one that gives the standardised positions unit variance averaged over the axes.
     assert standardised.var(0).mean() == pytest.approx(1.0, rel=1e-4)
     assert standardised.var(0)[0] == pytest.approx(100 * standardised.var(0)[1], rel=0.5)
+
+
+def test_a_new_hidden_activation_is_one_entry_and_trains_like_a_textbook_network(monkeypatch):
+    """tanh, added to the grid's table alone (in place forward, gradient from its output), in a
+    grid of three activations with and without softmax: each member's weights are autograd's."""
+    from percae.predictors import grid
+
+    monkeypatch.setitem(
+        grid.HIDDEN_ACTIVATIONS, "tanh", (torch.Tensor.tanh_, lambda d, a: d.mul_(1 - a * a))
+    )
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(200, 4)).astype(np.float32)
+    y = np.tanh(x @ rng.normal(size=(4, 2))).astype(np.float32)
+    tx, ty, vx, vy = x[:150], y[:150], x[150:], y[150:]
+    specs = [
+        PredictorSpec((16,), act, out)
+        for act in ("tanh", "relu", "sigmoid")
+        for out in ("none", "softmax")
+    ]
+    config = PredictorConfig(epochs=6, batch_size=32, lr=5e-3, patience=1000, seed=2, device="cpu")
+    start = fit_predictor_grid(
+        tx, ty, vx, vy, specs=specs,
+        config=PredictorConfig(epochs=1, batch_size=32, lr=0.0, seed=2, device="cpu"),
+    )  # fmt: skip
+    fitted = fit_predictor_grid(tx, ty, vx, vy, specs=specs, config=config)
+    for spec, first, ours in zip(specs, start, fitted):
+        from torch import nn
+
+        layers = [nn.Linear(4, 16), {"tanh": nn.Tanh(), "relu": nn.ReLU(), "sigmoid": nn.Sigmoid()}[
+            spec.hidden_activation], nn.Linear(16, 2)]  # fmt: skip
+        net = nn.Sequential(
+            *layers, *([nn.Softmax(dim=-1)] if spec.output_activation == "softmax" else [])
+        )
+        with torch.no_grad():
+            for lin, (w, b) in zip((net[0], net[2]), zip(first.weights[::2], first.weights[1::2])):
+                lin.weight.copy_(w.T), lin.bias.copy_(b.reshape(-1))
+        opt = torch.optim.Adam(net.parameters(), lr=config.lr)
+        generator = torch.Generator().manual_seed(config.seed)
+        best = math.inf
+        for _ in range(config.epochs):
+            perm = torch.randperm(len(tx), generator=generator)
+            for s in range(0, len(tx), config.batch_size):
+                idx = perm[s : s + config.batch_size]
+                loss = nn.functional.mse_loss(
+                    net(torch.from_numpy(tx)[idx]), torch.from_numpy(ty)[idx]
+                )
+                opt.zero_grad(), loss.backward(), opt.step()
+            with torch.no_grad():
+                best = min(
+                    best,
+                    nn.functional.mse_loss(net(torch.from_numpy(vx)), torch.from_numpy(vy)).item(),
+                )
+        assert ours.val_loss == pytest.approx(best, rel=1e-4), spec.name
+    with pytest.raises(ConfigError, match="hidden activation 'swish'"):
+        PredictorSpec((16,), "swish", "none")

@@ -128,9 +128,9 @@ def test_two_embeddings_are_compared_by_their_ratio_with_its_interval(tmp_path):
 @pytest.mark.parametrize(
     "arrays, message",
     [
-        (dict(embeddings=np.zeros((9, 3), np.float32)), "9 rows, but the targets have 10"),
-        (dict(embeddings=np.full((10, 3), np.nan, np.float32)), "NaN or inf"),
-        (dict(embeddings=np.zeros(10, np.float32)), "(N, z) array"),
+        (dict(embeddings=np.zeros((9, 3), np.float32)), "has 9 rows where 10 are paired"),
+        (dict(embeddings=np.full((10, 3), np.nan, np.float32)), "NaN or infinite"),
+        (dict(embeddings=np.zeros(10, np.float32)), "must be 2-dimensional"),
         (dict(embeddings=np.array([{"a": 1}] * 10, dtype=object)), "not a readable .npy array"),
     ],
 )

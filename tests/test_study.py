@@ -251,7 +251,9 @@ def test_seeds_each_train_their_own_run_and_resume_per_seed(collection, tmp_path
     """--seeds 2: one run folder per (model, z, seed); killed during seed 1's training, the
     rerun leaves seed 0's finished runs untouched, resumes seed 1 and ends with the same
     summary as an uninterrupted study."""
-    args = ["--models", "AE,P.AE", "--seeds", "2"]  # after tiny_args: these win
+    # After tiny_args: these win. One unit at a time, so that seed 1's AE is finished when
+    # seed 1's P.AE has begun.
+    args = ["--models", "AE,P.AE", "--seeds", "2", "--workers", "1"]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     p = _percae(tiny_args(collection, whole) + args)
     assert p.wait() == 0, p.stderr.read().decode()[-2000:]

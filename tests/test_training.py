@@ -107,6 +107,7 @@ def test_to_float_batch():
     assert torch.equal(tiled[..., :2, :2], tiled[..., 2:, 2:])
 
 
+@pytest.mark.slow
 def test_loss_decreases_and_the_best_epoch_is_kept(tiny_split):
     train, val = tiny_split
     model = make()
@@ -195,6 +196,7 @@ def loss_named(name):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind,loss", [("ae", "pixel"), ("vae", "pixel"), ("ae", "perceptual")])
 def test_interrupted_run_resumes_exactly(kind, loss, small, tmp_path):
     train, val = small
@@ -277,7 +279,14 @@ def test_interrupted_run_resumes_exactly(kind, loss, small, tmp_path):
             loss == "perceptual"
         ):  # "auto" is saved as the number it was calibrated to, the same for both
             assert isinstance(saved.perceptual_scale, float) and saved.perceptual_scale > 1
-            saved = replace(saved, perceptual_scale=config.perceptual_scale)
+            # A loss passed in is recorded by what it is, not by the config's pixel default.
+            assert (saved.loss, saved.perceptual_net) == ("perceptual", "a network of one's own")
+            saved = replace(
+                saved,
+                perceptual_scale=config.perceptual_scale,
+                loss=config.loss,
+                perceptual_net=config.perceptual_net,
+            )
         assert (
             saved.data_fingerprint == f"{train.fingerprint()}-{val.fingerprint()}"
         )  # (the images, recorded)
@@ -290,6 +299,7 @@ def test_interrupted_run_resumes_exactly(kind, loss, small, tmp_path):
     assert_same_state(state_copy(load_autoencoder(run_dir)), state_copy(whole))
 
 
+@pytest.mark.slow
 def test_perceptual_training_leaves_the_network_untouched(small, tmp_path):
     train, val = small
     # A network with BatchNorm, whose running statistics would move in train mode (the
@@ -393,6 +403,7 @@ def test_training_refuses_mismatched_or_tiny_data(tiny_images):
 @pytest.mark.parametrize(
     "cpu_chunk", [None, 4]
 )  # 4: the CPU's chunked, recomputed reconstruction features
+@pytest.mark.slow
 def test_target_features_are_computed_once_per_image_and_training_is_unchanged(
     cpu_chunk, tiny_images
 ):
@@ -542,6 +553,7 @@ def test_active_units_count_the_latent_dimensions_whose_mean_varies(tiny_split):
         )
 
 
+@pytest.mark.slow
 def test_vae_runs_record_their_diagnostics_every_epoch_and_at_the_best(tiny_split, tmp_path):
     train, val = tiny_split
     model = build_autoencoder(AutoencoderConfig("vae", 4, 64), seed=0)
@@ -584,6 +596,7 @@ class NaNAfter(PixelLoss):
         return loss * float("nan") if self.calls > self.after else loss
 
 
+@pytest.mark.slow
 def test_a_nan_loss_stops_training_and_saves_nothing_as_finished(tiny_split, tmp_path):
     from percae.training import TrainingDiverged
 
@@ -627,6 +640,7 @@ def test_a_nan_loss_stops_training_and_saves_nothing_as_finished(tiny_split, tmp
     )
 
 
+@pytest.mark.slow
 def test_inf_in_a_buffer_with_a_finite_loss_is_not_saved_as_finished(tiny_split, tmp_path):
     from percae.training import TrainingDiverged
 
@@ -666,6 +680,7 @@ def test_non_finite_or_negative_settings_are_refused(field, value):
         TrainConfig(**{field: value}).validate()
 
 
+@pytest.mark.slow
 def test_the_loss_the_config_names_trains_as_the_same_loss_given_by_hand(tiny_split):
     """Building a network draws from the global random generator, from which a VAE samples:
     the loss built from the config must leave the training exactly as a loss built before."""
@@ -690,6 +705,7 @@ def test_the_loss_the_config_names_trains_as_the_same_loss_given_by_hand(tiny_sp
     assert_same_state(state_copy(by_config), state_copy(by_hand))
 
 
+@pytest.mark.slow
 def test_on_epoch_gets_each_epochs_row_once_its_checkpoint_is_saved(tiny_split, tmp_path):
     train, val = tiny_split
     seen = []
@@ -775,6 +791,7 @@ def test_an_auto_perceptual_scale_is_calibrated_once_and_recorded_with_the_run(s
     )
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_only_under_its_perceptual_scale(small, tmp_path):
     train, val = small
 
@@ -829,6 +846,7 @@ def test_an_interrupted_run_resumes_only_under_its_perceptual_scale(small, tmp_p
     assert result.epochs_run == 3
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_only_on_the_images_it_began_with(small, tmp_path):
     train, val = small
 

@@ -43,6 +43,7 @@ from .study.data import (
     needs_generation,
     prepare_data,
     resolve_perceptual_net,
+    split_sizes,
 )
 from .study.executors import LocalExecutor
 from .study.unit import EpochHook, UnitWork, pending_units, units
@@ -135,6 +136,8 @@ def _prepare(config, files, created, progress, log, on_epoch) -> UnitWork:
             f"there, {config.data_fingerprint} in {data_root(config, files)} now): the dataset "
             "changed since; use another --out, or restore the data"
         )
+    for warning in study_warnings(config, parts):
+        log(f"warning: {warning}")
     remove_stale_temporary_files(files.root)
     # Only once the data is known to be usable: a refused start leaves nothing to trip over. A
     # grown study's settings replace those it grew from.
@@ -143,11 +146,39 @@ def _prepare(config, files, created, progress, log, on_epoch) -> UnitWork:
     return UnitWork(config, parts, files, progress, log, on_epoch)
 
 
+# Below these a study learns little, and says so before it trains.
+FEW_STEPS_PER_EPOCH = 50
+FEW_IMAGES_PER_CLASS = 10
+
+
+def study_warnings(config: StudyConfig, parts: StudyParts) -> list[str]:
+    """What the data and the settings give too little of: optimizer steps per epoch, and
+    images of a class among the predictors' training images."""
+    out = []
+    images = len(parts.ae_train)
+    batch = config.batch_size_for(images)
+    if images // batch < FEW_STEPS_PER_EPOCH:
+        out.append(
+            f"batch size {batch} gives {images // batch} optimizer step(s) per epoch over the "
+            f"{images} training images, too few for an autoencoder to learn much in "
+            f"{config.train.epochs} epoch(s): lower --batch-size, or raise --epochs"
+        )
+    if parts.data.task == "classification":
+        counts = parts.y_train.sum(0).astype(int)
+        if counts.min() < FEW_IMAGES_PER_CLASS:
+            out.append(
+                f"{int((counts < FEW_IMAGES_PER_CLASS).sum())} class(es) have fewer than "
+                f"{FEW_IMAGES_PER_CLASS} of the predictors' training images (as few as "
+                f"{counts.min()}): their accuracy rests on a handful of images; add images"
+            )
+    return out
+
+
 def _record(work: UnitWork, net_note: str | None, net_fingerprints: dict[str, str]) -> None:
     """What every unit shares, written once: notes, provenance, the baseline, the test images
     the figure shows."""
     config, files, parts, data = work.config, work.files, work.parts, work.parts.data
-    StudyNotes(data.notes, net_note).write_result(files.notes)
+    StudyNotes(data.notes, net_note, split_sizes(parts)).write_result(files.notes)
     record_provenance(files, config, net_fingerprints)
     networks = ", ".join(
         f"{net} (weights: {describe_weights(net, weights)})"

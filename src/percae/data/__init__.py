@@ -265,7 +265,7 @@ class StudyData:
             raise DataError(
                 f"{self.dataset}{where}: the predictor images hold a single class; a "
                 "classification study needs at least 2 (every model and the baseline would score "
-                "100%)"
+                "100%): add a second class (for a folder, a second sub-folder of images)"
             )
         for part_name, part in (("autoencoder", self.autoencoder), ("predictor", self.predictor)):
             if len(np.unique(part.selected_groups())) < 2:

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..config import JsonConfig, MAX_SEED, setting
 from ..files import atomic_write_json, check_output_folder, filled_in_place
+from ..progress import progress_bar
 from ..provenance import versions
 from . import DataError, ImageSet, StudyData, check_image_size, split_by_group
 
@@ -134,8 +135,6 @@ def generate_lunarlander(
     out: str | os.PathLike, config: LunarLanderConfig, progress: bool = True
 ) -> Path:
     """Generate the collection into `out` (written to a temporary folder, then renamed)."""
-    from tqdm.auto import tqdm
-
     config.validate()
     lunar_lander_module()  # gymnasium and Box2D present, before any file
     out = Path(out)
@@ -155,7 +154,9 @@ def generate_lunarlander(
         keep = np.empty(R * T, dtype=bool)
         workers = config.workers or min(os.cpu_count() or 1, 8)
         jobs = [(r, T, S, config.seed) for r in range(R)]
-        bar = tqdm(total=R, desc="LunarLander rollouts", unit="rollout", disable=not progress)
+        bar = progress_bar(
+            total=R, desc="LunarLander rollouts", unit="rollout", disable=not progress
+        )
         with mp.get_context("spawn").Pool(workers) as pool:
             for r, frames, pos in pool.imap_unordered(
                 _worker, jobs, chunksize=max(1, min(16, R // (4 * workers)))

@@ -17,6 +17,32 @@ from ..perceptual_networks import build_perceptual_network, freeze
 from .base import ReconstructionLoss, checked_scale
 
 
+# What one pass of the network may hold for backward on a CPU before the batch goes in chunks.
+CPU_ACTIVATION_BYTES = 256 << 20
+
+
+@torch.no_grad()
+def activation_bytes(network: nn.Module, image: torch.Tensor) -> int:
+    """The bytes of every output of the network's layers for one image, float32: about what a
+    training pass holds for backward."""
+    total = [0]
+
+    def count(module, args, out):
+        for t in out if isinstance(out, tuple) else (out,):
+            if isinstance(t, torch.Tensor):
+                total[0] += t.numel() * 4
+
+    leaves = [m for m in network.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(count) for m in leaves]
+    try:
+        with torch.autocast(image.device.type, enabled=False):
+            network(image.float())
+    finally:
+        for h in handles:
+            h.remove()
+    return total[0]
+
+
 def _layers(features) -> tuple[torch.Tensor, ...]:
     return features if isinstance(features, tuple) else (features,)
 
@@ -32,11 +58,12 @@ class PerceptualLoss(ReconstructionLoss):
 
     `scale` makes the term commensurate with pixel MSE (see `calibrate`); 1 is the paper's loss.
 
-    On a CPU the reconstruction's features are computed in chunks of `cpu_chunk` images,
-    each recomputed during backward rather than stored: the frozen network is in eval
-    mode, so the loss and its gradient are those of the whole batch, and the activations
-    held at once are one chunk's (docs/performance.md). On CUDA the batch goes through
-    whole: memory is ample there and recomputing costs time.
+    On a CPU a batch whose activations through the network would take more than
+    CPU_ACTIVATION_BYTES goes through in chunks (`cpu_chunk` images, or by default as many as
+    fit), each recomputed during backward rather than stored: the frozen network is in eval
+    mode, so the loss and its gradient are those of the whole batch, and the activations held
+    at once are one chunk's (docs/performance.md). A batch that fits goes through whole, as on
+    CUDA: recomputing costs a forward pass.
     """
 
     uses_network = True
@@ -44,13 +71,20 @@ class PerceptualLoss(ReconstructionLoss):
     description = "perceptual: MSE of the sigmoid of a frozen network's features"
 
     def __init__(
-        self, network: nn.Module, name: str = "", cpu_chunk: int | None = 128, scale: float = 1.0
+        self,
+        network: nn.Module,
+        name: str = "",
+        cpu_chunk: int | None | str = "auto",
+        scale: float = 1.0,
     ):
-        """`name`: the network's (its `--perceptual-net` spec), which a run records."""
+        """`name`: the network's (its `--perceptual-net` spec), which a run records;
+        `cpu_chunk`: images per chunk on a CPU, "auto" (as many as CPU_ACTIVATION_BYTES holds)
+        or None (never chunked)."""
         super().__init__("perceptual", scale)
         self.network_name = name
         self.network = freeze(network)
         self.cpu_chunk = cpu_chunk
+        self._image_bytes: dict[tuple, int] = {}
 
     @classmethod
     def from_settings(
@@ -84,7 +118,7 @@ class PerceptualLoss(ReconstructionLoss):
             with torch.no_grad():
                 target_features = self.features(target)
         targets = tuple(t.float() for t in _layers(target_features))
-        chunk = self.cpu_chunk
+        chunk = self._chunk(reconstruction)
         if (
             not chunk
             or reconstruction.device.type != "cpu"
@@ -107,6 +141,16 @@ class PerceptualLoss(ReconstructionLoss):
 
     def forward(self, reconstruction, target, target_features=None) -> torch.Tensor:
         return self.scale * self.unscaled(reconstruction, target, target_features)
+
+    def _chunk(self, images: torch.Tensor) -> int | None:
+        if self.cpu_chunk != "auto":
+            return self.cpu_chunk
+        if images.device.type != "cpu":
+            return None
+        shape = tuple(images.shape[1:])
+        if shape not in self._image_bytes:
+            self._image_bytes[shape] = activation_bytes(self.network, images[:1])
+        return max(1, CPU_ACTIVATION_BYTES // max(1, self._image_bytes[shape]))
 
     @torch.no_grad()
     def calibrate(self, images: torch.Tensor) -> float:

@@ -20,6 +20,7 @@ import torch
 
 from ..config import ConfigError
 from ..device import resolve_device
+from ..progress import progress_bar
 from .grid import HIDDEN_ACTIVATIONS, PredictorConfig, PredictorSpec, predictor_grid
 
 
@@ -53,11 +54,18 @@ def _member_seed(seed: int, spec: PredictorSpec) -> int:
 
 
 def _member_order(spec: PredictorSpec) -> tuple[int, int]:
-    """ReLU before sigmoid; no output activation before softmax among the ReLU members but
-    after it among the sigmoid ones: so each activation, and the softmax, covers one
-    contiguous slice of a group, also once some members have left it."""
+    """By hidden activation, in HIDDEN_ACTIVATIONS' order (a linear member first); within
+    them, the softmax members last and first in turn (ReLU: no output activation, then
+    softmax; sigmoid: softmax, then none): so each activation covers one contiguous slice of
+    a group, and for two activations the softmax members do too, also once some members have
+    left it."""
     softmax = spec.output_activation == "softmax"
-    return (0, softmax) if spec.hidden_activation != "sigmoid" else (1, not softmax)
+    index = list(HIDDEN_ACTIVATIONS).index(spec.hidden_activation) if spec.hidden else 0
+    return index, softmax if index % 2 == 0 else not softmax
+
+
+def _activation(spec: PredictorSpec) -> str:
+    return spec.hidden_activation or next(iter(HIDDEN_ACTIVATIONS))
 
 
 class _Group:
@@ -73,9 +81,20 @@ class _Group:
         self.shapes = [
             s for a, b in pairwise(sizes) for s in ((len(specs), a, b), (len(specs), 1, b))
         ]
-        self.n_relu = sum(s.hidden_activation != "sigmoid" for s in specs)
+        # Each hidden activation's members: one contiguous slice (`_member_order`).
+        self.activations: list[tuple[str, slice]] = []
+        for j, spec in enumerate(specs):
+            name = _activation(spec)
+            if self.activations and self.activations[-1][0] == name:
+                self.activations[-1] = (name, slice(self.activations[-1][1].start, j + 1))
+            else:
+                self.activations.append((name, slice(j, j + 1)))
         soft = [j for j, s in enumerate(specs) if s.output_activation == "softmax"]
-        self.softmax = slice(soft[0], soft[-1] + 1) if soft else slice(0, 0)
+        self.has_softmax = bool(soft)
+        if not soft or soft == list(range(soft[0], soft[-1] + 1)):
+            self.softmax = slice(soft[0], soft[-1] + 1) if soft else slice(0, 0)
+        else:  # (more than two activations: the softmax members by index)
+            self.softmax = torch.tensor(soft)
         self.params: list[
             torch.Tensor
         ] = []  # W0, b0, W1, b1, ...: views of the grid's flat weights
@@ -111,10 +130,8 @@ class _Group:
         for i in range(layers):
             h = torch.baddbmm(self.params[2 * i + 1], h, self.params[2 * i])
             if i < layers - 1:
-                relu_, _ = HIDDEN_ACTIVATIONS["relu"]
-                sigmoid_, _ = HIDDEN_ACTIVATIONS["sigmoid"]
-                relu_(h[: self.n_relu])
-                sigmoid_(h[self.n_relu :])
+                for name, members in self.activations:
+                    HIDDEN_ACTIVATIONS[name][0](h[members])
             outputs.append(h)
         h[self.softmax] = torch.softmax(h[self.softmax], dim=-1)
         return outputs
@@ -124,10 +141,9 @@ class _Group:
         prediction."""
         d = d_pred
         sm = self.softmax
-        if sm.stop > sm.start:  # softmax s: ds -> s * (ds - sum(ds * s))
+        if self.has_softmax:  # softmax s: ds -> s * (ds - sum(ds * s))
             s = outputs[-1][sm]
             d[sm] = s * (d[sm] - (d[sm] * s).sum(-1, keepdim=True))
-        r = self.n_relu
         for i in reversed(range(len(outputs))):
             h_in = outputs[i - 1] if i > 0 else x.expand(len(self.specs), *x.shape)
             torch.bmm(h_in.transpose(1, 2), d, out=self.grads[2 * i])
@@ -136,8 +152,8 @@ class _Group:
                 d = torch.bmm(d, self.params[2 * i].transpose(1, 2))
                 a = outputs[i - 1]
                 # In place: each element's gradient depends only on itself and its activation.
-                HIDDEN_ACTIVATIONS["relu"][1](d[:r], a[:r])
-                HIDDEN_ACTIVATIONS["sigmoid"][1](d[r:], a[r:])
+                for name, members in self.activations:
+                    HIDDEN_ACTIVATIONS[name][1](d[members], a[members])
 
     def losses(self, x: torch.Tensor, y: torch.Tensor, batch: int) -> torch.Tensor:
         """Per-member MSE over all of x, shape (members,)."""
@@ -216,8 +232,6 @@ def fit_predictor_grid(
     """Train every predictor in `specs` (default: the whole grid) with MSE, Adam and
     early stopping on validation loss; return each at its best validation epoch. With
     `progress`, a bar on a terminal counts the epochs with the best validation loss so far."""
-    from tqdm.auto import tqdm
-
     config = config or PredictorConfig()
     config.validate()
     specs = list(specs) if specs is not None else predictor_grid()
@@ -258,7 +272,7 @@ def fit_predictor_grid(
     bad = torch.zeros(m, dtype=torch.long, device=device)
     epochs_run = torch.zeros(m, dtype=torch.long, device=device)
     patience = config.effective_patience
-    bar = tqdm(
+    bar = progress_bar(
         total=config.epochs,
         desc="predictor grid",
         unit="epoch",

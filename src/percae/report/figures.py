@@ -12,68 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import atomic_write_bytes
 from ..layout import StudyFiles
-from ..variants import PAPER_MODELS, parse_variant, table_order
-
-PAPER_COLORS = {"AE": "tab:blue", "VAE": "tab:cyan", "P.AE": "tab:red", "P.VAE": "tab:orange"}
-# Distinct colours for any number of other models (tab20 without the paper's), then again with
-# another line style.
-_OTHER = (
-    "tab:green",
-    "tab:purple",
-    "tab:brown",
-    "tab:pink",
-    "tab:olive",
-    "tab:gray",
-    "gold",
-    "navy",
-    "teal",
-    "lime",
-    "maroon",
-    "magenta",
-    "darkkhaki",
-    "slateblue",
-    "salmon",
-)
-_STYLES = ("-", "--", "-.", ":")
-
-
-def styles(models) -> dict[str, tuple[str, str]]:
-    """(colour, line style) of each model: the paper's four their own colours, the others the
-    next free colour in the study's order, a new line style each time the colours run out."""
-    out, others = {}, 0
-    for model in table_order(models):
-        if model in PAPER_COLORS:
-            out[model] = (PAPER_COLORS[model], "-")
-        else:
-            out[model] = (_OTHER[others % len(_OTHER)], _STYLES[(others // len(_OTHER)) % 4])
-            others += 1
-    return out
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"font.size": 8, "svg.hashsalt": "percae"})
-    return plt
-
-
-def _save(fig, files: StudyFiles, name: str) -> list[Path]:
-    paths = []
-    for suffix, options in (("png", {"dpi": 150}), ("pdf", {"metadata": {"CreationDate": None}})):
-        path = files.plot(name, suffix)
-        atomic_write_bytes(path, lambda f, s=suffix, o=options: fig.savefig(f, format=s, **o))
-        paths.append(path)
-    fig.clf()
-    return paths
+from ..variants import PAPER_MODELS, table_order
+from .depth import loss_depth
+from .plotting import pyplot, save_figure, styles
 
 
 def metric_against_z(summary: dict, paper: dict | None, files: StudyFiles) -> list[Path]:
-    plt = _pyplot()
+    plt = pyplot()
     models, zs = table_order(summary["config"]["models"]), summary["config"]["z_sizes"]
     look = styles(models)
     fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.0), sharey=True, squeeze=False)
@@ -123,17 +69,23 @@ def metric_against_z(summary: dict, paper: dict | None, files: StudyFiles) -> li
     axes[0][0].set_ylabel(
         "test error (px)" if summary["metric"] == "pixel_distance" else "test accuracy"
     )
+    # An error is never below 0, an accuracy never outside [0, 1]: nor are their axes.
+    low, high = axes[0][0].get_ylim()
+    if summary["metric"] == "accuracy":
+        axes[0][0].set_ylim(max(low, 0.0), min(high, 1.0))
+    else:
+        axes[0][0].set_ylim(bottom=max(low, 0.0))
     axes[0][1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle(f"{summary['dataset']}: mean and 95% interval over seeds {summary['seeds']}")
     fig.tight_layout()
-    return _save(fig, files, "metric_vs_z")
+    return save_figure(fig, files, "metric_vs_z")
 
 
 def ratios(summary: dict, files: StudyFiles) -> list[Path]:
     comparisons = summary["comparisons"]
     if not comparisons:
         return []
-    plt = _pyplot()
+    plt = pyplot()
     look = styles(summary["config"]["models"])
     fig, ax = plt.subplots(figsize=(6.0, 0.9 + 0.45 * len(comparisons)))
     labels = []
@@ -154,6 +106,7 @@ def ratios(summary: dict, files: StudyFiles) -> list[Path]:
     ax.axvline(1.0, color="grey", linestyle=":")
     ax.set_yticks(range(len(labels)), labels)
     ax.set_ylim(-0.6, len(labels) - 0.4)
+    ax.set_xlim(left=max(ax.get_xlim()[0], 0.0))  # a ratio of such metrics is never negative
     better = "below 1" if summary["metric"] == "pixel_distance" else "above 1"
     ax.set_xlabel(
         (
@@ -164,13 +117,13 @@ def ratios(summary: dict, files: StudyFiles) -> list[Path]:
         + f" test metric: mean, 95% interval, seeds (dots); better {better}"
     )
     fig.tight_layout()
-    return _save(fig, files, "ratios")
+    return save_figure(fig, files, "ratios")
 
 
 def positions(info: dict, summary: dict, files: StudyFiles) -> list[Path]:
     """Predicted against true position (x and y) of each model's selected MLP on the test set,
     for the first seed at the latent size the Any row selects."""
-    plt = _pyplot()
+    plt = pyplot()
     look = styles(summary["config"]["models"])
     seed, shown = summary["seeds"][0], []
     for model in table_order(summary["config"]["models"]):
@@ -200,7 +153,7 @@ def positions(info: dict, summary: dict, files: StudyFiles) -> list[Path]:
             ax.set_visible(True)
             ax.scatter(truth[:, row], predicted[:, row], s=2, alpha=0.4, color=look[model][0])
             low, high = float(truth[:, row].min()), float(truth[:, row].max())
-            ax.plot([low, high], [low, high], color="grey", linewidth=1)
+            ax.plot([low, high], [low, high], color="grey", linewidth=1, label="y = x (exact)")
             ax.set_xlabel(f"true {axis} (px)")
             if col == 0:
                 ax.set_ylabel(f"predicted {axis} (px)")
@@ -208,16 +161,17 @@ def positions(info: dict, summary: dict, files: StudyFiles) -> list[Path]:
             axes[2 * block][col].set_title(f"{model}, z = {z}: {error:.2f} px")
         else:  # a variant's name may be long: on a line of its own
             axes[2 * block][col].set_title(f"{model}\nz = {z}: {error:.2f} px", fontsize=6)
+    axes[0][0].legend(fontsize=5, loc="upper left")
     fig.suptitle(f"Test set, selected MLP, seed {seed}")
     fig.tight_layout()
-    return _save(fig, files, "positions")
+    return save_figure(fig, files, "positions")
 
 
 POSITIONS_PER_ROW = 6
 
 
 def training_curves(info: dict, summary: dict, files: StudyFiles) -> list[Path]:
-    plt = _pyplot()
+    plt = pyplot()
     look = styles(summary["config"]["models"])
     fig, ax = plt.subplots(figsize=(5.0, 3.2))
     drawn = set()
@@ -243,93 +197,22 @@ def training_curves(info: dict, summary: dict, files: StudyFiles) -> list[Path]:
         plt.close(fig)
         return []
     ax.set_yscale("log")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
+    if ax.get_xlim()[1] - ax.get_xlim()[0] < 1:  # a single epoch: around it, not a sliver
+        ax.set_xlim(0.5, 1.5)
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation loss (each model's own)")
     ax.legend(fontsize=6)
     ax.set_title("Autoencoder training, every (z, seed)")
     fig.tight_layout()
-    return _save(fig, files, "training_curves")
-
-
-def loss_depth(summary: dict, files: StudyFiles) -> list[Path]:
-    """The best MLP's metric (Any; an error as a fraction of the trivial baseline) of each
-    perceptual model against the depth of its network's layer, a line per network and kind, 95%
-    intervals over seeds; the models without a network (pixel MSE, SSIM, ...) as horizontal
-    bands; a sum of several layers as a lone marker at its deepest layer. Drawn for a study
-    whose models name their own networks."""
-    models = table_order(summary["config"]["models"])
-    if not any(parse_variant(m).network for m in models):
-        return []
-    plt = _pyplot()
-    from matplotlib.ticker import MaxNLocator
-
-    look = styles(models)
-    error = summary["metric"] == "pixel_distance"
-    base = summary["baseline"] if error and summary.get("baseline") else 1.0
-    kinds = [k for k in ("ae", "vae") if any(parse_variant(m).kind == k for m in models)]
-    fig, axes = plt.subplots(
-        1,
-        len(kinds),
-        figsize=(4.6 * len(kinds) + 2.2, 3.6),
-        sharex=True,
-        sharey=True,
-        squeeze=False,
-    )
-    net = summary["config"]["train"]["perceptual_net"]
-    for ax, kind in zip(axes[0], kinds):
-        lines: dict[str, list] = {}
-        for model in models:
-            v = parse_variant(model)
-            mean = summary["mlp"].get(model, {}).get("any")
-            if v.kind != kind or mean is None:
-                continue
-            half = (summary["ci95"]["mlp"].get(model, {}).get("any") or 0.0) / base
-            family, depth = v.family(net)
-            if depth is None:
-                ax.axhspan(mean / base - half, mean / base + half, color=look[model][0], alpha=0.12)
-                ax.axhline(mean / base, color=look[model][0], linewidth=1, label=model)
-            elif "+" in (v.network_of(net) or ""):
-                ax.errorbar(
-                    [depth],
-                    [mean / base],
-                    yerr=[half],
-                    marker="*",
-                    markersize=9,
-                    capsize=3,
-                    linestyle="none",
-                    color=look[model][0],
-                    label=model,
-                )
-            else:
-                lines.setdefault(family, []).append((depth, mean / base, half, model))
-        for i, (family, points) in enumerate(sorted(lines.items())):
-            points.sort()
-            ax.errorbar(
-                [p[0] + 0.04 * i for p in points],
-                [p[1] for p in points],
-                yerr=[p[2] for p in points],
-                marker="o",
-                capsize=3,
-                color=look[points[0][3]][0],
-                label=family,
-            )
-        if error:
-            ax.axhline(1.0, color="grey", linestyle=":", linewidth=1, label="trivial baseline")
-        ax.set_xlabel("layer depth in its network (AlexNet: ReLU; EfficientNet-Lite: stage)")
-        ax.set_title(f"{kind.upper()} kind")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(fontsize=5, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    axes[0][0].set_ylabel(
-        "test error / trivial baseline's (best MLP)" if error else "test accuracy (best MLP)"
-    )
-    fig.suptitle(f"{summary['dataset']}: which loss, which layer; 95% intervals over seeds")
-    fig.tight_layout()
-    return _save(fig, files, "loss_depth")
+    return save_figure(fig, files, "training_curves")
 
 
 def write_figures(info: dict, summary: dict, paper: dict | None, files: StudyFiles) -> list[Path]:
     """Every figure this study's files allow; the paths written."""
-    plt = _pyplot()
+    plt = pyplot()
     try:
         paths = metric_against_z(summary, paper, files) + ratios(summary, files)
         if summary["metric"] == "pixel_distance":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..variants import PAPER_MODELS, table_order
-from .markdown import fmt, fmt_interval
+from .format import fmt, fmt_interval
 
 
 def _tex(text: str) -> str:

@@ -4,24 +4,14 @@ pixel-wise model of its kind."""
 
 from __future__ import annotations
 
-import math
 
 from ..loss import LOSSES
 from ..study.data import StudyNotes
+from ..statistics import ratio_text, seed_note
 from ..variants import PAPER_MODELS, parse_variant, table_order
 from .paper import PAPER
-
-
-def fmt(value, metric: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{100 * value:.1f}%" if metric == "accuracy" else f"{value:.2f}"
-
-
-def fmt_interval(value, half, metric: str) -> str:
-    if half is None or value is None:
-        return fmt(value, metric)
-    return f"{fmt(value, metric)} ± {fmt(half, metric)}"
+from .format import fmt, fmt_interval
+from .sections import reconstruction_lines, sizes_lines, speed_lines
 
 
 def _of_baseline(value, baseline, metric: str) -> str:
@@ -88,12 +78,7 @@ def _loss_words(model: str) -> str:
 
 
 def _ratio(c: dict | None) -> str:
-    if c is None:
-        return "–"
-    interval = (
-        f" (95% CI {c['ratio_ci95'][0]:.2f}–{c['ratio_ci95'][1]:.2f})" if c["ratio_ci95"] else ""
-    )
-    return f"{c['ratio']:.2f}{interval}"
+    return "–" if c is None else ratio_text(c)
 
 
 def _ranking(summary: dict) -> list[str]:
@@ -192,8 +177,12 @@ def build_tables(summary: dict, notes: StudyNotes | None = None) -> str:
             else "; one seed, so no interval (`--seeds 3` gives mean ± 95% CI)."
         ),
     ]
+    note = seed_note(len(seeds))
+    if note:
+        out += ["", note]
     for n in notes.data:
         out += ["", f"Data: {n}."]
+    out += sizes_lines(notes.sizes, config, metric)
     if ds == "lunarlander":
         out += [
             "",
@@ -222,10 +211,11 @@ def build_tables(summary: dict, notes: StudyNotes | None = None) -> str:
             ("mlp", "MLPs", numbers[0]),
             ("linear", "linear regressors", numbers[1]),
         ):
+            heading = f"Table {num} analogue: " if paper else ""
             out += [
                 "",
-                f"## Table {num} analogue: {what} for the {title} with the lowest validation loss "
-                f"({better} is better)",
+                f"## {heading}{what.capitalize() if not paper else what} for the {title} with the "
+                f"lowest validation loss ({better} is better)",
                 "",
             ]
             out += _table(summary, kind, paper)
@@ -250,7 +240,7 @@ def build_tables(summary: dict, notes: StudyNotes | None = None) -> str:
             "its 95% interval, and a verdict that names a winner only beyond seed noise. "
             + any_note,
         ]
-    out += _reconstruction(summary, paper)
+    out += reconstruction_lines(summary, paper)
     if summary.get("active_units"):
         out += [
             "",
@@ -273,73 +263,5 @@ def build_tables(summary: dict, notes: StudyNotes | None = None) -> str:
             f"- {'MLP' if c['kind'] == 'mlp' else 'Linear'} (Any): {c['perceptual']} / "
             f"{c['pixel']} = {_ratio(c)}: {c['verdict']}"
         )
-    out += _speed(summary, variants)
+    out += speed_lines(summary, variants)
     return "\n".join(out) + "\n"
-
-
-def _reconstruction(summary: dict, paper: dict | None) -> list[str]:
-    rel = summary.get("reconstruction_relative") or {}
-    if not rel:
-        return []
-    models = table_order(list(rel))
-    retrained = summary["config"]["retrain_epochs"] > 0
-    when = (
-        "after decoder retraining"
-        if retrained
-        else "as trained, without decoder retraining (--retrain-epochs 0)"
-    )
-    out = [
-        "",
-        f"## Table VIII analogue: reconstruction {when}, relative to the autoencoder with the "
-        "lowest L1 error",
-        "",
-        "| | " + " | ".join(models) + " |",
-        "|" + "---|" * (len(models) + 1),
-        "| ours | " + " | ".join(f"{100 * rel[m]:.0f}%" for m in models) + " |",
-        "| L1 error | "
-        + " | ".join(f"{summary['reconstruction_l1'][m]:.4f}" for m in models)
-        + " |",
-    ]
-    if paper:
-        label = "paper" if retrained else "paper (after decoder retraining)"
-        paper_rel = paper["reconstruction_relative"]
-        out.append(
-            f"| {label} | "
-            + " | ".join(f"{100 * paper_rel[m]:.0f}%" if m in paper_rel else "–" for m in models)
-            + " |"
-        )
-    return out
-
-
-def _speed(summary: dict, variants: bool) -> list[str]:
-    out = []
-    if summary.get("perceptual_overhead") is not None:
-        out += [
-            "",
-            "Training-time overhead of the perceptual loss (images/s of the pixel-wise model over "
-            "the perceptual one, minus 1, averaged over "
-            f"{summary.get('perceptual_overhead_pairs', 0)} pixel/perceptual pair(s)): "
-            f"**{100 * summary['perceptual_overhead']:+.0f}%**"
-            + (
-                f" (± {100 * summary['perceptual_overhead_std']:.0f}%)"
-                if summary.get("perceptual_overhead_pairs", 0) > 1
-                else ""
-            )
-            + (
-                f" with {summary.get('perceptual_net')}; the paper reports +12 ± 3% with AlexNet "
-                "on a GPU."
-            ),
-        ]
-    if variants:
-        each = [
-            f"{m} {100 * v['overhead']:+.0f}%"
-            for m, v in summary["variants"].items()
-            if v["overhead"] is not None
-        ]
-        if each:
-            out += ["", "Training-time overhead over the pixel-wise twin: " + ", ".join(each)]
-    ips = summary["images_per_second"]
-    if ips and (summary.get("perceptual_overhead") is not None or variants):
-        out.append("")
-        out.append("Training throughput (images/s): " + ", ".join(f"{m} {ips[m]:.0f}" for m in ips))
-    return out

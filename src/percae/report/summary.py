@@ -141,6 +141,9 @@ def _add_speed_section(summary: dict, runs: dict, config: dict) -> None:
                 np.mean([t.seconds_per_epoch for t in trains])
             )
             summary["images_per_second"][model] = float(np.mean([t.images_per_s for t in trains]))
+    summary["training_devices"] = sorted(
+        {r["train"].device for r in runs.values() if r["train"] and r["train"].device}
+    )
     ratios = _overheads(runs, {"P.AE", "P.VAE"})
     if ratios:
         summary["perceptual_overhead"] = float(np.mean(ratios))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,9 @@ PAPER_PERCEPTUAL_SCALE = 1.0
 def paper_training() -> TrainConfig:
     return TrainConfig(kl_weight=PAPER_KL_WEIGHT, perceptual_scale=PAPER_PERCEPTUAL_SCALE)
 
+
+# The smallest batch the rule of min_steps_per_epoch gives: BatchNorm needs a few images.
+MIN_BATCH = 8
 
 # Where the settings of study_config.json files written before its parts were nested now are.
 FLAT_SETTINGS = {
@@ -63,6 +67,9 @@ class StudyConfig(JsonConfig):
     image_size: int | None = None
     steps: int = LunarLanderConfig.steps
     max_autoencoder_images: int | None = setting(None, min=1)  # subsample big sets (quick presets)
+    # None: the autoencoders train at train.batch_size; else at the largest power of two up to it
+    # that gives this many optimizer steps per epoch over the training images (`batch_size_for`).
+    min_steps_per_epoch: int | None = setting(None, min=1)
     max_predictor_images: int | None = setting(None, min=1)
     max_test_images: int | None = setting(None, min=1)
     # The data's: collection, subsampling and splits; also the first training seed.
@@ -213,23 +220,34 @@ class StudyConfig(JsonConfig):
     def autoencoder_config(self, model: str, z: int, image_size: int) -> AutoencoderConfig:
         return AutoencoderConfig(parse_variant(model).kind, z, image_size)
 
-    def train_config(self, model: str, seed: int) -> TrainConfig:
-        """The training of `model` (a variant: AE, P.AE, AE[ssim], ...) with one training seed;
-        a variant with its own network trains with that network (and its weights)."""
-        variant = parse_variant(model)
-        if variant.network is None:
-            return replace(self.train, loss=variant.loss, seed=seed)
-        return replace(
-            self.train,
-            loss=variant.loss,
-            perceptual_net=variant.network,
-            perceptual_weights=self.weights_of(variant.network),
-            seed=seed,
-        )
+    def batch_size_for(self, images: int) -> int:
+        """The autoencoders' batch size over `images` training images: train.batch_size, or
+        with min_steps_per_epoch the largest power of two up to it that gives that many steps
+        per epoch (MIN_BATCH at least: BatchNorm needs a batch)."""
+        size = self.train.batch_size
+        if self.min_steps_per_epoch is None:
+            return size
+        fit = 2 ** int(math.log2(max(1, images // self.min_steps_per_epoch)))
+        return min(size, max(MIN_BATCH, fit))
 
-    def retrain_config(self, model: str, seed: int) -> TrainConfig:
+    def train_config(self, model: str, seed: int, images: int | None = None) -> TrainConfig:
+        """The training of `model` (a variant: AE, P.AE, AE[ssim], ...) with one training seed
+        on `images` training images (they set the batch size where the study has a rule for
+        it); a variant with its own network trains with that network (and its weights)."""
+        variant = parse_variant(model)
+        own = {} if images is None else {"batch_size": self.batch_size_for(images)}
+        if variant.network is not None:
+            own |= {
+                "perceptual_net": variant.network,
+                "perceptual_weights": self.weights_of(variant.network),
+            }
+        return replace(self.train, loss=variant.loss, seed=seed, **own)
+
+    def retrain_config(self, model: str, seed: int, images: int | None = None) -> TrainConfig:
         """The decoder retraining of `model`: its training, with pixel loss, for retrain_epochs."""
-        return replace(self.train_config(model, seed), loss="pixel", epochs=self.retrain_epochs)
+        return replace(
+            self.train_config(model, seed, images), loss="pixel", epochs=self.retrain_epochs
+        )
 
     def predictor_config(self, seed: int) -> PredictorConfig:
         return replace(self.predictor, seed=seed, device=self.train.device)

@@ -43,6 +43,9 @@ class StudyNotes(JsonConfig):
     named_by_option = False
     data: tuple[str, ...] = setting(REQUIRED)
     perceptual_net: str | None = None
+    # Images (and groups) of each split: autoencoder_train, autoencoder_val, predictor_train,
+    # predictor_val, test, test_groups (a study of earlier versions has none).
+    sizes: dict | None = None
 
 
 def resolve_perceptual_net(
@@ -174,3 +177,15 @@ class StudyParts:
             data.targets(data.test),
             np.linspace(0, len(data.test) - 1, num=min(6, len(data.test))).astype(int),
         )
+
+
+def split_sizes(parts: StudyParts) -> dict:
+    """How many images each split of a study holds, and the test set's groups (rollouts)."""
+    return {
+        "autoencoder_train": len(parts.ae_train),
+        "autoencoder_val": len(parts.ae_val),
+        "predictor_train": len(parts.pred_train),
+        "predictor_val": len(parts.pred_val),
+        "test": len(parts.data.test),
+        "test_groups": int(len(np.unique(parts.data.test.selected_groups()))),
+    }

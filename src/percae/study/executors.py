@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import time
 from multiprocessing.connection import wait
 
 from .config import StudyConfig
@@ -33,14 +34,37 @@ class LocalExecutor:
         pass
 
     def run(self, units: list[Unit], work: UnitWork) -> None:
+        progress = Progress(len(units), work.log, min(self.workers, len(units)))
         if self.workers <= 1:
             for unit in units:
+                progress.starting(unit)
                 work(unit)
+                progress.finished()
         elif units:
-            _run_in_workers(units, work, self.workers)
+            _run_in_workers(units, work, self.workers, progress)
 
 
-def _run_in_workers(units: list[Unit], work: UnitWork, workers: int) -> None:
+class Progress:
+    """The line a study says as each unit starts: which of how many, and about how long the
+    rest will take at the pace of the units done so far."""
+
+    def __init__(self, total: int, log, at_once: int = 1):
+        self.total, self.log, self.at_once = total, log, at_once
+        self.started, self.done, self.begun = time.perf_counter(), 0, 0
+
+    def starting(self, unit: Unit) -> None:
+        self.begun += 1
+        left = ""
+        if self.done >= self.at_once:  # (before that, the first units' pace is not known)
+            pace = (time.perf_counter() - self.started) / self.done
+            left = f"; about {pace * (self.total - self.done) / 60:.1f} min left"
+        self.log(f"unit {self.begun} of {self.total}: {unit.name}{left}")
+
+    def finished(self) -> None:
+        self.done += 1
+
+
+def _run_in_workers(units: list[Unit], work: UnitWork, workers: int, progress: Progress) -> None:
     """The units on `workers` processes, each unit whole on one of them; their lines and epochs
     come back to this process's log and hook. A unit that fails stops the study with its error;
     so does a worker that dies. Whatever ends this process ends the workers too (they are
@@ -62,7 +86,7 @@ def _run_in_workers(units: list[Unit], work: UnitWork, workers: int) -> None:
             theirs.close()
             running[ours] = [process, None]
         for connection in list(running):
-            _give(connection, running, todo)
+            _give(connection, running, todo, progress)
         while running:
             sentinels = {p.sentinel: c for c, (p, _) in running.items()}
             for ready in wait([*running, *sentinels]):
@@ -71,7 +95,7 @@ def _run_in_workers(units: list[Unit], work: UnitWork, workers: int) -> None:
                     continue
                 try:
                     while connection.poll():  # its messages before its end
-                        _handle(connection.recv(), connection, running, todo, work)
+                        _handle(connection.recv(), connection, running, todo, work, progress)
                     if ready is connection:
                         continue
                 except EOFError:  # its end of the pipe closed: it is ending
@@ -90,7 +114,7 @@ def _run_in_workers(units: list[Unit], work: UnitWork, workers: int) -> None:
             process.join()
 
 
-def _handle(message, connection, running: dict, todo: list, work: UnitWork) -> None:
+def _handle(message, connection, running, todo, work: UnitWork, progress: Progress) -> None:
     kind, unit = message[0], message[1]
     if kind == "log":
         work.log(message[2])
@@ -99,12 +123,15 @@ def _handle(message, connection, running: dict, todo: list, work: UnitWork) -> N
     elif kind == "failed":
         raise message[2]
     elif kind == "done":
-        _give(connection, running, todo)
+        progress.finished()
+        _give(connection, running, todo, progress)
 
 
-def _give(connection, running: dict, todo: list) -> None:
+def _give(connection, running: dict, todo: list, progress: Progress) -> None:
     unit = todo.pop(0) if todo else None
     running[connection][1] = unit
+    if unit is not None:
+        progress.starting(unit)
     connection.send(unit)
 
 

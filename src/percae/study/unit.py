@@ -107,7 +107,7 @@ def run_one(
         remove_stale_temporary_files(folder)
     if files.retrain_result.exists():
         return
-    train_config = config.train_config(unit.model, unit.seed)
+    train_config = config.train_config(unit.model, unit.seed, len(parts.ae_train))
     expected = config.autoencoder_config(unit.model, unit.z, data.autoencoder.image_size)
     if files.train_result.exists():
         # A finished training keeps no checkpoint; one left here (sent by a Ray task whose worker
@@ -164,7 +164,7 @@ def run_one(
             model,
             parts.ae_train,
             parts.ae_val,
-            config.retrain_config(unit.model, unit.seed),
+            config.retrain_config(unit.model, unit.seed, len(parts.ae_train)),
             run_dir=files.retrain.root,
             progress=progress,
             log=log,

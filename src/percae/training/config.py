@@ -34,7 +34,7 @@ class TrainConfig(JsonConfig):
     seed: int = setting(0, min=0, max=MAX_SEED)
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA and on CPUs that multiply bf16 natively
-    compile: bool = False  # torch.compile the training step on CUDA (see docs/performance.md)
+    compile: bool = False  # torch.compile the training step (docs/performance.md: not a gain yet)
     # Set by training: the fingerprint of its training and validation images (ImageSet.fingerprint),
     # saved with the run, so that a run resumes only on the images it began with.
     data_fingerprint: str | None = None

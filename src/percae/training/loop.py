@@ -18,6 +18,7 @@ from ..data import ImageSet
 from ..device import DeviceImages, amp_enabled, resolve_device, to_channels_last
 from ..feature_cache import FeatureCache, feature_cache_bytes
 from ..files import remove_stale_temporary_files
+from ..progress import progress_bar
 from ..layout import RunFiles
 from ..loss import ReconstructionLoss
 from ..model import Autoencoder, non_finite_entries, save_autoencoder
@@ -60,8 +61,6 @@ def train_autoencoder(
     after each epoch, once its checkpoint is saved, with the epoch's history row (losses,
     seconds, images/s, a VAE's diagnostics): a place to attach a logger.
     """
-    from tqdm.auto import tqdm
-
     run = _Run.begin(model, train_set, val_set, config, run_dir, freeze_encoder, loss_fn, log)
     config, state = run.config, run.state
     for epoch in range(state.epochs_done + 1, config.epochs + 1):
@@ -73,7 +72,9 @@ def train_autoencoder(
         if freeze_encoder:
             model.encoder.eval()  # its BatchNorm statistics are part of the frozen encoder
         run.fill_caches()  # inside the epoch's time: the first epoch pays for what later ones save
-        with tqdm(desc=f"epoch {epoch}", unit="img", leave=False, disable=not progress) as bar:
+        with progress_bar(
+            desc=f"epoch {epoch}", unit="img", leave=False, disable=not progress
+        ) as bar:
             bar.total = run.train.n - (run.train.n % config.batch_size == 1)
             train_loss, images, bad_step = train_pass(
                 run.objective, run.train, state, config, run.train_cache, bar
@@ -187,7 +188,7 @@ class _Run:
         if scaled:
             loss_fn.scale = config.perceptual_scale
         kl_weight = config.kl_weight if model.variational and not freeze_encoder else 0.0
-        step = torch.compile(objective) if config.compile and device.type == "cuda" else objective
+        step = torch.compile(objective) if config.compile else objective
         run = cls(
             config,
             state,
