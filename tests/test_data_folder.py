@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from replay_reliability import short_png
+
 from percae.data import DataError, load_study_data
 from percae.data.folder import folder_study_data, load_image_folder, stratified_parts
 
@@ -273,21 +275,7 @@ def test_hidden_files_and_folders_are_skipped_at_every_depth(folder):
 
 
 def test_an_image_whose_data_stops_early_is_refused_naming_it(folder):
-    import io
-    import struct
-    import zlib
-
-    buffer = io.BytesIO()
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(
-        buffer, "PNG"
-    )
-    data = buffer.getvalue()
-    start = data.index(b"IDAT") - 4
-    length = struct.unpack(">I", data[start : start + 4])[0]
-    short = data[start + 8 : start + 8 + length // 2]  # half the image data, a valid chunk
-    chunk = struct.pack(">I", len(short)) + b"IDAT" + short
-    chunk += struct.pack(">I", zlib.crc32(b"IDAT" + short) & 0xFFFFFFFF)
-    (folder / "a_cat" / "short.png").write_bytes(data[:start] + chunk + data[start + 12 + length :])
+    short_png(folder / "a_cat" / "short.png")  # half the image data, in a valid chunk
     from PIL import ImageFile
 
     ImageFile.LOAD_TRUNCATED_IMAGES = True  # as a library might set it: percae reads whole anyway

@@ -180,10 +180,10 @@ def _record(work: UnitWork, net_note: str | None, net_fingerprints: dict[str, st
     config, files, parts, data = work.config, work.files, work.parts, work.parts.data
     StudyNotes(data.notes, net_note, split_sizes(parts)).write_result(files.notes)
     record_provenance(files, config, net_fingerprints)
-    networks = ", ".join(
-        f"{net} (weights: {describe_weights(net, weights)})"
-        for net, weights in config.networks().items()
-    )
+    by_weights: dict[str, list[str]] = {}  # one mention of each kind of weights
+    for net, weights in config.networks().items():
+        by_weights.setdefault(describe_weights(net, weights), []).append(net)
+    networks = "; ".join(f"{', '.join(nets)} (weights: {w})" for w, nets in by_weights.items())
     work.log(
         f"{config.dataset}: autoencoder {len(parts.ae_train)}/{len(parts.ae_val)} train/val "
         f"images, predictor {len(parts.pred_train)}/{len(parts.pred_val)}, test {len(data.test)}; "
