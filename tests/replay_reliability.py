@@ -457,6 +457,22 @@ def cases(w: Workspace):
         lambda: clean(w.probe(out, "--split-seed", "-1"), "--split-seed"),
     )
 
+    yield (
+        "traceback",
+        "test embeddings of another width (ours)",
+        lambda: clean(
+            w.probe(
+                out,
+                "--test-embeddings",
+                w.array("z5", w.z[:, :5]),
+                "--test-targets",
+                w.root / "y.npy",
+            ),
+            "--test-embeddings",
+            "5 dimensions",
+        ),
+    )
+
     def non_utf8_name():
         from percae.data.folder import load_image_folder
 
@@ -520,6 +536,22 @@ def cases(w: Workspace):
         return refused(r, "holds an interrupted run with other settings")
 
     yield "misleading", "a resume refusal is the one line", resume_refused_first
+    yield (
+        "misleading",
+        "groups of another length (ours)",
+        lambda: clean(w.probe(out, g=w.array("g100", w.g[:100])), "--groups", "(100,)"),
+    )
+    yield (
+        "misleading",
+        "an infinite target named by its place, plainly (ours)",
+        lambda: clean(
+            w.probe(
+                out, y=w.array("inf_y", np.where(np.arange(240).reshape(120, 2) == 7, np.inf, w.y))
+            ),
+            "NaN or infinite",
+            "(first at (3, 1))",
+        ),
+    )
 
     def memory():
         big = w.array("big", np.zeros((40, 300_000), np.float32))
@@ -531,6 +563,11 @@ def cases(w: Workspace):
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--keep", default=None, help="work in this folder and keep it")
+    p.add_argument(
+        "--only",
+        default=None,
+        help="only the cases whose name holds this text (a few read what earlier cases write)",
+    )
     args = p.parse_args()
     root = Path(args.keep or tempfile.mkdtemp(prefix="percae-replay-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -539,6 +576,8 @@ def main() -> int:
         w = Workspace(root)
         bad = 0
         for kind, name, case in cases(w):
+            if args.only and args.only not in name:
+                continue
             try:
                 problem = case()
             except Exception as e:  # noqa: BLE001 - a case that raises is a failure, shown

@@ -175,3 +175,18 @@ def test_errors_are_also_given_as_fractions_of_the_baseline_and_the_scale_used_i
     assert "| 32 | 22.00 ± 2.73 (1.00) | 11.00 ± 2.73 (0.50) |" in tables  # baseline 22.0
     assert "Perceptual term scale: **725.5** (calibrated (`--perceptual-scale auto`)" in tables
     assert "y > 1.5" in tables  # the off-screen rule that differs from the study's code is stated
+
+
+def test_two_seeds_of_accuracies_keep_their_intervals_within_0_and_100_and_carry_a_note():
+    acc = {"AE": [0.95, 0.55], "P.AE": [0.97, 0.91]}
+    errors = {(m, 32, s): (a[s], a[s]) for m, a in acc.items() for s in (0, 1)}
+    info = _info(errors, (0, 1))
+    for run in info["runs"].values():
+        run["predictors"] = replace(run["predictors"], task="classification")
+    info["baseline"] = Baseline("classification", 0.5)
+    tables = build_tables(build_summary(info))
+    # AE: mean 75%, half-width t(0.975, 1) * 0.2 = 254%: the interval is cut at the metric's range.
+    assert "75.0% (95% CI 0.0%–100.0%)" in tables
+    # P.AE: mean 94%, half-width 12.706 * 0.03 = 38.1%: cut at 100% only.
+    assert "94.0% (95% CI 55.9%–100.0%)" in tables
+    assert "Note: 2 seeds: the 95% interval of two seeds is very wide; --seeds 3 or more" in tables

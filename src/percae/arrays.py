@@ -65,7 +65,8 @@ def real_array(
         if not finite.all():
             raise ConfigError(
                 f"{what} holds {int((~finite).sum())} NaN or infinite value(s) (first at "
-                f"{np.unravel_index(int(np.flatnonzero(~finite)[0]), array.shape)}); remove them"
+                f"{tuple(map(int, np.unravel_index(int(np.flatnonzero(~finite)[0]), array.shape)))}"
+                "); remove them"
             )
         largest = float(np.abs(values).max())
     if largest > MAX_MAGNITUDE:

@@ -8,14 +8,13 @@ import functools
 import click
 
 from ..config import ConfigError
+from ..data import DATASETS  # the registry alone: numpy, no torch
 from ..layout import StudyFiles
 from .options import parse_seeds, perceptual_options
 
 
 @click.command()
-@click.argument(
-    "dataset", type=click.Choice(["lunarlander", "stl10", "svhn", "folder"]), required=False
-)
+@click.argument("dataset", type=click.Choice(list(DATASETS)), required=False)
 @click.option(
     "--config",
     "config_file",

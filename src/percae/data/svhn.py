@@ -82,7 +82,7 @@ def load_svhn(root: str | os.PathLike, split: str) -> ImageSet:
         first = int(np.flatnonzero(bad)[0])
         raise DataError(
             f"{path.name}: {int(bad.sum())} label(s) not in 1..{NUM_CLASSES} "
-            f"(first at position {first}: {y[first]}) in {path}"
+            f"(first at position {first}: {float(y[first]):g}) in {path}"
         )
     labels = y.astype(np.int64)
     labels[labels == 10] = 0
