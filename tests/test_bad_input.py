@@ -466,6 +466,11 @@ CASES = [
         ),
     ),
     (
+        "train network without the perceptual loss",
+        "--perceptual-net is for the perceptual loss, and this run trains with pixel loss",
+        lambda w: _train(w, "--perceptual-net", "alexnet-random"),
+    ),
+    (
         "train unknown network",
         "unknown perceptual network",
         lambda w: _train(w, "--loss", "perceptual", "--perceptual-net", "foo"),
